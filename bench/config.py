@@ -159,13 +159,15 @@ def load_yaml(path: Path) -> tuple[dict, dict[str, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        opened = f" {context} that starts on line {context_mark.line + 1}:" if context and context_mark else ""
         raise ConfigError(
             "",
-            f"YAML syntax error: {problem}"
-            + (f" (column {mark.column + 1})." if mark else "."),
+            f"YAML syntax error{opened} {problem}" + (f" (column {mark.column + 1})." if mark else "."),
             file=path,
             line=mark.line + 1 if mark else None,
-            hint="Check the indentation and that every key is followed by ': '.",
+            hint="Check for an unclosed bracket or quote, the indentation, and a ': ' after "
+            "every key.",
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
@@ -222,9 +224,16 @@ class Architecture:
         return yaml.safe_dump(self.config, sort_keys=False)
 
 
+_METADATA = ("name", "description")
+
+
 def config_hash(config: dict) -> str:
-    """SHA-256 of the canonical JSON of ``config`` (sorted keys), hex."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    """SHA-256 (hex) of the canonical JSON of ``config`` without its name and description.
+
+    Two configs hash equally exactly when they build the same network, whatever they are called.
+    """
+    network = {k: v for k, v in config.items() if k not in _METADATA}
+    canonical = json.dumps(network, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -7,8 +7,8 @@ papers' tables). Conventions:
 - convolutions and linear layers: output elements x (input channels / groups) x kernel area, no
   bias; ``aten::_convolution_mode`` (convs built with ``padding='same'``) counted like any conv
   (fvcore skips it).
-- batch norm: 1 per element in eval mode (fvcore; thop counts 2, so thop-based paper figures
-  sit about 3 % higher).
+- batch norm (eval mode): 2 per element with affine parameters (scale and shift), 1 without
+  (fvcore's rule); BN that a deploy form fuses into a conv costs nothing there.
 - interpolation: a separable filter, width pass then height pass, each costing its taps per
   element it writes (nearest 0, bilinear 2, bicubic 4 taps). fvcore skips bicubic and counts
   nearest as 1 and bilinear as 4 per output element; we replace those for one consistent rule.
