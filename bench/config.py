@@ -36,7 +36,6 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -107,11 +106,14 @@ TIE = "same_as"
 
 
 def builtin_dir(kind: str) -> Path:
-    """The folder of built-in ``architectures`` or ``search_spaces`` (installed or source tree)."""
-    try:
-        return Path(str(resources.files(f"bench.{kind}")))
-    except ModuleNotFoundError:  # editable install: the folder is not mapped into the package
-        return Path(__file__).resolve().parent.parent / kind
+    """The folder of built-in ``architectures`` or ``search_spaces``.
+
+    An installed package carries it inside (setup.cfg maps it there); a source checkout or an
+    editable install has it beside the package.
+    """
+    package = Path(__file__).resolve().parent
+    inside = package / kind
+    return inside if inside.is_dir() else package.parent / kind
 
 
 def builtin_architectures() -> dict[str, Path]:

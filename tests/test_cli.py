@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,13 @@ def test_file_errors_through_the_real_console_script(write_yaml):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"{path}:3: YAML syntax error while parsing a flow sequence that starts on line 2" in done.stderr
+
+
+def test_installed_console_script_finds_the_builtin_architectures(tmp_path):
+    script = Path(sys.executable).with_name("bench")
+    if not script.exists():
+        pytest.skip("bench is not installed in this environment")
+    done = subprocess.run([str(script), "list", "architectures"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert all(name in done.stdout for name in ("unet", "tinyunet", "ulite"))
