@@ -71,6 +71,15 @@ def _place(config: dict, path: str, where: str, c_in: int, c_out: int) -> Placem
     return Placement(path, where, BLOCKS.get(spec["type"], path), params, c_in, c_out)
 
 
+def _stage(config: dict, section: str, index: int, depth: int, c_in: int, width: int) -> list[Placement]:
+    """``depth`` blocks of ``section.block``: the first maps ``c_in`` to ``width``, the rest keep it."""
+    return [
+        _place(config, f"{section}.block", f"{section} stage {index + 1}, block {k + 1}",
+               c_in if k == 0 else width, width)
+        for k in range(depth)
+    ]
+
+
 def _get(config: dict, path: str) -> Any:
     node = config
     for name in path.split("."):
@@ -105,12 +114,8 @@ def plan_network(config: dict) -> Plan:
 
     encoder, downs = [], []
     for i in range(stages):
-        stage = []
-        for j in range(depths[i]):
-            where = f"encoder stage {i + 1}, block {j + 1}"
-            stage.append(_place(config, "encoder.block", where, channels, widths[i]))
-            channels = widths[i]
-        encoder.append(stage)
+        encoder.append(_stage(config, "encoder", i, depths[i], channels, widths[i]))
+        channels = widths[i]
         downs.append(_place(config, "encoder.down", f"encoder stage {i + 1}", channels, down_widths[i]))
         channels = down_widths[i]
 
@@ -132,12 +137,8 @@ def plan_network(config: dict) -> Plan:
                 hint="Use fuse: concat, or an up that changes channels (conv_transpose).",
             )
         channels = up_width + skip if dec["fuse"] == "concat" else skip
-        stage = []
-        for k in range(dec_depths[j]):
-            where = f"decoder stage {j + 1}, block {k + 1}"
-            stage.append(_place(config, "decoder.block", where, channels, dec_widths[j]))
-            channels = dec_widths[j]
-        decoder.append(stage)
+        decoder.append(_stage(config, "decoder", j, dec_depths[j], channels, dec_widths[j]))
+        channels = dec_widths[j]
 
     head = _place(config, "head", "head", channels, config["classes"])
     plan = Plan(stem, encoder, downs, bottleneck, ups, decoder, head, dec["fuse"])

@@ -68,3 +68,8 @@ def test_swapping_cmrf_out_of_tinyunet_by_file_and_by_set_builds_the_same(swap, 
     model = build_model(by_file).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_depths_repeat_a_stage_block_at_its_width():
+    extra = params_of("tinyunet", ["encoder.depths=[2, 1, 1, 1]"]) - params_of("tinyunet")
+    assert extra == (64 * 8 + 16) + 7 * (4 * 9 + 8) + (32 * 64 + 128)  # one CMRF(64, 64, N=8)
