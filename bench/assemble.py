@@ -1,26 +1,28 @@
 """Resolved config -> wiring plan -> contract checks -> ``nn.Module``.
 
-The plan says, for every block the network will hold, which config path it comes from and its
-input and output channels. It is computed and checked before any module is built, so that a bad
-swap fails with the config path at fault rather than deep inside a forward pass.
+The plan says, for every block the network will hold, which config path it comes from, its input
+and output channels and the stride it runs at. It is computed and checked before any module is
+built, so that a bad swap fails with the config path at fault rather than deep inside a forward
+pass.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from torch import nn
 
 from .blocks import BLOCKS
-from .blocks.registry import BlockEntry, ContractViolation
+from .blocks.multiscale_skip import MultiScaleSkip
+from .blocks.registry import DOWN, BlockEntry, ContractViolation
 from .config import Architecture
 from .errors import BenchError, ConfigError
-from .network import UNet
+from .network import SkipPaths, UDecoder, UNet
 
 
 @dataclass(frozen=True)
 class Placement:
-    """One block of the network: where its config lives, and its channel arithmetic."""
+    """One block of the network: where its config lives, its channels and its stride."""
 
     path: str  # config path of its spec, e.g. "encoder.block"
     where: str  # human position, e.g. "encoder stage 2, block 1"
@@ -28,10 +30,12 @@ class Placement:
     params: dict[str, Any]
     in_channels: int
     out_channels: int
+    stride: int  # downsampling factor of the block's input relative to the network input
+    pyramid_channels: Optional[list[int]] = None
 
     def check(self) -> None:
         try:
-            self.entry.check(self.in_channels, self.out_channels, self.params)
+            self.entry.check(self.in_channels, self.out_channels, self.params, self.pyramid_channels)
         except ContractViolation as exc:
             path = f"{self.path}.{exc.param}" if exc.param else self.path
             raise ConfigError(
@@ -39,7 +43,7 @@ class Placement:
             ) from None
 
     def build(self) -> nn.Module:
-        return self.entry.build(self.in_channels, self.out_channels, self.params)
+        return self.entry.build(self.in_channels, self.out_channels, self.params, self.pyramid_channels)
 
 
 @dataclass(frozen=True)
@@ -50,34 +54,143 @@ class Plan:
     encoder: list[list[Placement]]
     downs: list[Placement]
     bottleneck: Placement
-    ups: list[Placement]
-    decoder: list[list[Placement]]
+    skip_widths: list[int]
+    skip_gather: str
+    skip_blocks: list[Placement]
+    ups: list[Placement]  # empty when a decoder block replaces the U-decoder
+    decoder: list[list[Placement]]  # U-decoder stages, or [[the decoder block]]
     head: Placement
     fuse: str
+    stride: int  # total downsampling: input sizes must be multiples of it
 
     def placements(self) -> list[Placement]:
+        u_decoder = [p for up, stage in zip(self.ups, self.decoder) for p in (up, *stage)]
         return [
             *self.stem,
             *(p for stage, down in zip(self.encoder, self.downs) for p in (*stage, down)),
             self.bottleneck,
-            *(p for up, stage in zip(self.ups, self.decoder) for p in (up, *stage)),
+            *self.skip_blocks,
+            *(u_decoder if self.ups else self.decoder[0]),
             self.head,
         ]
 
 
-def _place(config: dict, path: str, where: str, c_in: int, c_out: int) -> Placement:
-    spec = _get(config, path)
-    params = {k: v for k, v in spec.items() if k not in ("type", "out_channels")}
-    return Placement(path, where, BLOCKS.get(spec["type"], path), params, c_in, c_out)
+class _Wiring:
+    """Places blocks one after another, tracking channels and stride."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.channels = config["in_channels"]
+        self.stride = 1
+
+    def place(self, path: str, where: str, out: int, c_in: Optional[int] = None,
+              pyramid: Optional[list[int]] = None) -> Placement:
+        spec = _get(self.config, path)
+        params = {k: v for k, v in spec.items() if k not in ("type", "out_channels")}
+        entry = BLOCKS.get(spec["type"], path)
+        c_in = self.channels if c_in is None else c_in
+        placement = Placement(path, where, entry, params, c_in, out, self.stride, pyramid)
+        self.channels = out
+        return placement
 
 
-def _stage(config: dict, section: str, index: int, depth: int, c_in: int, width: int) -> list[Placement]:
-    """``depth`` blocks of ``section.block``: the first maps ``c_in`` to ``width``, the rest keep it."""
-    return [
-        _place(config, f"{section}.block", f"{section} stage {index + 1}, block {k + 1}",
-               c_in if k == 0 else width, width)
-        for k in range(depth)
-    ]
+def plan_network(config: dict) -> Plan:
+    """The wiring of a resolved config, with every block's contract checked.
+
+    Encoder stage i runs ``depths[i]`` blocks to ``widths[i]`` (its skip), then its down to
+    ``down_widths[i]``. A U-decoder stage upsamples (keeping channels, or to the skip width for an
+    up that changes channels), fuses with the skip and runs its blocks to its width (default:
+    the skip's). A decoder block instead takes the bottleneck output and all skips at once.
+
+    Raises:
+        ConfigError: inconsistent lengths or channel arithmetic a block cannot honour.
+    """
+    enc, dec = config["encoder"], config["decoder"]
+    widths = enc["widths"]
+    stages = len(widths)
+    depths = _per_stage(enc, "depths", stages, "encoder")
+    down_widths = _per_stage(enc, "down_widths", stages, "encoder", default=widths)
+    wiring = _Wiring(config)
+
+    stem = []
+    if "stem" in config:
+        stem = [wiring.place("stem", "stem", config["stem"].get("out_channels", wiring.channels))]
+        wiring.stride *= 2 if stem[0].entry.kind == DOWN else 1
+    stem_stride = wiring.stride
+
+    encoder, downs = [], []
+    for i in range(stages):
+        if depths[i] == 0 and widths[i] != wiring.channels:
+            raise ConfigError(
+                f"encoder.widths.{i}",
+                f"is {widths[i]}, but stage {i + 1} has no blocks (depths[{i}] = 0), so its skip "
+                f"is its input, with {wiring.channels} channels.",
+                hint=f"Set encoder.widths.{i} to {wiring.channels}.",
+            )
+        encoder.append([
+            wiring.place("encoder.block", f"encoder stage {i + 1}, block {k + 1}", widths[i])
+            for k in range(depths[i])
+        ])
+        downs.append(wiring.place("encoder.down", f"encoder stage {i + 1}", down_widths[i]))
+        wiring.stride *= 2
+
+    bottleneck_out = config["bottleneck"].get("out_channels", wiring.channels)
+    bottleneck = wiring.place("bottleneck", "bottleneck", bottleneck_out, pyramid=widths)
+    strides = [stem_stride * 2**i for i in range(stages)]
+    skip_blocks = []
+    for i in range(stages):
+        wiring.stride = strides[i]
+        skip_blocks.append(wiring.place("skips.block", f"skip level {i + 1}", widths[i], widths[i]))
+
+    wiring.channels, wiring.stride = bottleneck_out, strides[-1] * 2
+    if "type" in dec:
+        ups = []
+        decoder = [[wiring.place("decoder", "decoder", dec.get("out_channels", 64), pyramid=widths)]]
+        fuse = ""
+    else:
+        ups, decoder = _u_decoder(wiring, dec, widths, strides)
+        fuse = dec["fuse"]
+        if stem_stride != 1:
+            raise ConfigError(
+                "decoder",
+                f"a U-decoder ends at the stem's resolution (stride {stem_stride}), not the input's.",
+                hint="Use a stem that keeps the size, or a decoder block that restores the input "
+                "resolution (decoder: {type: a_decoder}).",
+            )
+    wiring.stride = 1
+    head = wiring.place("head", "head", config["classes"])
+    plan = Plan(stem, encoder, downs, bottleneck, list(widths), config["skips"]["gather"],
+                skip_blocks, ups, decoder, head, fuse, strides[-1] * 2)
+    for placement in plan.placements():
+        placement.check()
+    return plan
+
+
+def _u_decoder(wiring: _Wiring, dec: dict, widths: list[int], strides: list[int]):
+    stages = len(widths)
+    dec_depths = _per_stage(dec, "depths", stages, "decoder")
+    dec_widths = _per_stage(dec, "widths", stages, "decoder", default=widths[::-1])
+    up_keeps_channels = BLOCKS.get(dec["up"]["type"], "decoder.up").same_channels
+    ups, decoder = [], []
+    for j in range(stages):
+        skip = widths[stages - 1 - j]
+        up_width = wiring.channels if up_keeps_channels else skip
+        ups.append(wiring.place("decoder.up", f"decoder stage {j + 1}", up_width))
+        wiring.stride = strides[stages - 1 - j]
+        if dec["fuse"] == "add" and up_width != skip:
+            raise ConfigError(
+                "decoder.fuse",
+                f"add needs the upsampled map ({up_width} channels) and the skip ({skip}) to "
+                f"match at decoder stage {j + 1}.",
+                hint="Use fuse: concat, or an up that changes channels (conv_transpose).",
+            )
+        fused = up_width + skip if dec["fuse"] == "concat" else skip
+        decoder.append([
+            wiring.place("decoder.block", f"decoder stage {j + 1}, block {k + 1}", dec_widths[j],
+                         c_in=fused if k == 0 else None)
+            for k in range(dec_depths[j])
+        ])
+    return ups, decoder
 
 
 def _get(config: dict, path: str) -> Any:
@@ -87,88 +200,40 @@ def _get(config: dict, path: str) -> Any:
     return node
 
 
-def plan_network(config: dict) -> Plan:
-    """The wiring of a resolved config, with every block's contract checked.
-
-    Encoder stage i maps its input to ``widths[i]`` (the skip), then its down maps that to
-    ``down_widths[i]``. Decoder stage j upsamples (keeping channels, or to the skip width for an
-    up that changes channels), fuses with the skip, and maps to its width (default: the skip's).
-
-    Raises:
-        ConfigError: inconsistent lengths or channel arithmetic a block cannot honour.
-    """
-    enc, dec = config["encoder"], config["decoder"]
-    stages = len(enc["widths"])
-    widths = enc["widths"]
-    depths = _per_stage(enc, "depths", stages, "encoder")
-    down_widths = _per_stage(enc, "down_widths", stages, "encoder", default=widths)
-    dec_depths = _per_stage(dec, "depths", stages, "decoder")
-    dec_widths = _per_stage(dec, "widths", stages, "decoder", default=widths[::-1])
-
-    channels = config["in_channels"]
-    stem = []
-    if "stem" in config:
-        width = config["stem"].get("out_channels", channels)
-        stem = [_place(config, "stem", "stem", channels, width)]
-        channels = width
-
-    encoder, downs = [], []
-    for i in range(stages):
-        encoder.append(_stage(config, "encoder", i, depths[i], channels, widths[i]))
-        channels = widths[i]
-        downs.append(_place(config, "encoder.down", f"encoder stage {i + 1}", channels, down_widths[i]))
-        channels = down_widths[i]
-
-    width = config["bottleneck"].get("out_channels", channels)
-    bottleneck = _place(config, "bottleneck", "bottleneck", channels, width)
-    channels = width
-
-    ups, decoder = [], []
-    up_keeps_channels = BLOCKS.get(dec["up"]["type"], "decoder.up").same_channels
-    for j in range(stages):
-        skip = widths[stages - 1 - j]
-        up_width = channels if up_keeps_channels else skip
-        ups.append(_place(config, "decoder.up", f"decoder stage {j + 1}", channels, up_width))
-        if dec["fuse"] == "add" and up_width != skip:
-            raise ConfigError(
-                "decoder.fuse",
-                f"add needs the upsampled map ({up_width} channels) and the skip ({skip}) to "
-                f"match at decoder stage {j + 1}.",
-                hint="Use fuse: concat, or an up that changes channels (conv_transpose).",
-            )
-        channels = up_width + skip if dec["fuse"] == "concat" else skip
-        decoder.append(_stage(config, "decoder", j, dec_depths[j], channels, dec_widths[j]))
-        channels = dec_widths[j]
-
-    head = _place(config, "head", "head", channels, config["classes"])
-    plan = Plan(stem, encoder, downs, bottleneck, ups, decoder, head, dec["fuse"])
-    for placement in plan.placements():
-        placement.check()
-    return plan
-
-
 def _per_stage(section: dict, key: str, stages: int, name: str, default: Any = None) -> list[int]:
     values = section.get(key, default if default is not None else [1] * stages)
     if len(values) != stages:
         raise ConfigError(
             f"{name}.{key}",
             f"has {len(values)} entries but the encoder has {stages} stages (encoder.widths).",
-            hint=f"Give one value per stage.",
+            hint="Give one value per stage.",
         )
     return list(values)
 
 
 def build_plan(plan: Plan) -> UNet:
     """The :class:`UNet` a checked plan describes."""
+    if plan.ups:
+        decoder = UDecoder(
+            [p.build() for p in plan.ups],
+            [nn.Sequential(*(p.build() for p in stage)) for stage in plan.decoder],
+            plan.fuse,
+        )
+    else:
+        decoder = plan.decoder[0][0].build()
+    gathers = None
+    if plan.skip_gather == "multiscale":
+        gathers = [MultiScaleSkip(plan.skip_widths, level) for level in range(len(plan.skip_widths))]
     return UNet(
         stem=plan.stem[0].build() if plan.stem else nn.Identity(),
         encoder=[nn.Sequential(*(p.build() for p in stage)) for stage in plan.encoder],
         downs=[p.build() for p in plan.downs],
         bottleneck=plan.bottleneck.build(),
-        ups=[p.build() for p in plan.ups],
-        decoder=[nn.Sequential(*(p.build() for p in stage)) for stage in plan.decoder],
+        skips=SkipPaths(gathers, [p.build() for p in plan.skip_blocks]),
+        decoder=decoder,
         head=plan.head.build(),
-        fuse=plan.fuse,
+        bottleneck_takes_pyramid=plan.bottleneck.entry.takes_pyramid,
+        stride=plan.stride,
     )
 
 
@@ -178,6 +243,26 @@ def plan_architecture(arch: Architecture) -> Plan:
         return plan_network(arch.config)
     except ConfigError as exc:
         raise arch.locate(exc) from None
+
+
+def check_input_size(arch: Architecture, plan: Plan, size: int) -> None:
+    """Raises BenchError / ConfigError if a ``size`` x ``size`` input does not fit the network:
+    not a multiple of its stride, or too small for a block's pooling or attention window."""
+    if size < plan.stride or size % plan.stride:
+        raise BenchError(
+            f"input size {size} is not a multiple of {plan.stride}: {arch.name} downsamples "
+            f"{plan.stride.bit_length() - 1} times. Use --size {max(plan.stride, size - size % plan.stride)} "
+            f"or another multiple of {plan.stride}."
+        )
+    for p in plan.placements():
+        need, have = p.entry.min_feature_size(p.params), size // p.stride
+        if have < need:
+            raise arch.locate(ConfigError(
+                p.path,
+                f"'{p.entry.name}' needs a feature map of at least {need}x{need}, but at "
+                f"{p.where} (stride {p.stride}) a {size} px input gives {have}x{have}.",
+                hint=f"Use --size {need * p.stride} or more, or change {p.path}.",
+            ))
 
 
 def build_model(arch: Architecture) -> UNet:

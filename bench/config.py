@@ -42,7 +42,7 @@ from typing import Any, Iterable, Optional, Sequence
 import yaml
 
 from .blocks import BLOCKS
-from .blocks.registry import CONTEXT, DOWN, FEATURE, HEAD, UP
+from .blocks.registry import CONTEXT, DECODER, DOWN, FEATURE, HEAD, UP
 from .errors import ConfigError, did_you_mean
 
 Origin = tuple[str, Optional[int]]  # (file or "--set ...", line)
@@ -63,6 +63,7 @@ class Field:
     block_kinds: tuple = ()
     sized: bool = False  # a slot that may set its own out_channels
     fields: dict = field(default_factory=dict)
+    minimum: int = 1  # smallest value of an int or of the items of ints
     doc: str = ""
 
 
@@ -71,22 +72,37 @@ SCHEMA: dict[str, Field] = {
     "description": Field("str", doc="free text"),
     "in_channels": Field("int", default=3, doc="input image channels"),
     "classes": Field("int", default=2, doc="output channels (classes, background included)"),
-    "stem": Field("slot", block_kinds=(FEATURE,), sized=True, doc="optional first block"),
+    "stem": Field("slot", block_kinds=(FEATURE, DOWN), sized=True,
+                  doc="optional first block (a down block makes a strided stem)"),
     "encoder": Field(
         "section",
         required=True,
         fields={
             "widths": Field("ints", required=True, doc="block output (skip) width per stage"),
-            "depths": Field("ints", doc="blocks per stage (default 1 each)"),
+            "depths": Field("ints", minimum=0, doc="blocks per stage (default 1 each; 0: the "
+                            "stage input is the skip)"),
             "block": Field("slot", required=True, block_kinds=(FEATURE,)),
             "down": Field("slot", required=True, block_kinds=(DOWN,)),
             "down_widths": Field("ints", doc="width after each stage's down (default: same)"),
         },
     ),
     "bottleneck": Field("slot", required=True, block_kinds=(CONTEXT, FEATURE), sized=True),
+    "skips": Field(
+        "section",
+        default={"gather": "single", "block": {"type": "identity"}},
+        fields={
+            "gather": Field("choice", default="single", choices=("single", "multiscale"),
+                            doc="single: each level's own stage output; multiscale: LM-Net's "
+                            "neighbouring levels"),
+            "block": Field("slot", default={"type": "identity"}, block_kinds=(FEATURE, CONTEXT),
+                           doc="applied to each level's skip, keeping its width (e.g. lft)"),
+        },
+    ),
     "decoder": Field(
         "section",
         required=True,
+        block_kinds=(DECODER,),  # or one decoder block that replaces the U-decoder
+        sized=True,
         fields={
             "block": Field("slot", required=True, block_kinds=(FEATURE,)),
             "up": Field("slot", required=True, block_kinds=(UP,)),
@@ -248,6 +264,9 @@ def resolve_architecture(ref: str | Path, overrides: Sequence[str] = ()) -> Arch
     path = find_architecture(str(ref), relative_to=Path.cwd())
     raw, origins = _load_with_bases(path, chain=())
     raw.setdefault("name", path.stem)
+    for name, fld in SCHEMA.items():  # defaulted sections exist, so --set can reach into them
+        if fld.kind == "section" and fld.default is not None:
+            raw.setdefault(name, copy.deepcopy(fld.default))
     for override in overrides:
         _apply_override(raw, origins, override)
     arch = Architecture(str(raw["name"]), {}, path, origins)
@@ -512,7 +531,7 @@ def _normalize_section(raw: Any, schema: dict[str, Field], path: str) -> dict:
                     hint=_example(name, fld),
                 )
             if fld.default is not None:
-                out[name] = fld.default
+                out[name] = _normalize_value(copy.deepcopy(fld.default), fld, sub)
             continue
         out[name] = _normalize_value(raw[name], fld, sub)
     return out
@@ -520,6 +539,8 @@ def _normalize_section(raw: Any, schema: dict[str, Field], path: str) -> dict:
 
 def _normalize_value(value: Any, fld: Field, path: str) -> Any:
     if fld.kind == "section":
+        if fld.block_kinds and isinstance(value, dict) and "type" in value:
+            return normalize_block(value, path, fld.block_kinds, sized=fld.sized)
         return _normalize_section(value, fld.fields, path)
     if fld.kind == "slot":
         return normalize_block(value, path, fld.block_kinds, sized=fld.sized)
@@ -540,10 +561,12 @@ def _normalize_value(value: Any, fld: Field, path: str) -> Any:
         return value
     if fld.kind == "ints":
         ok = isinstance(value, list) and value and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+            isinstance(v, int) and not isinstance(v, bool) and v >= fld.minimum for v in value
         )
         if not ok:
-            raise ConfigError(path, f"expected a non-empty list of positive integers, got {value!r}.")
+            raise ConfigError(
+                path, f"expected a non-empty list of integers >= {fld.minimum}, got {value!r}."
+            )
         return list(value)
     raise AssertionError(f"unknown field kind {fld.kind}")
 

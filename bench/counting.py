@@ -12,8 +12,12 @@ papers' tables). Conventions:
 - interpolation: a separable filter, width pass then height pass, each costing its taps per
   element it writes (nearest 0, bilinear 2, bicubic 4 taps). fvcore skips bicubic and counts
   nearest as 1 and bilinear as 4 per output element; we replace those for one consistent rule.
-- elementwise operations (activations, additions, gating products) and max/avg pooling: 0, as
-  in every published lightweight-network table; they are listed under ``zero_cost_ops``.
+- attention: ``scaled_dot_product_attention`` (skipped by fvcore) as its two matrix products,
+  N_q x N_k x (d + d_v) per head; einsum and matmul (neighbourhood attention) by fvcore. Softmax
+  and scaling are elementwise.
+- elementwise operations (activations, additions, gating products, softmax) and max/avg
+  pooling: 0, as in every published lightweight-network table; they are listed under
+  ``zero_cost_ops``.
 
 Anything else fvcore could not count goes to ``uncounted_ops``, which must stay empty for every
 shipped block (a test checks it).
@@ -65,8 +69,16 @@ def _interpolation_macs(taps: int) -> Callable[[list[Any], list[Any]], int]:
     return handle
 
 
+def _attention_macs(inputs: list[Any], outputs: list[Any]) -> int:
+    *batch, queries, dim = get_shape(inputs[0])  # q: (B, heads, N, d)
+    keys = get_shape(inputs[1])[-2]
+    dim_v = get_shape(inputs[2])[-1]
+    return prod(batch) * queries * keys * (dim + dim_v)  # q k^T, then attention x v
+
+
 HANDLES: dict[str, Callable[[list[Any], list[Any]], int]] = {
     "aten::_convolution_mode": _conv_mode_macs,
+    "aten::scaled_dot_product_attention": _attention_macs,
     "aten::upsample_nearest2d": _interpolation_macs(_INTERPOLATION_TAPS["nearest"]),
     "aten::upsample_bilinear2d": _interpolation_macs(_INTERPOLATION_TAPS["bilinear"]),
     "aten::upsample_bicubic2d": _interpolation_macs(_INTERPOLATION_TAPS["bicubic"]),

@@ -65,6 +65,9 @@ def test_double_conv_with_and_without_norm():
     assert count_params(DoubleConv(3, 64, norm=False)) == 3 * 9 * 64 + 64 + 64 * 9 * 64 + 64
 
 
+SMALL_PARAMS = {"cmrf": {"N": 4}, "lft": {"heads": 2}}  # defaults sized for real widths
+
+
 @pytest.mark.parametrize("name", BLOCKS.names([FEATURE]))
 @pytest.mark.parametrize("channels", [(8, 8), (6, 16)])
 def test_every_feature_block_keeps_size_for_allowed_channels(name, channels):
@@ -74,7 +77,7 @@ def test_every_feature_block_keeps_size_for_allowed_channels(name, channels):
         with pytest.raises(ContractViolation):
             entry.check(c_in, c_out, entry.resolve_params({}, "test"))
         return
-    params = entry.resolve_params({"N": 4} if name == "cmrf" else {}, "test")
+    params = entry.resolve_params(SMALL_PARAMS.get(name, {}), "test")
     entry.check(c_in, c_out, params)
     block = entry.build(c_in, c_out, params).eval()
     assert block(torch.randn(2, c_in, 10, 6)).shape == (2, c_out, 10, 6)

@@ -55,6 +55,8 @@ def check_odd_kernel(kernel_size: int) -> None:
 class ConvNormAct(nn.Sequential):
     """``act(bn(conv(x)))``: (B, C_in, H, W) -> (B, C_out, H / stride, W / stride).
 
+    ``kernel_size`` may be rectangular, ``(kh, kw)``; both must be odd.
+
     The conv has a bias only when there is no norm to absorb it, unless ``bias`` says otherwise.
     ``bn_eps`` / ``bn_momentum`` exist because some papers' code (TinyU-Net, via Ultralytics)
     uses non-default values.
@@ -64,7 +66,7 @@ class ConvNormAct(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int = 1,
+        kernel_size: int | tuple[int, int] = 1,
         stride: int = 1,
         groups: int = 1,
         dilation: int = 1,
@@ -75,12 +77,13 @@ class ConvNormAct(nn.Sequential):
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         self.conv = nn.Conv2d(
             in_channels,
             out_channels,
-            kernel_size,
+            (kh, kw),
             stride=stride,
-            padding=same_padding(kernel_size, dilation),
+            padding=(same_padding(kh, dilation), same_padding(kw, dilation)),
             dilation=dilation,
             groups=groups,
             bias=(not norm) if bias is None else bias,

@@ -8,6 +8,7 @@ parameters. A block may define ``check_contract(in_channels, out_channels, **par
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 import typing
@@ -20,10 +21,14 @@ from ..errors import ConfigError, did_you_mean
 
 # Slot kinds. A feature block keeps the spatial size; down halves it, up doubles it; a context
 # module sits at the bottleneck and keeps the size; a head maps features to class logits.
-FEATURE, DOWN, UP, CONTEXT, HEAD = "feature", "down", "up", "context", "head"
-KINDS = (FEATURE, DOWN, UP, CONTEXT, HEAD)
+# A decoder block replaces the whole U-decoder: it receives the bottleneck output and the skips
+# and returns features at the input resolution (AL-Net's asymmetric decoder).
+FEATURE, DOWN, UP, CONTEXT, DECODER, HEAD = "feature", "down", "up", "context", "decoder", "head"
+KINDS = (FEATURE, DOWN, UP, CONTEXT, DECODER, HEAD)
 
-_WIRED = ("in_channels", "out_channels")
+# Supplied by the wiring, never by a config: channel counts, and the encoder pyramid's widths
+# for pyramid-aware blocks (their forward also receives the pyramid).
+_WIRED = ("in_channels", "out_channels", "pyramid_channels")
 
 
 class ContractViolation(ValueError):
@@ -71,6 +76,15 @@ class BlockEntry:
     same_channels: bool = False
 
     @property
+    def takes_pyramid(self) -> bool:
+        return "pyramid_channels" in inspect.signature(self.factory.__init__).parameters
+
+    def min_feature_size(self, params: dict[str, Any]) -> int:
+        """Smallest feature map (pixels) the block works on with ``params`` (1 if unlimited)."""
+        minimum = getattr(self.factory, "min_feature_size", None)
+        return minimum(**params) if minimum is not None else 1
+
+    @property
     def summary(self) -> str:
         doc = inspect.getdoc(self.factory) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
@@ -109,10 +123,11 @@ class BlockEntry:
                     path, f"block '{self.name}' needs parameter '{param.describe()}'."
                 )
             else:
-                resolved[name] = param.default
+                resolved[name] = copy.deepcopy(param.default)
         return resolved
 
-    def check(self, in_channels: int, out_channels: int, params: dict[str, Any]) -> None:
+    def check(self, in_channels: int, out_channels: int, params: dict[str, Any],
+              pyramid_channels: Optional[list[int]] = None) -> None:
         """Raises ContractViolation if the block cannot map ``in_channels`` to ``out_channels``."""
         if self.same_channels and in_channels != out_channels:
             raise ContractViolation(
@@ -120,10 +135,15 @@ class BlockEntry:
                 f"{in_channels} -> {out_channels} channels."
             )
         check = getattr(self.factory, "check_contract", None)
-        if check is not None:
+        if check is not None and self.takes_pyramid:
+            check(in_channels, out_channels, pyramid_channels=pyramid_channels, **params)
+        elif check is not None:
             check(in_channels, out_channels, **params)
 
-    def build(self, in_channels: int, out_channels: int, params: dict[str, Any]) -> nn.Module:
+    def build(self, in_channels: int, out_channels: int, params: dict[str, Any],
+              pyramid_channels: Optional[list[int]] = None) -> nn.Module:
+        if self.takes_pyramid:
+            return self.factory(in_channels, out_channels, pyramid_channels=pyramid_channels, **params)
         return self.factory(in_channels, out_channels, **params)
 
 
@@ -188,6 +208,11 @@ def _coerce(annotation: Any, value: Any) -> tuple[bool, Any]:
         return False, value
     if annotation is type(None):
         return value is None, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        items = [_coerce(args[0] if args else Any, v) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
     if annotation is bool:
         return isinstance(value, bool), value
     if annotation is int:
@@ -208,4 +233,6 @@ def _type_name(annotation: Any) -> str:
         return " | ".join(_type_name(a) for a in args)
     if annotation is type(None):
         return "None"
+    if origin is list:
+        return f"list[{_type_name(args[0]) if args else 'Any'}]"
     return getattr(annotation, "__name__", str(annotation))

@@ -83,6 +83,24 @@ class Interpolate(nn.Module):
         return f"mode={self.mode!r}, align_corners={self.align_corners}"
 
 
+class InterpolateConv(nn.Module):
+    """x2 interpolation then a 3x3 conv with bias (LM-Net's decoder up); any in/out channels."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        mode: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
+        align_corners: bool = True,
+    ) -> None:
+        super().__init__()
+        self.up = Interpolate(in_channels, in_channels, mode, align_corners)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.up(x))
+
+
 class ConvTranspose(nn.ConvTranspose2d):
     """2x2 transposed conv, stride 2, with bias (U-Net's "up-conv"); any in/out channels."""
 
