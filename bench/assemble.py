@@ -63,6 +63,12 @@ class Plan:
     fuse: str
     stride: int  # total downsampling: input sizes must be multiples of it
 
+    def build_gathers(self) -> Optional[list[nn.Module]]:
+        """The per-level skip gathering modules (None: each level takes its own stage output)."""
+        if self.skip_gather != "multiscale":
+            return None
+        return [MultiScaleSkip(self.skip_widths, level) for level in range(len(self.skip_widths))]
+
     def placements(self) -> list[Placement]:
         u_decoder = [p for up, stage in zip(self.ups, self.decoder) for p in (up, *stage)]
         return [
@@ -221,15 +227,12 @@ def build_plan(plan: Plan) -> UNet:
         )
     else:
         decoder = plan.decoder[0][0].build()
-    gathers = None
-    if plan.skip_gather == "multiscale":
-        gathers = [MultiScaleSkip(plan.skip_widths, level) for level in range(len(plan.skip_widths))]
     return UNet(
         stem=plan.stem[0].build() if plan.stem else nn.Identity(),
         encoder=[nn.Sequential(*(p.build() for p in stage)) for stage in plan.encoder],
         downs=[p.build() for p in plan.downs],
         bottleneck=plan.bottleneck.build(),
-        skips=SkipPaths(gathers, [p.build() for p in plan.skip_blocks]),
+        skips=SkipPaths(plan.build_gathers(), [p.build() for p in plan.skip_blocks]),
         decoder=decoder,
         head=plan.head.build(),
         bottleneck_takes_pyramid=plan.bottleneck.entry.takes_pyramid,
@@ -257,11 +260,12 @@ def check_input_size(arch: Architecture, plan: Plan, size: int) -> None:
     for p in plan.placements():
         need, have = p.entry.min_feature_size(p.params), size // p.stride
         if have < need:
+            enough = -(-need * p.stride // plan.stride) * plan.stride
             raise arch.locate(ConfigError(
                 p.path,
                 f"'{p.entry.name}' needs a feature map of at least {need}x{need}, but at "
                 f"{p.where} (stride {p.stride}) a {size} px input gives {have}x{have}.",
-                hint=f"Use --size {need * p.stride} or more, or change {p.path}.",
+                hint=f"Use --size {enough} or more, or change {p.path}.",
             ))
 
 

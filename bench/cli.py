@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .assemble import build_model, plan_architecture
+from .assemble import build_model, check_input_size, plan_architecture
 from .blocks import BLOCKS
 from .counting import count_params
 from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
@@ -89,15 +89,17 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
     plan = plan_architecture(arch)
     table = Table("where", "config path", "block", "channels", "params",
                   title=f"{arch.name} ({arch.source})")
-    total = 0
     for placement in plan.placements():
-        params = count_params(placement.build())
-        total += params
         table.add_row(placement.where, placement.path, placement.entry.name,
-                      f"{placement.in_channels} -> {placement.out_channels}", f"{params:,}")
+                      f"{placement.in_channels} -> {placement.out_channels}",
+                      f"{count_params(placement.build()):,}")
+    for level, gather in enumerate(plan.build_gathers() or []):
+        table.add_row(f"skip level {level + 1}", "skips.gather", plan.skip_gather,
+                      f"levels {', '.join(str(i + 1) for i in gather.sources)} -> "
+                      f"{plan.skip_widths[level]}", f"{count_params(gather):,}")
     console.print(table)
-    stride = 2 ** len(plan.encoder)
-    console.print(f"[green]valid[/green]: {total:,} parameters, total stride {stride}, "
+    total = count_params(build_model(arch))
+    console.print(f"[green]valid[/green]: {total:,} parameters, total stride {plan.stride}, "
                   f"config hash {arch.hash[:12]}")
     if print_config:
         click.echo(arch.to_yaml())
@@ -112,32 +114,34 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
               show_default=True)
 def profile(architecture: str, classes: Optional[int], overrides: Sequence[str], size: int,
             batch: int, fmt: str) -> None:
-    """Count parameters, MACs and paper-FLOPs (2 x MACs) of an architecture."""
+    """Count parameters, MACs and paper-FLOPs (2 x MACs) of an architecture, train and deploy
+    forms (the deploy form has every re-parameterisable block fused)."""
     from .profile import profile_model
 
     arch = resolve(architecture, classes, overrides)
+    check_input_size(arch, plan_architecture(arch), size)
     model = build_model(arch)
     record = profile_model(model, arch.name, arch.hash, arch.config["in_channels"], size, batch)
     if fmt == "json":
         click.echo(json.dumps(record.to_dict(), indent=2))
         return
-    table = Table(title=f"{arch.name} at {'x'.join(map(str, record.input_shape))}",
-                  show_header=False)
+    train, deployed = record.train, record.deploy
+    table = Table("", "train", "deploy",
+                  title=f"{arch.name} at {'x'.join(map(str, record.input_shape))}")
     rows = [
-        ("parameters", f"{record.params:,}"),
-        ("MACs", f"{record.macs / 1e9:.3f} G"),
-        ("paper FLOPs (2 x MACs)", f"{record.flops / 1e9:.3f} G"),
-        *((f"  MACs: {op}", f"{n / 1e9:.4f} G") for op, n in record.macs_by_operator.items()),
-        ("output", "x".join(map(str, record.output_shape))),
-        ("uncounted ops", _ops(record.uncounted_ops) or "none"),
-        ("zero by convention", _ops(record.zero_cost_ops) or "none"),
-        ("counter", record.counter),
-        ("torch", record.torch),
-        ("config hash", record.config_hash[:12]),
+        ("parameters", f"{train.params:,}", f"{deployed.params:,}"),
+        ("MACs", f"{train.macs / 1e9:.3f} G", f"{deployed.macs / 1e9:.3f} G"),
+        ("paper FLOPs (2 x MACs)", f"{train.flops / 1e9:.3f} G", f"{deployed.flops / 1e9:.3f} G"),
+        *((f"  MACs: {op}", f"{n / 1e9:.4f} G", f"{deployed.macs_by_operator.get(op, 0) / 1e9:.4f} G")
+          for op, n in train.macs_by_operator.items()),
+        ("uncounted ops", _ops(train.uncounted_ops) or "none", _ops(deployed.uncounted_ops) or "none"),
+        ("zero by convention", _ops(train.zero_cost_ops) or "none", ""),
     ]
-    for key, value in rows:
-        table.add_row(key, value)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+    console.print(f"output {'x'.join(map(str, record.output_shape))}; counter: {record.counter}; "
+                  f"torch {record.torch}; config hash {record.config_hash[:12]}")
 
 
 def _ops(ops: dict[str, int]) -> str:

@@ -230,7 +230,13 @@ class Architecture:
         return config_hash(self.config)
 
     def locate(self, error: ConfigError) -> ConfigError:
-        """``error`` with the file and line of the closest path that has a recorded origin."""
+        """``error`` with the file and line of the closest path that has a recorded origin.
+
+        A ``--set`` below the error's path wins: it is the latest change there.
+        """
+        for key, origin in self.origins.items():
+            if error.path and _under(key, error.path) and origin[0].startswith("--set "):
+                return error.located(*origin)
         path = error.path
         while path:
             if path in self.origins:

@@ -1,6 +1,8 @@
-"""The cost profile of an architecture: parameters, MACs, paper-FLOPs, and how they were counted."""
+"""The cost profile of a network: parameters, MACs and paper-FLOPs of its train and deploy forms,
+and how they were counted."""
 from __future__ import annotations
 
+import copy
 import platform
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -9,44 +11,54 @@ import torch
 from torch import nn
 
 from .counting import count_macs, count_params, counter_name
+from .deploy import deploy
 from .errors import BenchError
 
 
 @dataclass
-class CostProfile:
-    """Cost figures of one network at one input shape.
+class FormCost:
+    """Cost of one form of a network. ``flops`` are paper-FLOPs, 2 x ``macs``.
 
-    ``flops`` are paper-FLOPs, 2 x ``macs``. ``uncounted_ops`` lists operators (with call counts)
-    that cost compute but were not counted; ``zero_cost_ops`` those counted as 0 by convention.
+    ``uncounted_ops`` lists operators (with call counts) that cost compute but were not counted;
+    ``zero_cost_ops`` those counted as 0 by convention.
     """
 
-    architecture: str
-    config_hash: str
-    input_shape: list[int]
-    output_shape: list[int]
     params: int
     macs: int
     flops: int
     macs_by_operator: dict[str, int]
     uncounted_ops: dict[str, int]
     zero_cost_ops: dict[str, int]
+
+
+@dataclass
+class CostProfile:
+    """Cost figures of one network at one input shape; the top-level figures are the train form."""
+
+    architecture: str
+    config_hash: str
+    input_shape: list[int]
+    output_shape: list[int]
+    train: FormCost
+    deploy: FormCost
     counter: str
     torch: str
     python: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        train = record.pop("train")
+        return {**{k: record[k] for k in ("architecture", "config_hash", "input_shape",
+                                          "output_shape")},
+                **train, "deploy": record["deploy"],
+                **{k: record[k] for k in ("counter", "torch", "python")}}
 
 
-def check_input_size(model: nn.Module, size: int) -> None:
-    """Raises BenchError if ``size`` is not a positive multiple of the network's total stride."""
-    stride = getattr(model, "stride", 1)
-    if size < stride or size % stride:
-        raise BenchError(
-            f"input size {size} is not a multiple of {stride}: the network downsamples "
-            f"{stride.bit_length() - 1} times. Use --size {max(stride, size - size % stride)} "
-            f"or another multiple of {stride}."
-        )
+def form_cost(model: nn.Module, inputs: torch.Tensor) -> FormCost:
+    """Parameters and MACs of ``model`` on ``inputs``."""
+    macs = count_macs(model, inputs)
+    return FormCost(count_params(model), macs.total, 2 * macs.total, macs.by_operator,
+                    macs.uncounted_ops, macs.zero_cost_ops)
 
 
 def profile_model(
@@ -57,12 +69,12 @@ def profile_model(
     size: int,
     batch: int = 1,
 ) -> CostProfile:
-    """Count the cost of ``model`` on a (batch, in_channels, size, size) input.
+    """Count the cost of ``model`` and of its deploy form on a (batch, in_channels, size, size)
+    input. ``model`` itself is left untouched.
 
     Raises:
-        BenchError: the input size does not fit the network's stride, or the forward pass fails.
+        BenchError: the forward pass fails.
     """
-    check_input_size(model, size)
     inputs = torch.randn(batch, in_channels, size, size)
     model.eval()
     try:
@@ -72,18 +84,13 @@ def profile_model(
         raise BenchError(
             f"{name}: the forward pass on a {tuple(inputs.shape)} input failed: {exc}"
         ) from exc
-    macs = count_macs(model, inputs)
     return CostProfile(
         architecture=name,
         config_hash=config_hash,
         input_shape=list(inputs.shape),
         output_shape=output_shape,
-        params=count_params(model),
-        macs=macs.total,
-        flops=2 * macs.total,
-        macs_by_operator=macs.by_operator,
-        uncounted_ops=macs.uncounted_ops,
-        zero_cost_ops=macs.zero_cost_ops,
+        train=form_cost(model, inputs),
+        deploy=form_cost(deploy(copy.deepcopy(model)), inputs),
         counter=counter_name(),
         torch=torch.__version__,
         python=platform.python_version(),

@@ -99,3 +99,32 @@ def test_installed_console_script_finds_the_builtin_architectures(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert all(name in done.stdout for name in ("unet", "tinyunet", "ulite"))
+
+
+def test_profile_reports_train_and_deploy_forms(run_cli):
+    record = profile_json(run_cli, "alnet", "--classes", "2", "--size", "256")
+    assert record["params"] == 3_753_346 and record["deploy"]["params"] == 3_421_634
+    assert record["deploy"]["macs"] < record["macs"]
+    assert record["deploy"]["uncounted_ops"] == {} and record["uncounted_ops"] == {}
+    result = run_cli("profile", "lmnet", "--size", "64")
+    assert result.exit_code == 0 and "3,966,566" in result.output and "3,934,886" in result.output
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["encoder.block.type=repvgg", "decoder.block.type=repvgg"],
+        ["bottleneck.type=lraspp"],
+    ],
+)
+def test_issue_examples_of_swaps_profile(run_cli, sets):
+    args = [a for s in sets for a in ("--set", s)]
+    record = profile_json(run_cli, "tinyunet", *args, "--size", "64")
+    assert record["uncounted_ops"] == {} and record["output_shape"] == [1, 2, 64, 64]
+
+
+@pytest.mark.parametrize("name,params,stride", [("lmnet", "3,966,566", 16), ("alnet", "3,753,346", 32)])
+def test_validate_totals_and_stride_come_from_the_built_network(run_cli, name, params, stride):
+    result = run_cli("validate", name)
+    assert result.exit_code == 0
+    assert f"valid: {params} parameters, total stride {stride}" in result.output
