@@ -112,15 +112,17 @@ def plan_network(config: dict) -> Plan:
         ConfigError: inconsistent lengths or channel arithmetic a block cannot honour.
     """
     enc, dec = config["encoder"], config["decoder"]
-    widths = enc["widths"]
+    scale = _width_scaler(config["width_multiplier"])
+    widths = scale(enc["widths"])
     stages = len(widths)
     depths = _per_stage(enc, "depths", stages, "encoder")
-    down_widths = _per_stage(enc, "down_widths", stages, "encoder", default=widths)
+    down_widths = scale(_per_stage(enc, "down_widths", stages, "encoder", default=enc["widths"]))
     wiring = _Wiring(config)
 
     stem = []
     if "stem" in config:
-        stem = [wiring.place("stem", "stem", config["stem"].get("out_channels", wiring.channels))]
+        given = config["stem"].get("out_channels")
+        stem = [wiring.place("stem", "stem", scale(given) if given is not None else wiring.channels)]
         wiring.stride *= 2 if stem[0].entry.kind == DOWN else 1
     stem_stride = wiring.stride
 
@@ -140,7 +142,8 @@ def plan_network(config: dict) -> Plan:
         downs.append(wiring.place("encoder.down", f"encoder stage {i + 1}", down_widths[i]))
         wiring.stride *= 2
 
-    bottleneck_out = config["bottleneck"].get("out_channels", wiring.channels)
+    given = config["bottleneck"].get("out_channels")
+    bottleneck_out = scale(given) if given is not None else wiring.channels
     bottleneck = wiring.place("bottleneck", "bottleneck", bottleneck_out, pyramid=widths)
     strides = [stem_stride * 2**i for i in range(stages)]
     skip_blocks = []
@@ -151,10 +154,10 @@ def plan_network(config: dict) -> Plan:
     wiring.channels, wiring.stride = bottleneck_out, strides[-1] * 2
     if "type" in dec:
         ups = []
-        decoder = [[wiring.place("decoder", "decoder", dec.get("out_channels", 64), pyramid=widths)]]
+        decoder = [[wiring.place("decoder", "decoder", scale(dec.get("out_channels", 64)), pyramid=widths)]]
         fuse = ""
     else:
-        ups, decoder = _u_decoder(wiring, dec, widths, strides)
+        ups, decoder = _u_decoder(wiring, dec, widths, strides, scale)
         fuse = dec["fuse"]
         if stem_stride != 1:
             raise ConfigError(
@@ -172,10 +175,11 @@ def plan_network(config: dict) -> Plan:
     return plan
 
 
-def _u_decoder(wiring: _Wiring, dec: dict, widths: list[int], strides: list[int]):
+def _u_decoder(wiring: _Wiring, dec: dict, widths: list[int], strides: list[int], scale):
     stages = len(widths)
     dec_depths = _per_stage(dec, "depths", stages, "decoder")
-    dec_widths = _per_stage(dec, "widths", stages, "decoder", default=widths[::-1])
+    dec_widths = scale(dec["widths"]) if "widths" in dec else widths[::-1]
+    _per_stage({"widths": dec_widths}, "widths", stages, "decoder")
     up_keeps_channels = BLOCKS.get(dec["up"]["type"], "decoder.up").same_channels
     ups, decoder = [], []
     for j in range(stages):
@@ -197,6 +201,15 @@ def _u_decoder(wiring: _Wiring, dec: dict, widths: list[int], strides: list[int]
             for k in range(dec_depths[j])
         ])
     return ups, decoder
+
+
+def _width_scaler(multiplier: float):
+    """Scales a width or a list of widths by ``multiplier``, rounding to the nearest integer."""
+    def scale(width):
+        if isinstance(width, list):
+            return [scale(w) for w in width]
+        return width if multiplier == 1.0 else max(1, round(width * multiplier))
+    return scale
 
 
 def _get(config: dict, path: str) -> Any:

@@ -53,7 +53,7 @@ Origin = tuple[str, Optional[int]]  # (file or "--set ...", line)
 
 @dataclass(frozen=True)
 class Field:
-    """One key of the grammar. ``kind``: int, str, ints (list of positive ints), choice,
+    """One key of the grammar. ``kind``: int, float, str, ints (list of ints), choice,
     slot (a block spec) or section (a nested mapping of fields)."""
 
     kind: str
@@ -72,6 +72,8 @@ SCHEMA: dict[str, Field] = {
     "description": Field("str", doc="free text"),
     "in_channels": Field("int", default=3, doc="input image channels"),
     "classes": Field("int", default=2, doc="output channels (classes, background included)"),
+    "width_multiplier": Field("float", default=1.0, doc="scales every width (rounded), "
+                              "e.g. 4/3 turns LM-Net's C = 12 into C = 16"),
     "stem": Field("slot", block_kinds=(FEATURE, DOWN), sized=True,
                   doc="optional first block (a down block makes a strided stem)"),
     "encoder": Field(
@@ -554,6 +556,10 @@ def _normalize_value(value: Any, fld: Field, path: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(path, f"expected a positive integer, got {value!r}.")
         return value
+    if fld.kind == "float":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(path, f"expected a positive number, got {value!r}.")
+        return float(value)
     if fld.kind == "str":
         if not isinstance(value, str):
             raise ConfigError(path, f"expected a string, got {value!r}.")

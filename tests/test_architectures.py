@@ -73,3 +73,18 @@ def test_swapping_cmrf_out_of_tinyunet_by_file_and_by_set_builds_the_same(swap, 
 def test_depths_repeat_a_stage_block_at_its_width():
     extra = params_of("tinyunet", ["encoder.depths=[2, 1, 1, 1]"]) - params_of("tinyunet")
     assert extra == (64 * 8 + 16) + 7 * (4 * 9 + 8) + (32 * 64 + 128)  # one CMRF(64, 64, N=8)
+
+
+def test_width_multiplier_turns_lmnet_into_its_C16_variant():
+    arch = resolve_architecture(
+        "lmnet", ["width_multiplier=1.3333333", "bottleneck.heads=8", "skips.block.heads=8"]
+    )
+    model = build_model(arch)
+    assert model.bottleneck.project.out_channels == 256  # 192 * 4/3
+    assert count_params(model.bottleneck) == 4_315_456  # REFERENCE.md: the C = 16 GFT
+
+
+def test_width_multiplier_scales_every_width():
+    half = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.5"]))
+    assert [stage[0].pw2.conv.out_channels for stage in half.encoder] == [32, 64, 128, 256]
+    assert half.head.in_channels == 32
