@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+import torch
 from torch import nn
 
 from .blocks import BLOCKS
@@ -282,8 +283,9 @@ def check_input_size(arch: Architecture, plan: Plan, size: int) -> None:
             ))
 
 
-def build_model(arch: Architecture) -> UNet:
-    """Plan, check and build ``arch``.
+def build_model(arch: Architecture, seed: Optional[int] = None) -> UNet:
+    """Plan, check and build ``arch``; with ``seed``, the initial weights depend on it alone
+    (drawn from a forked RNG, so the global one is left as it was).
 
     Raises:
         ConfigError: a contract the config breaks, located at its file line or ``--set``.
@@ -291,6 +293,10 @@ def build_model(arch: Architecture) -> UNet:
     """
     plan = plan_architecture(arch)
     try:
-        return build_plan(plan)
+        if seed is None:
+            return build_plan(plan)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_plan(plan)
     except (ValueError, RuntimeError) as exc:
         raise BenchError(f"{arch.name}: building the network failed: {exc}") from exc

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
@@ -146,6 +150,192 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
 
 def _ops(ops: dict[str, int]) -> str:
     return ", ".join(f"{op} x{n}" for op, n in ops.items())
+
+
+
+# --------------------------------------------------------------------------- data and training
+
+
+@cli.group()
+def data() -> None:
+    """Look at datasets."""
+
+
+@data.command("inspect")
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--layout", default=None, help="Force a layout: image_label, masks_per_class, images_masks.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def data_inspect(path: str, layout: Optional[str], fmt: str) -> None:
+    """Detect a dataset folder's layout and report pairs, sizes, classes and class balance."""
+    from .data.dataset import inspect_folder
+
+    report = inspect_folder(Path(path), layout)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    table = Table(show_header=False, title=f"dataset {path}")
+    for key in ("layout", "pairs", "sizes", "channels", "mask_encoding", "classes", "class_balance"):
+        table.add_row(key.replace("_", " "), str(report[key]))
+    table.add_row("problems found", "; ".join(report["notes"]) or "none")
+    console.print(table)
+
+
+def training_options(command: Callable) -> Callable:
+    """Data and recipe options shared by ``train`` and ``compare``."""
+    options = [
+        click.option("--data", default=None, help="Dataset folder (default: the built-in synthetic set)."),
+        click.option("--layout", default=None, help="Force the dataset layout."),
+        click.option("--size", type=click.IntRange(min=8), default=None,
+                     help="Train and evaluate at SIZE x SIZE (default: 64 for synthetic, else the images' size)."),
+        click.option("--recipe", default="default", show_default=True,
+                     help="default, tinyunet, alnet or lmnet (the papers' recipes)."),
+        click.option("--epochs", type=click.IntRange(min=1), default=None),
+        click.option("--batch", type=click.IntRange(min=1), default=None),
+        click.option("--lr", type=float, default=None),
+        click.option("--seed", type=int, default=0, show_default=True, help="Split and training seed."),
+        click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
+                     help="Reuse a split.json (checked against the folder)."),
+        click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _recipe_and_data(arch_channels: int, data: Optional[str], layout: Optional[str], size: Optional[int],
+                     recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str]):
+    from .experiment import prepare_data
+    from .recipe import get_recipe
+
+    chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed)
+    dataset, split = prepare_data(data, size, arch_channels, seed,
+                                  Path(split_file) if split_file else None, layout)
+    return chosen, dataset, split, int(dataset.images.shape[-1])
+
+
+def _run_dir(kind: str, data: Optional[str]) -> Path:
+    name = Path(data).name if data else "synthetic"
+    return Path("runs") / f"{kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@contextmanager
+def training_progress(label: str):
+    """A rich progress callback for :func:`bench.train.train_model`, or None off a terminal."""
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        epochs = progress.add_task(f"{label}: epoch", total=None)
+        batches = progress.add_task("batch", total=None)
+
+        def report(event: str, done: int, total: int, values: dict) -> None:
+            if event == "batch":
+                progress.update(batches, completed=done, total=total,
+                                description=f"batch (loss {values['loss']:.3f})")
+            else:
+                progress.update(epochs, completed=done, total=total,
+                                description=f"{label}: epoch (val Dice {values['val_dice_mean']:.3f})")
+
+        yield report
+
+
+def _metrics_table(title: str, test: dict, classes: int) -> Table:
+    table = Table("metric", *(f"class {c}" for c in range(classes)), "mean", "mean fg", title=title)
+    for name in ("dice", "iou", "precision", "recall", "hd95"):
+        table.add_row(name, *(f"{test[f'{name}_c{c}']:.4f}" for c in range(classes)),
+                      f"{test[f'{name}_mean']:.4f}", f"{test[f'{name}_mean_fg']:.4f}")
+    table.add_row("accuracy", *([""] * classes), f"{test['accuracy']:.4f}", "")
+    return table
+
+
+@cli.command()
+@architecture_options
+@training_options
+def train(architecture: str, classes: Optional[int], overrides: Sequence[str], data: Optional[str],
+          layout: Optional[str], size: Optional[int], recipe: str, epochs, batch, lr, seed: int,
+          split_file: Optional[str], out: Optional[str]) -> None:
+    """Train an architecture on a dataset (default: synthetic) and evaluate it on the test split.
+
+    Writes split.json, model.pt (weights + resolved config) and metrics.json to --out.
+    """
+    from .experiment import run_training
+
+    arch = resolve(architecture, classes, overrides)
+    chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], data, layout, size,
+                                                    recipe, epochs, batch, lr, seed, split_file)
+    out_dir = Path(out) if out else _run_dir(arch.name, data)
+    with training_progress(arch.name) as progress:
+        outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress)
+    s = outcome.summary
+    console.print(_metrics_table(f"{arch.name}: test set ({len(split.test)} images, {size} px)",
+                                 s["test"], max(2, arch.config["classes"])))
+    console.print(f"{s['params']:,} params, {s['flops'] / 1e9:.3f} G FLOPs, latency "
+                  f"{s['latency']['median_ms']:.2f} ms; best epoch {s['best_epoch']}, trained in "
+                  f"{s['train_seconds']:.0f} s; split {split.hash[:12]}; wrote {out_dir}/")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
+@click.option("--data", default=None, help="Dataset folder (default: the checkpoint's).")
+@click.option("--layout", default=None)
+@click.option("--size", type=click.IntRange(min=8), default=None, help="Default: the training size.")
+@click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
+              help="Evaluate only the --subset of this split (default: every image).")
+@click.option("--subset", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def evaluate(checkpoint: str, data: Optional[str], layout: Optional[str], size: Optional[int],
+             split_file: Optional[str], subset: str, fmt: str) -> None:
+    """Re-evaluate a checkpoint written by `bench train` on a dataset."""
+    from .checkpoint import load_checkpoint
+    from .data.dataset import load_data
+    from .data.split import load_split
+    from .experiment import check_classes
+    from .train import evaluate as evaluate_model
+
+    model, arch, record = load_checkpoint(Path(checkpoint))
+    source = data or record["data"]["source"]
+    dataset = load_data(source, size or record["data"]["size"], arch.config["in_channels"], layout)
+    check_classes(arch, dataset)
+    if split_file:
+        split = load_split(Path(split_file), dataset.stems, dataset.content_hash)
+        dataset = dataset.subset(list(getattr(split, subset)))
+    test = evaluate_model(model, dataset, arch.config["classes"]).summary()
+    if fmt == "json":
+        click.echo(json.dumps({"architecture": arch.name, "images": len(dataset.stems), **test}, indent=2))
+        return
+    console.print(_metrics_table(f"{arch.name} on {source} ({len(dataset.stems)} images)", test,
+                                 max(2, arch.config["classes"])))
+
+
+@cli.command()
+@click.argument("architectures", nargs=-1, required=True, metavar="ARCH...")
+@training_options
+def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[str], size: Optional[int],
+            recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str]) -> None:
+    """Train several architectures on the same split, recipe and seed; print and write a table
+    (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU and Dice per class and mean."""
+    from .experiment import check_classes, run_training
+    from .reporting import results_table, write_tables
+
+    archs = [resolve(name, None, ()) for name in architectures]
+    chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], data, layout, size,
+                                                    recipe, epochs, batch, lr, seed, split_file)
+    for arch in archs:  # refuse a mismatch before any training starts
+        check_classes(arch, dataset)
+    out_dir = Path(out) if out else _run_dir("compare", data)
+    summaries = []
+    for arch in archs:
+        with training_progress(arch.name) as progress:
+            summaries.append(run_training(arch, dataset, split, chosen, size, out_dir / arch.name, progress).summary)
+    table = results_table(summaries, dataset.classes)
+    paths = write_tables(table, out_dir)
+    rich_table = Table(*table.columns, title=f"{dataset.source} at {size} px, recipe {recipe}, "
+                       f"{chosen.epochs} epochs, seed {seed}, split {split.hash[:12]}")
+    for row in table.itertuples(index=False):
+        rich_table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    console.print(rich_table)
+    console.print(f"wrote {', '.join(map(str, paths))}")
 
 
 def main() -> None:

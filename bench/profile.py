@@ -92,6 +92,6 @@ def profile_model(
         train=form_cost(model, inputs),
         deploy=form_cost(deploy(copy.deepcopy(model)), inputs),
         counter=counter_name(),
-        torch=torch.__version__,
+        torch=str(torch.__version__),
         python=platform.python_version(),
     )

@@ -1,0 +1,92 @@
+"""One training run end to end, with its files: data and split, training, test evaluation,
+cost figures, checkpoint. Used by ``bench train`` and ``bench compare``."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .assemble import build_model, check_input_size, plan_architecture
+from .checkpoint import save_checkpoint
+from .config import Architecture
+from .counting import count_macs, count_params
+from .data.dataset import SegmentationData, load_data
+from .data.split import Split, load_split, make_split
+from .data.transforms import DESCRIPTION as AUGMENTATION
+from .errors import BenchError
+from .latency import measure_latency
+from .recipe import Recipe
+from .train import Progress, evaluate, train_model
+
+
+def prepare_data(data: Optional[str], size: Optional[int], channels: int, seed: int,
+                 split_file: Optional[Path] = None, layout: Optional[str] = None) -> tuple[SegmentationData, Split]:
+    """The dataset at ``size`` and its split: loaded from ``split_file`` (checked against the
+    folder), or made with ``seed`` (60/20/20)."""
+    dataset = load_data(data, size, channels, layout)
+    if split_file is not None:
+        return dataset, load_split(split_file, dataset.stems, dataset.content_hash)
+    return dataset, make_split(dataset.stems, dataset.source, dataset.content_hash, seed)
+
+
+def check_classes(arch: Architecture, data: SegmentationData) -> None:
+    """Raises BenchError unless the network's outputs fit the masks' classes."""
+    outputs = arch.config["classes"]
+    if outputs == data.classes or (outputs == 1 and data.classes == 2):
+        return
+    sigmoid = " (or 1, for a single sigmoid output)" if data.classes == 2 else ""
+    raise BenchError(
+        f"{arch.name} has classes: {outputs}, but the masks of {data.source} have {data.classes} "
+        f"classes ({data.encoding}). Use --classes {data.classes}{sigmoid}."
+    )
+
+
+@dataclass
+class RunOutcome:
+    name: str
+    summary: dict[str, Any]  # test metrics, cost, timing: plain values
+    out_dir: Path
+
+
+def run_training(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe,
+                 size: int, out_dir: Path, progress: Optional[Progress] = None,
+                 latency: bool = True) -> RunOutcome:
+    """Train ``arch`` on the split's train set (model selection on val), evaluate on test, and
+    write ``split.json``, ``model.pt`` and ``metrics.json`` to ``out_dir``."""
+    check_classes(arch, dataset)
+    check_input_size(arch, plan_architecture(arch), size)
+    model = build_model(arch, seed=recipe.seed)
+    train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
+    result = train_model(model, train, val, recipe, arch.config["classes"], progress)
+    metrics = evaluate(model, test, arch.config["classes"])
+    x = torch.randn(1, arch.config["in_channels"], size, size)
+    summary = {
+        "architecture": arch.name,
+        "config_hash": arch.hash,
+        "params": count_params(model),
+        "flops": 2 * count_macs(model, x).total,
+        "test": metrics.summary(),
+        "best_epoch": result.best_epoch,
+        "best_val_dice_mean": result.best_val_dice,
+        "train_seconds": result.seconds,
+    }
+    if latency:
+        summary["latency"] = measure_latency(model, arch.config["in_channels"], size).to_dict()
+    record = {
+        **summary,
+        "recipe": recipe.to_dict(),
+        "augmentation": AUGMENTATION if recipe.augment else "none",
+        "data": {"source": dataset.source, "content_hash": dataset.content_hash, "size": size,
+                 "classes": dataset.classes, "encoding": dataset.encoding, "notes": dataset.notes},
+        "split": {"hash": split.hash, "file": "split.json", "sizes": [len(split.train), len(split.val), len(split.test)]},
+        "history": result.history,
+        "metric_conventions": metrics.conventions,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    split.save(out_dir / "split.json")
+    save_checkpoint(out_dir / "model.pt", model, arch, record)
+    (out_dir / "metrics.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    return RunOutcome(arch.name, summary, out_dir)

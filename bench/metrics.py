@@ -1,0 +1,134 @@
+"""Segmentation metrics: label maps in, numbers out. Pure functions; conventions below.
+
+Conventions (following nnU-Net and MONAI):
+
+- Every metric is computed per image and per class (background is class 0 and is reported
+  too), then averaged over the images where it is defined (**per-image mean**, the default).
+  ``pooled`` figures sum true/false positives/negatives over the whole set first.
+- Empty masks: where a class is absent from both the ground truth and the prediction of an
+  image, Dice, IoU, precision, recall and HD95 are undefined there (NaN) and that image is left
+  out of that class's mean (nnU-Net; MONAI's ``ignore_empty``). Absent from the ground truth but
+  predicted: Dice = IoU = 0, precision = 0, recall undefined. Present but not predicted:
+  Dice = IoU = 0, recall = 0, precision undefined.
+- HD95: the larger of the two directed 95th percentiles of distances between the boundary
+  pixels of prediction and ground truth (MONAI's ``HausdorffDistanceMetric(percentile=95)``),
+  in pixels unless ``spacing`` is given. A structure present on one side only gets the worst
+  case, the image diagonal (in the same unit).
+- Accuracy is the fraction of correctly labelled pixels of each image (all classes at once).
+- "mean" over classes averages the per-class figures, background included (as the TinyU-Net
+  paper's tables); "mean_fg" leaves the background out.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+PER_CLASS = ("dice", "iou", "precision", "recall", "hd95")
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, classes: int) -> np.ndarray:
+    """(N, classes, 3) true positives, false positives, false negatives per image and class,
+    from label maps (N, H, W)."""
+    n = pred.shape[0]
+    out = np.zeros((n, classes, 3), dtype=np.int64)
+    p, t = pred.reshape(n, -1), target.reshape(n, -1)
+    for c in range(classes):
+        pc, tc = p == c, t == c
+        out[:, c, 0] = (pc & tc).sum(1).numpy()
+        out[:, c, 1] = (pc & ~tc).sum(1).numpy()
+        out[:, c, 2] = (~pc & tc).sum(1).numpy()
+    return out
+
+
+def overlap_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Dice, IoU, precision and recall, NaN where undefined (see the module docstring)."""
+    return {
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn),
+        "iou": _ratio(tp, tp + fp + fn),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+    }
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def hd95(pred: np.ndarray, target: np.ndarray, spacing: Optional[tuple[float, float]] = None) -> float:
+    """95th-percentile Hausdorff distance between two boolean masks (H, W); see conventions."""
+    spacing = spacing or (1.0, 1.0)
+    if not pred.any() and not target.any():
+        return math.nan
+    if not pred.any() or not target.any():
+        return math.hypot(pred.shape[0] * spacing[0], pred.shape[1] * spacing[1])
+    pred_edge, target_edge = _boundary(pred), _boundary(target)
+    to_target = ndimage.distance_transform_edt(~target_edge, sampling=spacing)[pred_edge]
+    to_pred = ndimage.distance_transform_edt(~pred_edge, sampling=spacing)[target_edge]
+    return float(max(np.percentile(to_target, 95), np.percentile(to_pred, 95)))
+
+
+@dataclass
+class SegmentationMetrics:
+    """Per-image, per-class values (``per_image[name]`` is (N, classes)), plus accuracy (N,)
+    and the pooled confusion (classes, 3)."""
+
+    classes: int
+    per_image: dict[str, np.ndarray]
+    accuracy: np.ndarray
+    pooled_confusion: np.ndarray
+    conventions: str = field(default="per-image mean; empty-in-both excluded; HD95 in pixels")
+
+    def per_class(self, name: str) -> np.ndarray:
+        """(classes,) mean over the images where ``name`` is defined (NaN if nowhere)."""
+        values = self.per_image[name]
+        with np.errstate(invalid="ignore"):
+            counts = (~np.isnan(values)).sum(0)
+            sums = np.nansum(values, 0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    def pooled(self) -> dict[str, np.ndarray]:
+        tp, fp, fn = (self.pooled_confusion[:, i] for i in range(3))
+        return overlap_scores(tp, fp, fn)
+
+    def summary(self) -> dict[str, float]:
+        """Flat record: ``dice_c1``, ``dice_mean``, ``dice_mean_fg``, ..., ``accuracy``,
+        ``dice_pooled_mean``."""
+        record: dict[str, float] = {}
+        for name in PER_CLASS:
+            values = self.per_class(name)
+            for c, v in enumerate(values):
+                record[f"{name}_c{c}"] = float(v)
+            record[f"{name}_mean"] = _nanmean(values)
+            record[f"{name}_mean_fg"] = _nanmean(values[1:]) if self.classes > 1 else float(values[0])
+        for name, values in self.pooled().items():
+            record[f"{name}_pooled_mean"] = _nanmean(values)
+        record["accuracy"] = float(self.accuracy.mean())
+        return record
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def segmentation_metrics(pred: torch.Tensor, target: torch.Tensor, classes: int,
+                         spacing: Optional[tuple[float, float]] = None) -> SegmentationMetrics:
+    """All metrics of label maps ``pred`` and ``target`` (N, H, W) with ``classes`` classes."""
+    counts = confusion(pred, target, classes)
+    per_image = overlap_scores(counts[..., 0], counts[..., 1], counts[..., 2])
+    p, t = pred.numpy(), target.numpy()
+    per_image["hd95"] = np.array(
+        [[hd95(p[i] == c, t[i] == c, spacing) for c in range(classes)] for i in range(len(p))]
+    ).reshape(len(p), classes)
+    accuracy = (pred == target).reshape(len(p), -1).float().mean(1).numpy()
+    return SegmentationMetrics(classes, per_image, accuracy, counts.sum(0))

@@ -1,0 +1,150 @@
+"""Training and evaluation of one network on in-memory data. No files, no printing: progress is
+reported through an optional callback so the CLI (rich) and sweeps (quiet) can share it."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from fvcore.nn.precise_bn import update_bn_stats
+from torch import nn
+
+from .data.dataset import SegmentationData
+from .data.transforms import augment
+from .errors import BenchError
+from .losses import SegmentationLoss, inverse_frequency_weights
+from .metrics import SegmentationMetrics, confusion, overlap_scores, segmentation_metrics
+from .recipe import Recipe
+
+
+class TrainingDiverged(BenchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    """Per-epoch history, the epoch whose weights were kept (best validation mean Dice), and
+    the wall time. The model passed to :func:`train_model` holds those weights afterwards."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_dice: float = -math.inf
+    seconds: float = 0.0
+
+
+Progress = Callable[[str, int, int, dict], None]  # (event, done, total, values)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe) -> torch.optim.lr_scheduler.LRScheduler:
+    if recipe.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, recipe.epochs), recipe.min_lr)
+    if recipe.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, 1, recipe.step_gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def metric_classes(model_classes: int) -> int:
+    """Classes to score: a single-output (sigmoid) network still separates two classes."""
+    return max(2, model_classes)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch: int = 16) -> torch.Tensor:
+    """Label maps (N, H, W): argmax over classes, or sigmoid > 0.5 for one output channel."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch):
+        logits = model(images[start:start + batch])
+        out.append((logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1))
+    return torch.cat(out)
+
+
+def mean_dice(model: nn.Module, data: SegmentationData, classes: int) -> float:
+    """Per-image mean Dice over all classes (the cheap model-selection figure)."""
+    counts = confusion(predict(model, data.images), data.labels, classes)
+    dice = overlap_scores(counts[..., 0], counts[..., 1], counts[..., 2])["dice"]
+    per_class = torch.tensor(dice).nanmean(0)
+    return float(per_class.nanmean())
+
+
+def evaluate(model: nn.Module, data: SegmentationData, model_classes: int) -> SegmentationMetrics:
+    """Every metric of ``model`` on ``data`` (see :mod:`bench.metrics`)."""
+    return segmentation_metrics(predict(model, data.images), data.labels, metric_classes(model_classes))
+
+
+def recompute_bn_statistics(model: nn.Module, images: torch.Tensor, batch: int) -> None:
+    """Exact BatchNorm population statistics of ``model`` over ``images`` (fvcore PreciseBN)."""
+    batches = [images[i:i + batch] for i in range(0, len(images), batch)]
+    model.train()
+    with torch.no_grad():
+        update_bn_stats(model, batches, num_iters=len(batches))
+    model.eval()
+
+
+def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData, recipe: Recipe,
+                model_classes: int, progress: Optional[Progress] = None) -> TrainResult:
+    """Train ``model`` by ``recipe``; keep the weights of the best validation mean Dice.
+
+    Deterministic on CPU: the same seed, data and thread count give the same weights.
+
+    Raises:
+        TrainingDiverged: the loss became NaN or infinite.
+    """
+    torch.manual_seed(recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)
+    classes = metric_classes(model_classes)
+    weights = inverse_frequency_weights(train.labels, classes) if recipe.loss == "weighted_ce" else None
+    loss_fn = SegmentationLoss(recipe.loss, classes, weights)
+    optimizer = make_optimizer(model, recipe)
+    schedule = make_schedule(optimizer, recipe)
+    n = len(train.stems)
+    batches = max(1, n // recipe.batch if n % recipe.batch == 1 else math.ceil(n / recipe.batch))
+    result, best_state, started = TrainResult(), None, time.perf_counter()
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        order, total = torch.randperm(n, generator=g), 0.0
+        for b in range(batches):  # a final batch of one is dropped: BN cannot train on it
+            rows = order[b * recipe.batch:(b + 1) * recipe.batch]
+            x, y = train.images[rows], train.labels[rows]
+            if recipe.augment:
+                x, y = augment(x, y, g)
+            loss = loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} at epoch {epoch}, batch {b + 1}: lower the "
+                    f"learning rate (now {optimizer.param_groups[0]['lr']:.3g}).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            if progress:
+                progress("batch", b + 1, batches, {"loss": loss.item()})
+        lr = optimizer.param_groups[0]["lr"]
+        schedule.step()
+        if recipe.precise_bn:
+            recompute_bn_statistics(model, train.images, recipe.batch)
+        val_dice = mean_dice(model, val, classes)
+        record = {"epoch": epoch, "train_loss": total / batches, "val_dice_mean": val_dice, "lr": lr,
+                  "seconds": time.perf_counter() - started}
+        result.history.append(record)
+        if val_dice > result.best_val_dice:
+            result.best_epoch, result.best_val_dice = epoch, val_dice
+            best_state = copy.deepcopy(model.state_dict())
+        if progress:
+            progress("epoch", epoch, recipe.epochs, record)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - started
+    return result

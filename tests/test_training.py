@@ -1,0 +1,92 @@
+"""Training end to end on small synthetic data: determinism, learning, failures, checkpoints,
+and the train / evaluate / compare commands."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.assemble import build_model
+from bench.config import resolve_architecture
+from bench.data.dataset import load_synthetic
+from bench.data.split import make_split
+from bench.recipe import get_recipe
+from bench.train import TrainingDiverged, evaluate, train_model
+
+
+def small_split(count: int = 30, size: int = 32):
+    data = load_synthetic(count, size, seed=0)
+    split = make_split(data.stems, data.source, data.content_hash, seed=0)
+    return data.subset(list(split.train)), data.subset(list(split.val)), data.subset(list(split.test))
+
+
+def fit(epochs: int, **recipe):
+    train, val, test = small_split()
+    model = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.5"]), seed=0)
+    result = train_model(model, train, val, get_recipe("default", epochs=epochs, **recipe), 2)
+    return result, evaluate(model, test, 2).summary()
+
+
+def test_same_seed_same_initial_weights():
+    arch = resolve_architecture("tinyunet")
+    a, b = build_model(arch, seed=3).state_dict(), build_model(arch, seed=3).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(build_model(arch, seed=4).head.weight, a["head.weight"])
+
+
+def test_same_seed_same_metrics_to_the_last_digit():
+    first, second = fit(2), fit(2)
+    without_time = lambda history: [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    assert without_time(first[0].history) == without_time(second[0].history)
+    assert json.dumps(first[1]) == json.dumps(second[1])  # NaN-safe, every digit
+
+
+def test_synthetic_default_learns_well_above_chance_at_32px():
+    result, test = fit(10, lr=3e-3)
+    assert test["dice_c1"] > 0.5  # chance: predicting all background gives 0
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_diverging_loss_is_a_clear_error():
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        fit(2, optimizer="sgd", lr=1e12, augment=False)
+
+
+def test_train_writes_checkpoint_that_evaluate_reproduces(run_cli, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "tinyunet", "--set", "width_multiplier=0.25", "--size", "32",
+                     "--epochs", "1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["split"]["hash"] == json.loads((out / "split.json").read_text())["hash"]
+    assert record["recipe"]["epochs"] == 1 and record["data"]["source"] == "synthetic"
+    again = run_cli("evaluate", str(out / "model.pt"), "--split", str(out / "split.json"),
+                    "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["dice_mean"] == pytest.approx(record["test"]["dice_mean"])
+
+
+def test_class_count_that_disagrees_with_the_masks(run_cli):
+    result = run_cli("train", "tinyunet", "--classes", "3", "--size", "32", "--epochs", "1")
+    assert result.exit_code == 2
+    assert "tinyunet has classes: 3, but the masks of synthetic have 2 classes" in result.output
+    assert "Use --classes 2 (or 1, for a single sigmoid output)" in result.output
+
+
+def test_compare_writes_tables_whose_costs_match_profile(run_cli, tmp_path):
+    result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1",
+                     "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert list(table["Model"]) == ["tinyunet", "ulite"]
+    for name, row in zip(table["Model"], table.itertuples()):
+        profile = json.loads(run_cli("profile", name, "--size", "32", "--format", "json").output)
+        assert row[2] == pytest.approx(profile["params"] / 1e6, abs=1e-4)
+        assert row[3] == pytest.approx(profile["flops"] / 1e9, abs=1e-4)
+    assert "IoU mean (%)" in table.columns and "Dice class 1 (%)" in table.columns
+    assert (tmp_path / "table.md").read_text().startswith("| Model")
+    assert "\\begin{tabular}" in (tmp_path / "table.tex").read_text()
+    splits = {json.loads((tmp_path / n / "split.json").read_text())["hash"] for n in ("tinyunet", "ulite")}
+    assert len(splits) == 1  # the same split for every network
