@@ -16,7 +16,7 @@ from .data.dataset import SegmentationData
 from .data.transforms import augment
 from .errors import BenchError
 from .losses import SegmentationLoss, inverse_frequency_weights
-from .metrics import SegmentationMetrics, confusion, overlap_scores, segmentation_metrics
+from .metrics import SegmentationMetrics, segmentation_metrics
 from .recipe import Recipe
 
 
@@ -72,11 +72,9 @@ def predict(model: nn.Module, images: torch.Tensor, batch: int = 16) -> torch.Te
 
 
 def mean_dice(model: nn.Module, data: SegmentationData, classes: int) -> float:
-    """Per-image mean Dice over all classes (the cheap model-selection figure)."""
-    counts = confusion(predict(model, data.images), data.labels, classes)
-    dice = overlap_scores(counts[..., 0], counts[..., 1], counts[..., 2])["dice"]
-    per_class = torch.tensor(dice).nanmean(0)
-    return float(per_class.nanmean())
+    """Per-image mean Dice over all classes (the cheap model-selection figure: no distances)."""
+    pred = predict(model, data.images)
+    return segmentation_metrics(pred, data.labels, classes, distances=False).summary()["dice_mean"]
 
 
 def evaluate(model: nn.Module, data: SegmentationData, model_classes: int) -> SegmentationMetrics:
@@ -110,12 +108,14 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
     optimizer = make_optimizer(model, recipe)
     schedule = make_schedule(optimizer, recipe)
     n = len(train.stems)
-    batches = max(1, n // recipe.batch if n % recipe.batch == 1 else math.ceil(n / recipe.batch))
+    batches = math.ceil(n / recipe.batch)
+    if n % recipe.batch == 1 and batches > 1:
+        batches -= 1  # drop a final batch of one sample: BN cannot train on it
     result, best_state, started = TrainResult(), None, time.perf_counter()
     for epoch in range(1, recipe.epochs + 1):
         model.train()
         order, total = torch.randperm(n, generator=g), 0.0
-        for b in range(batches):  # a final batch of one is dropped: BN cannot train on it
+        for b in range(batches):
             rows = order[b * recipe.batch:(b + 1) * recipe.batch]
             x, y = train.images[rows], train.labels[rows]
             if recipe.augment:

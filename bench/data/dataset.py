@@ -102,7 +102,7 @@ def load_folder(root: Path, size: Optional[int], channels: int = 3,
     if encoding.kind == "binary255" and not values <= {0, 255}:
         notes.append(f"{len(values) - 2} intermediate mask values (resized masks), thresholded at > 127")
     images, labels = zip(*(_to_tensors(image, masks, encoding, size, channels) for image, masks in raw))
-    return SegmentationData(str(root), [p.stem for p in index.pairs], torch.stack(images),
+    return SegmentationData(str(root.resolve()), [p.stem for p in index.pairs], torch.stack(images),
                             torch.stack(labels), classes, encoding.describe(),
                             content_hash(index), notes)
 
