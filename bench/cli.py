@@ -62,9 +62,19 @@ def resolve(architecture: str, classes: Optional[int], overrides: Sequence[str])
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["blocks", "architectures"]))
+@click.argument("what", type=click.Choice(["blocks", "architectures", "spaces"]))
 def list_(what: str) -> None:
-    """List registered blocks or built-in architectures."""
+    """List registered blocks, built-in architectures or built-in search spaces."""
+    if what == "spaces":
+        from .space import builtin_spaces, load_space
+
+        table = Table("space", "architecture", "varies", "objectives", "description", title="Search spaces")
+        for name in builtin_spaces():
+            space = load_space(name)
+            table.add_row(name, space.architecture, ", ".join(space.vary),
+                          ", ".join(f"{k} ({v[:3]})" for k, v in space.objectives.items()), space.description)
+        console.print(table)
+        return
     if what == "blocks":
         table = Table("block", "slot kind", "parameters", "description", title="Blocks")
         for entry in BLOCKS:
@@ -336,6 +346,79 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
         rich_table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
     console.print(rich_table)
     console.print(f"wrote {', '.join(map(str, paths))}")
+
+
+# --------------------------------------------------------------------------------------- sweeps
+
+
+@cli.command()
+@click.option("--space", "space_ref", required=True, help="Search space: built-in name or YAML path.")
+@click.option("--study", "study_name", default=None, help="Study name (default: the space's); "
+              "an existing study is resumed.")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Completed trials to reach (default: the space's).")
+@click.option("--data", default=None, help="Dataset folder (default: the space's, usually synthetic).")
+@click.option("--size", type=click.IntRange(min=8), default=None)
+@click.option("--storage", default=None, envvar="BENCH_STORAGE",
+              help="Optuna storage URL (default: sqlite:///runs/optuna.db).")
+@click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seconds between trial heartbeats; a trial silent for 3x this is failed.")
+@click.option("--quiet", is_flag=True, help="Only the final front.")
+def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
+        size: Optional[int], storage: Optional[str], timeout: Optional[float], heartbeat: int,
+        quiet: bool) -> None:
+    """Sweep a search space with Optuna and print the Pareto front."""
+    from .search import DEFAULT_STORAGE, front, make_objective, open_study, prepare_study_data, run_study
+    from .space import load_space
+
+    space = load_space(space_ref)
+    name = study_name or space.name
+    target = trials or int(space.study["trials"])
+    study_data = prepare_study_data(space, data, size)
+    study = open_study(space, name, storage or DEFAULT_STORAGE, heartbeat, 3 * heartbeat)
+    recorded = study.user_attrs.get("split_hash")
+    if recorded and recorded != study_data.split.hash:
+        raise BenchError(f"study {name!r} was run on another split ({recorded[:12]}); this data gives "
+                         f"{study_data.split.hash[:12]}. Use another --study name, or the same --data and --size.")
+    if not recorded:
+        study.set_user_attr("split_hash", study_data.split.hash)
+        study.set_user_attr("space", str(space.source))
+        study.set_user_attr("data", {"source": study_data.dataset.source, "size": study_data.size})
+
+    def on_trial(trial) -> None:
+        if quiet:
+            return
+        state = trial.state.name.lower()
+        blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+        if trial.state.name == "COMPLETE":
+            values = ", ".join(f"{k} {_fmt(v)}" for k, v in zip(space.objectives, trial.values))
+            note = (" (not trained: violates a constraint)" if not trial.user_attrs.get("trained", True)
+                    else f" (same network as trial {trial.user_attrs['duplicate_of']})"
+                    if "duplicate_of" in trial.user_attrs else "")
+            console.print(f"trial {trial.number}: {blocks} -> {values}{note}")
+        else:
+            console.print(f"trial {trial.number} {state}: {blocks}: {trial.user_attrs.get('fail_reason', '')}")
+
+    console.print(f"study {name!r}: {len(study.trials)} trials so far, running until {target} complete "
+                  f"({space.study['sampler']}, data {study_data.dataset.source} at {study_data.size} px, "
+                  f"split {study_data.split.hash[:12]})")
+    started = time.perf_counter()
+    run_study(study, make_objective(space, study_data, study), target, timeout, on_trial)
+    best = front(study, space.objectives)
+    params = list(dict.fromkeys(k for trial in best for k in trial.params))
+    table = Table("trial", *params, *space.objectives,
+                  "test Dice", title=f"Pareto front of {name!r} ({len(best)} of "
+                  f"{sum(t.state.name == 'COMPLETE' for t in study.trials)} complete trials)")
+    for trial in sorted(best, key=lambda t: t.values[0]):
+        table.add_row(str(trial.number), *(str(trial.params.get(k, "")) for k in params),
+                      *(_fmt(v) for v in trial.values), _fmt(trial.user_attrs["metrics"].get("test_dice", float("nan"))))
+    console.print(table)
+    console.print(f"{time.perf_counter() - started:.0f} s; storage {storage or DEFAULT_STORAGE}")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def main() -> None:

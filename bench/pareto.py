@@ -1,0 +1,35 @@
+"""Pareto fronts: the non-dominated set of points under objectives with directions."""
+from __future__ import annotations
+
+from typing import Sequence
+
+MINIMIZE, MAXIMIZE = "minimize", "maximize"
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """True if ``a`` is at least as good as ``b`` in every objective and better in one."""
+    better = False
+    for x, y, direction in zip(a, b, directions):
+        if direction == MAXIMIZE:
+            x, y = -x, -y
+        if x > y:
+            return False
+        better = better or x < y
+    return better
+
+
+def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
+    """Indices of the non-dominated ``points``, in input order.
+
+    Ties are kept: points with equal values do not dominate each other, so duplicates of a
+    front point are all on the front. Any number of objectives; ``directions`` holds
+    ``"minimize"`` or ``"maximize"`` per objective.
+    """
+    if any(d not in (MINIMIZE, MAXIMIZE) for d in directions):
+        raise ValueError(f"directions must be {MINIMIZE!r} or {MAXIMIZE!r}, got {list(directions)}")
+    if any(len(p) != len(directions) for p in points):
+        raise ValueError("every point needs one value per direction")
+    return [
+        i for i, p in enumerate(points)
+        if not any(dominates(q, p, directions) for j, q in enumerate(points) if j != i)
+    ]

@@ -1,0 +1,231 @@
+"""Sweeps on Optuna: a search space becomes a study whose trials build, measure and train networks.
+
+The only module that imports Optuna. One trial: sample the space -> resolve the architecture ->
+check contracts -> cheap costs (params, MACs, FLOPs, latency when asked) -> constraints -> train
+on the study's fixed split (unless a constraint is violated or the same network was already
+trained) -> validation Dice. Bad samples (a contract the combination breaks), NaN losses and
+other errors end that trial as FAILED with the reason in its user attributes; the sweep goes on.
+
+Storage: any Optuna RDB URL; the embedded default is ``sqlite:///runs/optuna.db``. Heartbeats
+mark a trial whose worker died (SIGKILL) as FAILED once the grace period has passed, so a
+resumed sweep does not wait for it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from .assemble import build_model, check_input_size, plan_architecture
+from .config import resolve_architecture
+from .counting import count_macs, count_params
+from .data.dataset import SegmentationData, load_data
+from .data.split import Split, make_split
+from .errors import BenchError
+from .experiment import check_classes
+from .latency import measure_latency
+from .pareto import pareto_front
+from .space import BlockChoice, Distribution, SearchSpace
+from .train import TrainingDiverged, evaluate, train_model
+
+DEFAULT_STORAGE = "sqlite:///runs/optuna.db"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def sample_overrides(trial: optuna.Trial, space: SearchSpace) -> list[str]:
+    """``--set`` overrides for one sample. A block choice replaces the slot whole, then its
+    conditional parameters (named ``<slot>.<block>.<param>`` in Optuna) are set."""
+    overrides = []
+    for path, dist in space.vary.items():
+        if isinstance(dist, BlockChoice):
+            block = trial.suggest_categorical(f"{path}.type", list(dist.options))
+            overrides.append(f"{path}={{type: {block}}}")
+            for param, sub in dist.options[block].items():
+                overrides.append(f"{path}.{param}={json.dumps(_suggest(trial, f'{path}.{block}.{param}', sub))}")
+        else:
+            overrides.append(f"{path}={json.dumps(_suggest(trial, path, dist))}")
+    return overrides
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: Distribution) -> Any:
+    if dist.kind == "choices":
+        return trial.suggest_categorical(name, list(dist.choices))
+    if dist.kind == "int":
+        return trial.suggest_int(name, int(dist.low), int(dist.high), step=int(dist.step or 1), log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+@dataclass
+class StudyData:
+    dataset: SegmentationData
+    split: Split
+    size: int
+
+
+def prepare_study_data(space: SearchSpace, data: Optional[str], size: Optional[int]) -> StudyData:
+    """The one dataset and split every trial of the study uses (seeded by the study seed)."""
+    source = data or space.data["source"]
+    size = size or space.data["size"]
+    dataset = load_data(source, size, 3, synthetic_count=int(space.data["count"]), seed=int(space.study["seed"]))
+    split = make_split(dataset.stems, dataset.source, dataset.content_hash, int(space.study["seed"]))
+    return StudyData(dataset, split, int(dataset.images.shape[-1]))
+
+
+def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
+    seed = int(space.study["seed"])
+    constraints = _constraints_func if space.constraints else None
+    name = space.study["sampler"]
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    grid = {}
+    for path, dist in space.vary.items():
+        if isinstance(dist, BlockChoice) and any(dist.options.values()):
+            raise BenchError(f"{space.source}: the grid sampler needs plain choices; {path} has "
+                             "conditional parameters. Use nsga2, tpe or random.")
+        if isinstance(dist, BlockChoice):
+            grid[f"{path}.type"] = list(dist.options)
+        elif dist.kind != "choices":
+            raise BenchError(f"{space.source}: the grid sampler needs choices; {path} is a range.")
+        else:
+            grid[path] = list(dist.choices)
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return trial.user_attrs.get("constraint_values", [0.0])
+
+
+def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30) -> optuna.Study:
+    """Create the study once, or load it (``load_if_exists``)."""
+    if storage.startswith("sqlite:///"):
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and essential here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=grace)
+    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        raise BenchError(f"cannot open the study storage {storage}: {exc}") from None
+    return optuna.create_study(study_name=name, storage=rdb, sampler=make_sampler(space),
+                               directions=list(space.objectives.values()), load_if_exists=True)
+
+
+Report = Callable[[optuna.trial.FrozenTrial | optuna.Trial, str, dict], None]
+
+
+def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
+                   report: Optional[Report] = None) -> Callable[[optuna.Trial], list[float]]:
+    """The trial function (see the module docstring)."""
+    wants_latency = "latency_ms" in space.objectives or "latency_ms" in space.constraints
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        started = time.perf_counter()
+        try:
+            overrides = sample_overrides(trial, space)
+            trial.set_user_attr("overrides", overrides)
+            arch = resolve_architecture(space.architecture, overrides)
+            trial.set_user_attr("config_hash", arch.hash)
+            trial.set_user_attr("blocks", _block_types(arch.config))
+            check_classes(arch, data.dataset)
+            check_input_size(arch, plan_architecture(arch), data.size)
+            model = build_model(arch, seed=space.recipe.seed)
+            x = torch.randn(1, arch.config["in_channels"], data.size, data.size)
+            macs = count_macs(model, x).total
+            cost = {"params": count_params(model), "macs": macs, "flops": 2 * macs}
+            if wants_latency:
+                cost["latency_ms"] = measure_latency(model, arch.config["in_channels"], data.size).median_ms
+            trial.set_user_attr("cost", cost)
+            violations = [_violation(cost[q], bound) for q, bound in space.constraints.items()]
+            trial.set_user_attr("constraint_values", violations or [0.0])
+            duplicate = _completed_with_hash(study, arch.hash, trial.number)
+            if duplicate is not None:
+                trial.set_user_attr("duplicate_of", duplicate.number)
+                trial.set_user_attr("trained", duplicate.user_attrs.get("trained", False))
+                metrics = dict(duplicate.user_attrs.get("metrics", {}))
+            elif any(v > 0 for v in violations):
+                trial.set_user_attr("trained", False)
+                metrics = {"val_dice": 0.0}  # not trained: infeasible, kept off every front
+            else:
+                metrics = _train(trial, model, space, data, arch.config["classes"], report)
+                trial.set_user_attr("trained", True)
+            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+            values = {**cost, **metrics}
+            return [float(values[name]) for name in space.objectives]
+        except (BenchError, RuntimeError, ValueError) as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            raise
+
+    return objective
+
+
+def _train(trial: optuna.Trial, model, space: SearchSpace, data: StudyData, classes: int,
+           report: Optional[Report]) -> dict[str, float]:
+    split, dataset = data.split, data.dataset
+    train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
+    progress = (lambda event, done, total, values: report(trial, event, {"done": done, "total": total, **values})) \
+        if report else None
+    result = train_model(model, train, val, space.recipe, classes, progress)
+    test_metrics = evaluate(model, test, classes).summary()
+    return {"val_dice": result.best_val_dice, "test_dice": test_metrics["dice_mean"],
+            "test_dice_fg": test_metrics["dice_mean_fg"], "test_iou": test_metrics["iou_mean"],
+            "best_epoch": result.best_epoch}
+
+
+def _violation(value: float, bound: dict[str, float]) -> float:
+    """Optuna's convention: <= 0 feasible; the amount by which a bound is exceeded otherwise."""
+    return max(value - bound.get("max", math.inf), bound.get("min", -math.inf) - value)
+
+
+def _completed_with_hash(study: optuna.Study, config_hash: str, number: int) -> Optional[optuna.trial.FrozenTrial]:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number != number and t.user_attrs.get("config_hash") == config_hash:
+            return t
+    return None
+
+
+def _block_types(config: dict) -> dict[str, str]:
+    out = {}
+    for path in ("encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block", "decoder.up", "decoder"):
+        node: Any = config
+        for key in path.split("."):
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and "type" in node:
+            out[path] = node["type"]
+    return out
+
+
+def run_study(study: optuna.Study, objective: Callable, trials: int, timeout: Optional[float] = None,
+              on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None) -> None:
+    """Run trials until the study has ``trials`` COMPLETE ones (failures do not count), the
+    ``timeout`` passes, or three times the missing number of trials have been tried."""
+    missing = trials - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if missing <= 0:
+        return
+    callbacks = [optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE,))]
+    if on_trial:
+        callbacks.append(lambda _study, trial: on_trial(trial))
+    study.optimize(objective, n_trials=3 * missing, timeout=timeout, callbacks=callbacks,
+                   catch=(BenchError, RuntimeError, ValueError, TrainingDiverged))
+
+
+def front(study: optuna.Study, objectives: dict[str, str]) -> list[optuna.trial.FrozenTrial]:
+    """COMPLETE, feasible trials on the Pareto front of the study's objectives (duplicates of a
+    network appear once, as their first trial)."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if all(v <= 0 for v in t.user_attrs.get("constraint_values", [0.0]))
+              and "duplicate_of" not in t.user_attrs]
+    indices = pareto_front([t.values for t in trials], list(objectives.values()))
+    return [trials[i] for i in indices]

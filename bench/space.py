@@ -1,0 +1,234 @@
+"""Search spaces: which parts of an architecture a sweep varies, what it optimises, and how.
+
+A space file (``search_spaces/*.yaml``)::
+
+    architecture: tinyunet            # built-in name or path
+    vary:
+      encoder.block:                  # a block slot: choose a whole block ...
+        cmrf: {N: {choices: [2, 4, 8, 16]}}   # ... each with its own (conditional) parameters
+        double_conv: {}
+      width_multiplier: {float: [0.5, 1.0]}   # a value: {choices: [...]}, {int: [lo, hi]} or
+                                              # {float: [lo, hi]}, with log: true and step
+    objectives: {val_dice: maximize, params: minimize}
+    constraints: {params: {max: 1000000}}
+    recipe: {name: default, epochs: 3}
+    data: {source: synthetic, size: 48, count: 96}
+    study: {sampler: nsga2, trials: 12, seed: 0}
+
+Ties come from the architecture (``same_as``): varying ``encoder.block`` of TinyU-Net varies its
+decoder too. Every choice is checked against the grammar and the block registry when the file is
+loaded, so a bad space fails before any trial runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .blocks import BLOCKS
+from .config import SCHEMA, _schema_at, builtin_dir, find_architecture, load_yaml
+from .errors import ConfigError, did_you_mean
+from .recipe import RECIPES, Recipe
+
+OBJECTIVES = {  # name -> default direction
+    "val_dice": "maximize",
+    "params": "minimize",
+    "macs": "minimize",
+    "flops": "minimize",
+    "latency_ms": "minimize",
+}
+CHEAP = ("params", "macs", "flops", "latency_ms")  # known before training
+SAMPLERS = ("nsga2", "tpe", "random", "grid")
+_KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One sampled value: categorical ``choices``, or an int/float range."""
+
+    kind: str  # "choices", "int" or "float"
+    choices: tuple = ()
+    low: float = 0
+    high: float = 0
+    log: bool = False
+    step: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    """A block slot chosen among whole blocks, each with distributions for its parameters."""
+
+    options: dict[str, dict[str, Distribution]]
+
+
+@dataclass
+class SearchSpace:
+    name: str
+    source: Path
+    architecture: str
+    vary: dict[str, Distribution | BlockChoice]
+    objectives: dict[str, str]
+    constraints: dict[str, dict[str, float]]
+    recipe: Recipe
+    data: dict[str, Any]
+    study: dict[str, Any]
+    description: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+def builtin_spaces() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(builtin_dir("search_spaces").glob("*.yaml"))}
+
+
+def find_space(ref: str) -> Path:
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        if not Path(ref).is_file():
+            raise ConfigError("", f"search space file {ref!r} not found.")
+        return Path(ref)
+    known = builtin_spaces()
+    if ref not in known:
+        raise ConfigError("", f"unknown search space {ref!r}.",
+                          hint=f"{did_you_mean(ref, known)} Built-in: {', '.join(known)}.".lstrip())
+    return known[ref]
+
+
+def load_space(ref: str) -> SearchSpace:
+    """Load and validate a search space (built-in name or path).
+
+    Raises:
+        ConfigError: anything wrong, with the file, line and path.
+    """
+    path = find_space(ref)
+    raw, lines = load_yaml(path)
+    try:
+        return _validate(raw, path)
+    except ConfigError as exc:
+        line = None
+        probe = exc.path
+        while probe and line is None:
+            line, probe = lines.get(probe), probe.rpartition(".")[0]
+        raise exc.located(path, line) from None
+
+
+def _validate(raw: dict, path: Path) -> SearchSpace:
+    for key in raw:
+        if key not in _KEYS:
+            raise ConfigError(str(key), "unknown key of a search space.",
+                              hint=f"{did_you_mean(str(key), _KEYS)} Keys: {', '.join(_KEYS)}.".lstrip())
+    for key in ("architecture", "vary", "objectives"):
+        if key not in raw:
+            raise ConfigError(key, f"missing; a search space needs {key}.")
+    architecture = str(raw["architecture"])
+    find_architecture(architecture, relative_to=path.parent)
+    if not isinstance(raw["vary"], dict) or not raw["vary"]:
+        raise ConfigError("vary", "must map config paths to what to sample, e.g. encoder.block: {...}.")
+    vary = {str(p): _vary_entry(str(p), spec) for p, spec in raw["vary"].items()}
+    objectives = _objectives(raw["objectives"])
+    constraints = _constraints(raw.get("constraints") or {})
+    recipe = _recipe(raw.get("recipe") or {})
+    data = {"source": "synthetic", "size": 48, "count": 96, **(raw.get("data") or {})}
+    study = {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0,
+             "timeout": None, **(raw.get("study") or {})}
+    if study["sampler"] not in SAMPLERS:
+        raise ConfigError("study.sampler", f"unknown sampler {study['sampler']!r}.",
+                          hint=f"{did_you_mean(str(study['sampler']), SAMPLERS)} Samplers: {', '.join(SAMPLERS)}.".lstrip())
+    return SearchSpace(path.stem, path, architecture, vary, objectives, constraints, recipe, data,
+                       study, str(raw.get("description", "")), raw)
+
+
+def _vary_entry(path: str, spec: Any) -> Distribution | BlockChoice:
+    fld = _schema_at(path)
+    if fld is None and path.rpartition(".")[0] and _schema_at(path.rpartition(".")[0]) is not None \
+            and _schema_at(path.rpartition(".")[0]).kind == "slot":
+        return _distribution(path, spec)  # a parameter of a block, e.g. encoder.block.N
+    if fld is None:
+        paths = list(_grammar_paths(SCHEMA, ""))
+        raise ConfigError(f"vary.{path}", f"'{path}' is not a slot or value of the architecture grammar.",
+                          hint=f"{did_you_mean(path, paths)} Slots and values: {', '.join(paths)}.".lstrip())
+    if fld.kind == "slot":
+        if not isinstance(spec, dict) or not spec:
+            raise ConfigError(f"vary.{path}", "must map block names to their parameters' distributions.")
+        options = {}
+        for name, params in spec.items():
+            entry = BLOCKS.get(name, f"vary.{path}.{name}", fld.block_kinds) if name in BLOCKS else None
+            if entry is None:
+                allowed = BLOCKS.names(fld.block_kinds)
+                raise ConfigError(f"vary.{path}.{name}", f"unknown block {name!r} for this slot.",
+                                  hint=f"{did_you_mean(str(name), allowed)} Blocks: {', '.join(allowed)}.".lstrip())
+            BLOCKS.get(name, f"vary.{path}", fld.block_kinds)  # right kind for the slot
+            params = params or {}
+            for param in params:
+                if param not in entry.params:
+                    raise ConfigError(f"vary.{path}.{name}.{param}", f"block '{name}' has no parameter '{param}'.",
+                                      hint=did_you_mean(str(param), entry.params))
+            options[str(name)] = {str(p): _distribution(f"vary.{path}.{name}.{p}", d) for p, d in params.items()}
+        return BlockChoice(options)
+    return _distribution(f"vary.{path}", spec)
+
+
+def _grammar_paths(schema: dict, prefix: str):
+    for name, fld in schema.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if fld.kind == "section":
+            yield from _grammar_paths(fld.fields, path)
+        elif name not in ("name", "description"):
+            yield path
+
+
+def _distribution(path: str, spec: Any) -> Distribution:
+    if not isinstance(spec, dict):
+        return Distribution("choices", (spec,))  # a fixed value
+    log, step = bool(spec.get("log", False)), spec.get("step")
+    if "choices" in spec and isinstance(spec["choices"], list) and spec["choices"]:
+        return Distribution("choices", tuple(spec["choices"]))
+    for kind in ("int", "float"):
+        if kind in spec:
+            bounds = spec[kind]
+            if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
+                raise ConfigError(path, f"{kind}: expected [low, high] with low <= high, got {bounds!r}.")
+            return Distribution(kind, (), bounds[0], bounds[1], log, step)
+    raise ConfigError(path, f"expected {{choices: [...]}}, {{int: [lo, hi]}} or {{float: [lo, hi]}}, got {spec!r}.")
+
+
+def _objectives(raw: Any) -> dict[str, str]:
+    if isinstance(raw, list):
+        raw = {name: OBJECTIVES.get(str(name), "minimize") for name in raw}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("objectives", "must map metric names to maximize/minimize.")
+    out = {}
+    for name, direction in raw.items():
+        if name not in OBJECTIVES:
+            raise ConfigError(f"objectives.{name}", f"'{name}' is not a metric bench measures.",
+                              hint=f"{did_you_mean(str(name), OBJECTIVES)} Metrics: {', '.join(OBJECTIVES)}.".lstrip())
+        if direction not in ("maximize", "minimize"):
+            raise ConfigError(f"objectives.{name}", f"direction must be maximize or minimize, got {direction!r}.")
+        out[str(name)] = direction
+    return out
+
+
+def _constraints(raw: Any) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, bound in raw.items():
+        if name not in CHEAP:
+            raise ConfigError(f"constraints.{name}", f"cannot constrain unknown quantity '{name}'.",
+                              hint=f"{did_you_mean(str(name), CHEAP)} Constrainable before training: "
+                              f"{', '.join(CHEAP)}.".lstrip())
+        if not isinstance(bound, dict) or not set(bound) <= {"max", "min"} or not bound:
+            raise ConfigError(f"constraints.{name}", f"expected {{max: value}} and/or {{min: value}}, got {bound!r}.")
+        out[str(name)] = {k: float(v) for k, v in bound.items()}
+    return out
+
+
+def _recipe(raw: dict) -> Recipe:
+    from .recipe import get_recipe
+
+    name = raw.get("name", "default")
+    if name not in RECIPES:
+        raise ConfigError("recipe.name", f"unknown recipe {name!r}.",
+                          hint=f"{did_you_mean(str(name), RECIPES)} Recipes: {', '.join(RECIPES)}.".lstrip())
+    fields = set(Recipe.__dataclass_fields__)
+    for key in raw:
+        if key != "name" and key not in fields:
+            raise ConfigError(f"recipe.{key}", "not a recipe setting.",
+                              hint=f"{did_you_mean(str(key), fields)} Settings: {', '.join(sorted(fields))}.".lstrip())
+    return get_recipe(name, **{k: v for k, v in raw.items() if k != "name"})
