@@ -364,13 +364,18 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Seconds between trial heartbeats; a trial silent for 3x this is failed.")
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help="MLflow tracking URI (default: sqlite:///runs/mlflow.db).")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], storage: Optional[str], timeout: Optional[float], heartbeat: int,
-        quiet: bool) -> None:
-    """Sweep a search space with Optuna and print the Pareto front."""
+        tracking_uri: Optional[str], quiet: bool) -> None:
+    """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
+    and write the study's report to reports/<study>/."""
+    from .report import write_report
     from .search import DEFAULT_STORAGE, front, make_objective, open_study, prepare_study_data, run_study
     from .space import load_space
+    from .tracking import DEFAULT_TRACKING, SweepTracker
 
     space = load_space(space_ref)
     name = study_name or space.name
@@ -386,7 +391,12 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         study.set_user_attr("space", str(space.source))
         study.set_user_attr("data", {"source": study_data.dataset.source, "size": study_data.size})
 
+    tracker = SweepTracker(tracking_uri or DEFAULT_TRACKING, study, space.source, {
+        "source": study_data.dataset.source, "size": study_data.size, "split_hash": study_data.split.hash,
+        "objectives": space.objectives, "architecture": space.architecture})
+
     def on_trial(trial) -> None:
+        tracker.log_trial(trial)
         if quiet:
             return
         state = trial.state.name.lower()
@@ -414,7 +424,58 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         table.add_row(str(trial.number), *(str(trial.params.get(k, "")) for k in params),
                       *(_fmt(v) for v in trial.values), _fmt(trial.user_attrs["metrics"].get("test_dice", float("nan"))))
     console.print(table)
-    console.print(f"{time.perf_counter() - started:.0f} s; storage {storage or DEFAULT_STORAGE}")
+    reference = resolve_architecture(space.architecture).hash
+    out_dir = Path("reports") / name
+    write_report(study, space.objectives, out_dir, reference)
+    tracker.finish(study, {t.number for t in best}, out_dir)
+    console.print(f"{time.perf_counter() - started:.0f} s; storage {storage or DEFAULT_STORAGE}; "
+                  f"MLflow {tracking_uri or DEFAULT_TRACKING} (experiment {name!r}); report {out_dir}/")
+
+
+@cli.command()
+@click.option("--study", "study_name", required=True)
+@click.option("--space", "space_ref", default=None, help="The study's space (default: recorded in the study).")
+@click.option("--storage", default=None, envvar="BENCH_STORAGE")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: reports/<study>/.")
+def report(study_name: str, space_ref: Optional[str], storage: Optional[str], out: Optional[str]) -> None:
+    """Write a study's tables and Pareto plots: results.csv, pareto.csv, report.md, table.tex,
+    pareto.png, pareto.html."""
+    import optuna
+
+    from .report import write_report
+    from .search import DEFAULT_STORAGE
+    from .space import load_space
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage or DEFAULT_STORAGE)
+    except KeyError:
+        raise BenchError(f"no study {study_name!r} in {storage or DEFAULT_STORAGE}. Run "
+                         f"`bench run --space SPACE --study {study_name}` first, or pass --storage.") from None
+    space = load_space(space_ref or study.user_attrs.get("space", ""))
+    out_dir = Path(out) if out else Path("reports") / study_name
+    paths = write_report(study, space.objectives, out_dir, resolve_architecture(space.architecture).hash)
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+@cli.command()
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help="Backend store (default: sqlite:///runs/mlflow.db).")
+@click.option("--port", type=int, default=5000, show_default=True)
+def ui(tracking_uri: Optional[str], port: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 (one worker, no background job execution)."""
+    import os
+    import sys
+
+    from .tracking import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
+
+    store = tracking_uri or DEFAULT_TRACKING
+    console.print(f"MLflow UI for {store}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+               "--default-artifact-root", Path(DEFAULT_ARTIFACTS).resolve().as_uri(),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)  # the server itself receives Ctrl-C and SIGTERM
 
 
 def _fmt(value: float) -> str:

@@ -1,0 +1,46 @@
+"""A small sweep's MLflow record: one parent per study, one child per trial, artifacts and tags,
+and a logged front equal to the front computed independently from the children's metrics."""
+from __future__ import annotations
+
+from mlflow.tracking import MlflowClient
+
+from bench.pareto import pareto_front
+
+
+def test_sweep_is_tracked_in_mlflow(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--space", "quick", "--trials", "3", "--quiet")
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
+    experiment = client.get_experiment_by_name("quick")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("bench.role") == "study"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == len(runs) - 1
+    parent = parents[0]
+    assert {"space", "data.source", "split.hash", "objectives"} <= set(parent.data.params)
+    assert {"git.revision", "version.torch", "version.optuna"} <= set(parent.data.tags)
+    parent_files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/pareto.csv", "report/pareto.png", "report/pareto.html", "report/report.md",
+            "report/results.csv", "report/table.tex"} <= parent_files
+    assert any(f.path == "quick.yaml" for f in client.list_artifacts(parent.info.run_id))
+
+    numbers = sorted(int(c.data.tags["bench.trial"]) for c in children)
+    assert numbers == list(range(len(children))) and len(children) >= 3
+    for child in children:
+        tags = child.data.tags
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["bench.state"] in ("COMPLETE", "FAIL") and tags["bench.on_front"] in ("yes", "no")
+        assert "block.encoder.block" in tags
+        if tags["bench.state"] == "COMPLETE":
+            assert {"val_dice", "params", "macs", "flops"} <= set(child.data.metrics)
+            assert any(f.path == "architecture.yaml" for f in client.list_artifacts(child.info.run_id))
+
+    candidates = [c for c in children if c.data.tags["bench.state"] == "COMPLETE"
+                  and c.data.tags["bench.trained"] == "True" and "bench.duplicate_of" not in c.data.tags]
+    expected = {int(candidates[i].data.tags["bench.trial"]) for i in pareto_front(
+        [(c.data.metrics["val_dice"], c.data.metrics["params"]) for c in candidates], ["maximize", "minimize"])}
+    logged = {int(c.data.tags["bench.trial"]) for c in children if c.data.tags["bench.on_front"] == "yes"}
+    assert logged == expected and parent.data.tags["bench.front"] == ",".join(map(str, sorted(expected)))
+    assert (tmp_path / "reports" / "quick" / "pareto.csv").exists()
