@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import click
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .assemble import build_model, check_input_size, plan_architecture
@@ -376,6 +378,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     from .search import DEFAULT_STORAGE, front, make_objective, open_study, prepare_study_data, run_study
     from .space import load_space
     from .tracking import DEFAULT_TRACKING, SweepTracker
+    from optuna.trial import TrialState
 
     space = load_space(space_ref)
     name = study_name or space.name
@@ -395,34 +398,50 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         "source": study_data.dataset.source, "size": study_data.size, "split_hash": study_data.split.hash,
         "objectives": space.objectives, "architecture": space.architecture})
 
+    def describe(trial) -> str:
+        blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+        if trial.state.name != "COMPLETE":
+            return f"trial {trial.number} {trial.state.name.lower()}: {blocks}: {trial.user_attrs.get('fail_reason', '')}"
+        values = ", ".join(f"{k} {_fmt(v)}" for k, v in zip(space.objectives, trial.values))
+        note = (" (not trained: violates a constraint)" if not trial.user_attrs.get("trained", True)
+                else f" (same network as trial {trial.user_attrs['duplicate_of']})"
+                if "duplicate_of" in trial.user_attrs else "")
+        return f"trial {trial.number}: {blocks} -> {values}{note}"
+
+    live = Live(console=console, refresh_per_second=4, transient=True) \
+        if console.is_terminal and not quiet else None
+    current = {"line": ""}
+
+    def render() -> Group:
+        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return Group(Text(f"{done}/{target} trials complete"), Text(current["line"]),
+                     _front_table(study, space, "best so far"))
+
+    def on_epoch(trial, event: str, values: dict) -> None:
+        if event == "epoch":
+            blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+            current["line"] = (f"trial {trial.number}: {blocks}: epoch {values['done']}/{values['total']}, "
+                               f"val Dice {values['val_dice_mean']:.3f}")
+            live.update(render())
+
     def on_trial(trial) -> None:
         tracker.log_trial(trial)
-        if quiet:
-            return
-        state = trial.state.name.lower()
-        blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-        if trial.state.name == "COMPLETE":
-            values = ", ".join(f"{k} {_fmt(v)}" for k, v in zip(space.objectives, trial.values))
-            note = (" (not trained: violates a constraint)" if not trial.user_attrs.get("trained", True)
-                    else f" (same network as trial {trial.user_attrs['duplicate_of']})"
-                    if "duplicate_of" in trial.user_attrs else "")
-            console.print(f"trial {trial.number}: {blocks} -> {values}{note}")
-        else:
-            console.print(f"trial {trial.number} {state}: {blocks}: {trial.user_attrs.get('fail_reason', '')}")
+        if live is not None:
+            live.console.print(describe(trial))
+            live.update(render())
+        elif not quiet:
+            console.print(describe(trial))
 
     console.print(f"study {name!r}: {len(study.trials)} trials so far, running until {target} complete "
                   f"({space.study['sampler']}, data {study_data.dataset.source} at {study_data.size} px, "
                   f"split {study_data.split.hash[:12]})")
     started = time.perf_counter()
-    run_study(study, make_objective(space, study_data, study), target, timeout, on_trial)
+    objective = make_objective(space, study_data, study, on_epoch if live is not None else None)
+    with live if live is not None else nullcontext():
+        run_study(study, objective, target, timeout, on_trial)
     best = front(study, space.objectives)
-    params = list(dict.fromkeys(k for trial in best for k in trial.params))
-    table = Table("trial", *params, *space.objectives,
-                  "test Dice", title=f"Pareto front of {name!r} ({len(best)} of "
-                  f"{sum(t.state.name == 'COMPLETE' for t in study.trials)} complete trials)")
-    for trial in sorted(best, key=lambda t: t.values[0]):
-        table.add_row(str(trial.number), *(str(trial.params.get(k, "")) for k in params),
-                      *(_fmt(v) for v in trial.values), _fmt(trial.user_attrs["metrics"].get("test_dice", float("nan"))))
+    table = _front_table(study, space, f"Pareto front of {name!r} ({len(best)} of "
+                         f"{sum(t.state.name == 'COMPLETE' for t in study.trials)} complete trials)")
     console.print(table)
     reference = resolve_architecture(space.architecture).hash
     out_dir = Path("reports") / name
@@ -476,6 +495,19 @@ def ui(tracking_uri: Optional[str], port: int) -> None:
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     sys.stdout.flush()
     os.execve(sys.executable, command, env)  # the server itself receives Ctrl-C and SIGTERM
+
+
+def _front_table(study, space, title: str) -> Table:
+    from .search import front
+
+    best = front(study, space.objectives)
+    params = list(dict.fromkeys(k for trial in best for k in trial.params))
+    table = Table("trial", *params, *space.objectives, "test Dice", title=title)
+    for trial in sorted(best, key=lambda t: t.values[0]):
+        table.add_row(str(trial.number), *(str(trial.params.get(k, "")) for k in params),
+                      *(_fmt(v) for v in trial.values),
+                      _fmt(trial.user_attrs["metrics"].get("test_dice", float("nan"))))
+    return table
 
 
 def _fmt(value: float) -> str:

@@ -8,15 +8,13 @@ per study (found again by its tags when a study is resumed), one nested child ru
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-import mlflow
 import optuna
 import yaml
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from . import __version__
