@@ -12,6 +12,7 @@ resumed sweep does not wait for it.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -26,7 +27,8 @@ from optuna.trial import TrialState
 
 from .assemble import build_model, check_input_size, plan_architecture
 from .config import resolve_architecture
-from .counting import count_macs, count_params
+from .deploy import deploy
+from .profile import form_cost
 from .data.dataset import SegmentationData, load_data
 from .data.split import Split, make_split
 from .errors import BenchError
@@ -142,8 +144,10 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
             check_input_size(arch, plan_architecture(arch), data.size)
             model = build_model(arch, seed=space.recipe.seed)
             x = torch.randn(1, arch.config["in_channels"], data.size, data.size)
-            macs = count_macs(model, x).total
-            cost = {"params": count_params(model), "macs": macs, "flops": 2 * macs}
+            train_form, deploy_form = form_cost(model, x), form_cost(deploy(copy.deepcopy(model)), x)
+            cost = {"params": train_form.params, "macs": train_form.macs, "flops": train_form.flops,
+                    "deploy_params": deploy_form.params, "deploy_macs": deploy_form.macs,
+                    "deploy_flops": deploy_form.flops}
             if wants_latency:
                 cost["latency_ms"] = measure_latency(model, arch.config["in_channels"], data.size).median_ms
             trial.set_user_attr("cost", cost)

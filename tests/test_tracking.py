@@ -34,7 +34,7 @@ def test_sweep_is_tracked_in_mlflow(run_cli, tmp_path, monkeypatch):
         assert tags["bench.state"] in ("COMPLETE", "FAIL") and tags["bench.on_front"] in ("yes", "no")
         assert "block.encoder.block" in tags
         if tags["bench.state"] == "COMPLETE":
-            assert {"val_dice", "params", "macs", "flops"} <= set(child.data.metrics)
+            assert {"val_dice", "params", "macs", "flops", "deploy_params", "deploy_macs"} <= set(child.data.metrics)
             assert any(f.path == "architecture.yaml" for f in client.list_artifacts(child.info.run_id))
 
     candidates = [c for c in children if c.data.tags["bench.state"] == "COMPLETE"
