@@ -84,12 +84,11 @@ def prepare_study_data(space: SearchSpace, data: Optional[str], size: Optional[i
 
 def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
     seed = int(space.study["seed"])
-    constraints = _constraints_func if space.constraints else None
     name = space.study["sampler"]
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints)
+        return optuna.samplers.TPESampler(seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     grid = {}
@@ -104,10 +103,6 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
         else:
             grid[path] = list(dist.choices)
     return optuna.samplers.GridSampler(grid, seed=seed)
-
-
-def _constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return trial.user_attrs.get("constraint_values", [0.0])
 
 
 def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30) -> optuna.Study:
@@ -151,7 +146,10 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
             if wants_latency:
                 cost["latency_ms"] = measure_latency(model, arch.config["in_channels"], data.size).median_ms
             trial.set_user_attr("cost", cost)
-            violations = [_violation(cost[q], bound) for q, bound in space.constraints.items()]
+            violations = []
+            for quantity, bound in space.constraints.items():
+                violations.append(_violation(cost[quantity], bound))
+                trial.set_constraint(quantity, violations[-1])  # read by the NSGA-II / TPE samplers
             trial.set_user_attr("constraint_values", violations or [0.0])
             duplicate = _completed_with_hash(study, arch.hash, trial.number)
             if duplicate is not None:
