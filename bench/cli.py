@@ -328,7 +328,7 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     """Train several architectures on the same split, recipe and seed; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU and Dice per class and mean."""
     from .experiment import check_classes, run_training
-    from .reporting import results_table, write_tables
+    from .tables import results_table, write_tables
 
     archs = [resolve(name, None, ()) for name in architectures]
     chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], data, layout, size,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .blocks import BLOCKS
-from .config import SCHEMA, _schema_at, builtin_dir, find_architecture, load_yaml
+from .config import SCHEMA, _schema_at, builtin_dir, find_architecture, load_yaml, resolve_architecture
 from .errors import ConfigError, did_you_mean
 from .recipe import RECIPES, Recipe
 
@@ -119,10 +119,10 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
         if key not in raw:
             raise ConfigError(key, f"missing; a search space needs {key}.")
     architecture = str(raw["architecture"])
-    find_architecture(architecture, relative_to=path.parent)
+    base = resolve_architecture(find_architecture(architecture, relative_to=path.parent)).config
     if not isinstance(raw["vary"], dict) or not raw["vary"]:
         raise ConfigError("vary", "must map config paths to what to sample, e.g. encoder.block: {...}.")
-    vary = {str(p): _vary_entry(str(p), spec) for p, spec in raw["vary"].items()}
+    vary = {str(p): _vary_entry(str(p), spec, base) for p, spec in raw["vary"].items()}
     objectives = _objectives(raw["objectives"])
     constraints = _constraints(raw.get("constraints") or {})
     recipe = _recipe(raw.get("recipe") or {})
@@ -136,11 +136,18 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
                        study, str(raw.get("description", "")), raw)
 
 
-def _vary_entry(path: str, spec: Any) -> Distribution | BlockChoice:
+def _vary_entry(path: str, spec: Any, base: dict) -> Distribution | BlockChoice:
     fld = _schema_at(path)
-    if fld is None and path.rpartition(".")[0] and _schema_at(path.rpartition(".")[0]) is not None \
-            and _schema_at(path.rpartition(".")[0]).kind == "slot":
-        return _distribution(path, spec)  # a parameter of a block, e.g. encoder.block.N
+    slot_path, _, param = path.rpartition(".")
+    slot = _schema_at(slot_path) if slot_path else None
+    if fld is None and slot is not None and slot.kind == "slot":  # a block parameter: encoder.block.N
+        block = _lookup(base, slot_path)
+        known = BLOCKS.get(block["type"], slot_path).params if block else {}
+        if param not in known:
+            what = f"is {block['type']}, which" if block else "is not set, so it"
+            raise ConfigError(f"vary.{path}", f"the base architecture's {slot_path} {what} has no parameter '{param}'.",
+                              hint=did_you_mean(param, known))
+        return _distribution(f"vary.{path}", spec)
     if fld is None:
         paths = list(_grammar_paths(SCHEMA, ""))
         raise ConfigError(f"vary.{path}", f"'{path}' is not a slot or value of the architecture grammar.",
@@ -164,6 +171,13 @@ def _vary_entry(path: str, spec: Any) -> Distribution | BlockChoice:
             options[str(name)] = {str(p): _distribution(f"vary.{path}.{name}.{p}", d) for p, d in params.items()}
         return BlockChoice(options)
     return _distribution(f"vary.{path}", spec)
+
+
+def _lookup(config: dict, path: str) -> Optional[dict]:
+    node: Any = config
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
 
 
 def _grammar_paths(schema: dict, prefix: str):

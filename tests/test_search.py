@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 
 from bench.pareto import pareto_front

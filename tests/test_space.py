@@ -26,6 +26,8 @@ BAD = {
     "unknown block": ("vary: {encoder.block: {cmfr: {}}}", "vary.encoder.block.cmfr", "Did you mean 'cmrf'?"),
     "wrong parameter": ("vary: {encoder.block: {cmrf: {n: {choices: [2]}}}}", "vary.encoder.block.cmrf.n",
                         "has no parameter 'n'"),
+    "parameter of the base block": ("vary: {encoder.block.n: {choices: [2, 4]}}", "vary.encoder.block.n",
+                                    "encoder.block is cmrf, which has no parameter 'n'"),
     "objective not a metric": ("vary: {width_multiplier: {choices: [1.0]}}\nobjectives: {val_dise: maximize}",
                                "objectives.val_dise", "Did you mean 'val_dice'?"),
     "unknown constraint": ("vary: {width_multiplier: {choices: [1.0]}}\nconstraints: {parms: {max: 1}}",

@@ -1,4 +1,5 @@
-"""Tables of results in the form of the seed papers' Table 1, as Markdown, CSV and LaTeX."""
+"""Comparison tables in the form of the seed papers' Table 1 (bench compare), as Markdown, CSV
+and LaTeX."""
 from __future__ import annotations
 
 from pathlib import Path
