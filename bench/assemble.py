@@ -16,7 +16,7 @@ from torch import nn
 from .blocks import BLOCKS
 from .blocks.multiscale_skip import MultiScaleSkip
 from .blocks.registry import DOWN, BlockEntry, ContractViolation
-from .config import Architecture
+from .config import Architecture, get_path
 from .errors import BenchError, ConfigError
 from .network import SkipPaths, UDecoder, UNet
 
@@ -92,7 +92,7 @@ class _Wiring:
 
     def place(self, path: str, where: str, out: int, c_in: Optional[int] = None,
               pyramid: Optional[list[int]] = None) -> Placement:
-        spec = _get(self.config, path)
+        spec = get_path(self.config, path)
         params = {k: v for k, v in spec.items() if k not in ("type", "out_channels")}
         entry = BLOCKS.get(spec["type"], path)
         c_in = self.channels if c_in is None else c_in
@@ -213,13 +213,6 @@ def _width_scaler(multiplier: float):
     return scale
 
 
-def _get(config: dict, path: str) -> Any:
-    node = config
-    for name in path.split("."):
-        node = node[name]
-    return node
-
-
 def _per_stage(section: dict, key: str, stages: int, name: str, default: Any = None) -> list[int]:
     values = section.get(key, default if default is not None else [1] * stages)
     if len(values) != stages:
@@ -283,15 +276,16 @@ def check_input_size(arch: Architecture, plan: Plan, size: int) -> None:
             ))
 
 
-def build_model(arch: Architecture, seed: Optional[int] = None) -> UNet:
-    """Plan, check and build ``arch``; with ``seed``, the initial weights depend on it alone
-    (drawn from a forked RNG, so the global one is left as it was).
+def build_model(arch: Architecture, seed: Optional[int] = None, plan: Optional[Plan] = None) -> UNet:
+    """Plan, check and build ``arch`` (or build ``plan``, already checked for it); with ``seed``,
+    the initial weights depend on it alone (drawn from a forked RNG, so the global one is left
+    as it was).
 
     Raises:
         ConfigError: a contract the config breaks, located at its file line or ``--set``.
         BenchError: a block failed to build for a reason its contract check did not foresee.
     """
-    plan = plan_architecture(arch)
+    plan = plan or plan_architecture(arch)
     try:
         if seed is None:
             return build_plan(plan)

@@ -135,8 +135,9 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     from .profile import profile_model
 
     arch = resolve(architecture, classes, overrides)
-    check_input_size(arch, plan_architecture(arch), size)
-    model = build_model(arch)
+    plan = plan_architecture(arch)
+    check_input_size(arch, plan, size)
+    model = build_model(arch, plan=plan)
     record = profile_model(model, arch.name, arch.hash, arch.config["in_channels"], size, batch)
     if fmt == "json":
         click.echo(json.dumps(record.to_dict(), indent=2))
@@ -375,24 +376,17 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/."""
     from .report import write_report
-    from .search import DEFAULT_STORAGE, front, make_objective, open_study, prepare_study_data, run_study
+    from .search import (DEFAULT_STORAGE, bind_study_data, completed, front, make_objective, open_study,
+                         prepare_study_data, run_study)
     from .space import load_space
     from .tracking import DEFAULT_TRACKING, SweepTracker
-    from optuna.trial import TrialState
 
     space = load_space(space_ref)
     name = study_name or space.name
     target = trials or int(space.study["trials"])
     study_data = prepare_study_data(space, data, size)
     study = open_study(space, name, storage or DEFAULT_STORAGE, heartbeat, 3 * heartbeat)
-    recorded = study.user_attrs.get("split_hash")
-    if recorded and recorded != study_data.split.hash:
-        raise BenchError(f"study {name!r} was run on another split ({recorded[:12]}); this data gives "
-                         f"{study_data.split.hash[:12]}. Use another --study name, or the same --data and --size.")
-    if not recorded:
-        study.set_user_attr("split_hash", study_data.split.hash)
-        study.set_user_attr("space", str(space.source))
-        study.set_user_attr("data", {"source": study_data.dataset.source, "size": study_data.size})
+    bind_study_data(study, space, study_data)
 
     tracker = SweepTracker(tracking_uri or DEFAULT_TRACKING, study, space.source, {
         "source": study_data.dataset.source, "size": study_data.size, "split_hash": study_data.split.hash,
@@ -413,8 +407,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     current = {"line": ""}
 
     def render() -> Group:
-        done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        return Group(Text(f"{done}/{target} trials complete"), Text(current["line"]),
+        return Group(Text(f"{completed(study)}/{target} trials complete"), Text(current["line"]),
                      _front_table(study, space, "best so far"))
 
     def on_epoch(trial, event: str, values: dict) -> None:
@@ -441,7 +434,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         run_study(study, objective, target, timeout, on_trial)
     best = front(study, space.objectives)
     table = _front_table(study, space, f"Pareto front of {name!r} ({len(best)} of "
-                         f"{sum(t.state.name == 'COMPLETE' for t in study.trials)} complete trials)")
+                         f"{completed(study)} complete trials)")
     console.print(table)
     reference = resolve_architecture(space.architecture).hash
     out_dir = Path("reports") / name
@@ -459,17 +452,11 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
 def report(study_name: str, space_ref: Optional[str], storage: Optional[str], out: Optional[str]) -> None:
     """Write a study's tables and Pareto plots: results.csv, pareto.csv, report.md, table.tex,
     pareto.png, pareto.html."""
-    import optuna
-
     from .report import write_report
-    from .search import DEFAULT_STORAGE
+    from .search import DEFAULT_STORAGE, load_study
     from .space import load_space
 
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage or DEFAULT_STORAGE)
-    except KeyError:
-        raise BenchError(f"no study {study_name!r} in {storage or DEFAULT_STORAGE}. Run "
-                         f"`bench run --space SPACE --study {study_name}` first, or pass --storage.") from None
+    study = load_study(study_name, storage or DEFAULT_STORAGE)
     space = load_space(space_ref or study.user_attrs.get("space", ""))
     out_dir = Path(out) if out else Path("reports") / study_name
     paths = write_report(study, space.objectives, out_dir, resolve_architecture(space.architecture).hash)

@@ -115,7 +115,6 @@ SCHEMA: dict[str, Field] = {
     ),
     "head": Field("slot", required=True, block_kinds=(HEAD,)),
 }
-_FILE_ONLY = ("base",)
 TIE = "same_as"
 
 
@@ -483,7 +482,7 @@ def _resolve_ties(config: dict) -> None:
         return node
 
     for slot in _slot_paths(SCHEMA, ""):
-        node = _get(config, slot)
+        node = get_path(config, slot)
         if isinstance(node, dict) and TIE in node:
             if len(node) > 1:
                 raise ConfigError(slot, "a same_as tie cannot have other keys.")
@@ -500,7 +499,8 @@ def _slot_paths(schema: dict[str, Field], prefix: str) -> Iterable[str]:
             yield from _slot_paths(fld.fields, path)
 
 
-def _get(config: dict, path: str) -> Any:
+def get_path(config: dict, path: str) -> Any:
+    """The value at dotted ``path`` of a config, or None where the path does not exist."""
     node: Any = config
     for name in path.split("."):
         if not isinstance(node, dict) or name not in node:

@@ -57,8 +57,9 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
     """Train ``arch`` on the split's train set (model selection on val), evaluate on test, and
     write ``split.json``, ``model.pt`` and ``metrics.json`` to ``out_dir``."""
     check_classes(arch, dataset)
-    check_input_size(arch, plan_architecture(arch), size)
-    model = build_model(arch, seed=recipe.seed)
+    plan = plan_architecture(arch)
+    check_input_size(arch, plan, size)
+    model = build_model(arch, seed=recipe.seed, plan=plan)
     train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
     result = train_model(model, train, val, recipe, arch.config["classes"], progress)
     metrics = evaluate(model, test, arch.config["classes"])

@@ -1,6 +1,6 @@
 """Sweeps on Optuna: a search space becomes a study whose trials build, measure and train networks.
 
-The only module that imports Optuna. One trial: sample the space -> resolve the architecture ->
+The only module that drives Optuna studies (report.py uses its plotting alone). One trial: sample the space -> resolve the architecture ->
 check contracts -> cheap costs (params, MACs, FLOPs, latency when asked) -> constraints -> train
 on the study's fixed split (unless a constraint is violated or the same network was already
 trained) -> validation Dice. Bad samples (a contract the combination breaks), NaN losses and
@@ -26,7 +26,7 @@ import torch
 from optuna.trial import TrialState
 
 from .assemble import build_model, check_input_size, plan_architecture
-from .config import resolve_architecture
+from .config import get_path, resolve_architecture
 from .deploy import deploy
 from .profile import form_cost
 from .data.dataset import SegmentationData, load_data
@@ -119,6 +119,36 @@ def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10,
                                directions=list(space.objectives.values()), load_if_exists=True)
 
 
+def bind_study_data(study: optuna.Study, space: SearchSpace, data: StudyData) -> None:
+    """Record the study's space and split on first use; refuse a resume on another split.
+
+    Raises:
+        BenchError: the study was run on data that gives another split.
+    """
+    recorded = study.user_attrs.get("split_hash")
+    if recorded and recorded != data.split.hash:
+        raise BenchError(f"study {study.study_name!r} was run on another split ({recorded[:12]}); this data "
+                         f"gives {data.split.hash[:12]}. Use another --study name, or the same --data and --size.")
+    if not recorded:
+        study.set_user_attr("split_hash", data.split.hash)
+        study.set_user_attr("space", str(space.source))
+        study.set_user_attr("data", {"source": data.dataset.source, "size": data.size})
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    """An existing study. Raises BenchError if there is none of that name in ``storage``."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise BenchError(f"no study {name!r} in {storage}. Run `bench run --space SPACE --study {name}` "
+                         "first, or pass --storage.") from None
+
+
+def completed(study: optuna.Study) -> int:
+    """Number of COMPLETE trials."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 Report = Callable[[optuna.trial.FrozenTrial | optuna.Trial, str, dict], None]
 
 
@@ -136,8 +166,9 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
             trial.set_user_attr("config_hash", arch.hash)
             trial.set_user_attr("blocks", _block_types(arch.config))
             check_classes(arch, data.dataset)
-            check_input_size(arch, plan_architecture(arch), data.size)
-            model = build_model(arch, seed=space.recipe.seed)
+            plan = plan_architecture(arch)
+            check_input_size(arch, plan, data.size)
+            model = build_model(arch, seed=space.recipe.seed, plan=plan)
             x = torch.randn(1, arch.config["in_channels"], data.size, data.size)
             train_form, deploy_form = form_cost(model, x), form_cost(deploy(copy.deepcopy(model)), x)
             cost = {"params": train_form.params, "macs": train_form.macs, "flops": train_form.flops,
@@ -199,21 +230,17 @@ def _completed_with_hash(study: optuna.Study, config_hash: str, number: int) -> 
 
 
 def _block_types(config: dict) -> dict[str, str]:
-    out = {}
-    for path in ("encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block", "decoder.up", "decoder"):
-        node: Any = config
-        for key in path.split("."):
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict) and "type" in node:
-            out[path] = node["type"]
-    return out
+    paths = ("stem", "encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block",
+             "decoder.up", "decoder", "head")
+    nodes = {p: get_path(config, p) for p in paths}
+    return {p: node["type"] for p, node in nodes.items() if isinstance(node, dict) and "type" in node}
 
 
 def run_study(study: optuna.Study, objective: Callable, trials: int, timeout: Optional[float] = None,
               on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None) -> None:
     """Run trials until the study has ``trials`` COMPLETE ones (failures do not count), the
     ``timeout`` passes, or three times the missing number of trials have been tried."""
-    missing = trials - len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    missing = trials - completed(study)
     if missing <= 0:
         return
     callbacks = [optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE,))]

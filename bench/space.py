@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .blocks import BLOCKS
-from .config import SCHEMA, _schema_at, builtin_dir, find_architecture, load_yaml, resolve_architecture
+from .config import SCHEMA, _schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
 from .errors import ConfigError, did_you_mean
 from .recipe import RECIPES, Recipe
 
@@ -141,7 +141,7 @@ def _vary_entry(path: str, spec: Any, base: dict) -> Distribution | BlockChoice:
     slot_path, _, param = path.rpartition(".")
     slot = _schema_at(slot_path) if slot_path else None
     if fld is None and slot is not None and slot.kind == "slot":  # a block parameter: encoder.block.N
-        block = _lookup(base, slot_path)
+        block = get_path(base, slot_path)
         known = BLOCKS.get(block["type"], slot_path).params if block else {}
         if param not in known:
             what = f"is {block['type']}, which" if block else "is not set, so it"
@@ -171,13 +171,6 @@ def _vary_entry(path: str, spec: Any, base: dict) -> Distribution | BlockChoice:
             options[str(name)] = {str(p): _distribution(f"vary.{path}.{name}.{p}", d) for p, d in params.items()}
         return BlockChoice(options)
     return _distribution(f"vary.{path}", spec)
-
-
-def _lookup(config: dict, path: str) -> Optional[dict]:
-    node: Any = config
-    for key in path.split("."):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
 
 
 def _grammar_paths(schema: dict, prefix: str):

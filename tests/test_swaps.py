@@ -9,6 +9,7 @@ from bench.assemble import build_model
 from bench.blocks import BLOCKS
 from bench.blocks.registry import CONTEXT, FEATURE
 from bench.config import resolve_architecture
+from bench.errors import ConfigError
 from bench.counting import count_macs
 
 # Parameters that fit the swapped-into widths, where a default does not (heads must divide
@@ -47,7 +48,7 @@ def test_context_module_fills_the_bottleneck(arch, name):
 
 
 def test_channel_keeping_blocks_are_refused_where_channels_change():
-    with pytest.raises(Exception, match="keeps the channel count"):
+    with pytest.raises(ConfigError, match="keeps the channel count"):
         build_model(resolve_architecture("tinyunet", ["encoder.block.type=se"]))
 
 

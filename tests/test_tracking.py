@@ -44,3 +44,15 @@ def test_sweep_is_tracked_in_mlflow(run_cli, tmp_path, monkeypatch):
     logged = {int(c.data.tags["bench.trial"]) for c in children if c.data.tags["bench.on_front"] == "yes"}
     assert logged == expected and parent.data.tags["bench.front"] == ",".join(map(str, sorted(expected)))
     assert (tmp_path / "reports" / "quick" / "pareto.csv").exists()
+
+
+def test_report_command_rebuilds_the_report_from_the_study(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "--space", "quick", "--trials", "2", "--quiet").exit_code == 0
+    result = run_cli("report", "--study", "quick", "--out", str(tmp_path / "again"))
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "again").iterdir()} == {
+        "results.csv", "pareto.csv", "report.md", "table.tex", "pareto.png", "pareto.html"}
+    assert (tmp_path / "again" / "pareto.csv").read_text() == (tmp_path / "reports" / "quick" / "pareto.csv").read_text()
+    missing = run_cli("report", "--study", "nope")
+    assert missing.exit_code == 2 and "no study 'nope'" in missing.output
