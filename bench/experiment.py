@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from torch import nn
 
 from .assemble import build_model, check_input_size, plan_architecture
 from .checkpoint import save_checkpoint
@@ -17,7 +18,7 @@ from .data.dataset import SegmentationData, load_data
 from .data.split import Split, load_split, make_split
 from .data.transforms import DESCRIPTION as AUGMENTATION
 from .errors import BenchError
-from .latency import measure_latency
+from .latency import Candidate, measure, measure_latency
 from .recipe import Recipe
 from .train import Progress, evaluate, train_model
 
@@ -49,6 +50,7 @@ class RunOutcome:
     name: str
     summary: dict[str, Any]  # test metrics, cost, timing: plain values
     out_dir: Path
+    model: nn.Module  # trained, best validation weights
 
 
 def run_training(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe,
@@ -74,7 +76,7 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         "best_val_dice_mean": result.best_val_dice,
         "train_seconds": result.seconds,
     }
-    if latency:
+    if latency:  # compare times its networks together instead (time_together)
         summary["latency"] = measure_latency(model, arch.config["in_channels"], size).to_dict()
     record = {
         **summary,
@@ -90,4 +92,16 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
     split.save(out_dir / "split.json")
     save_checkpoint(out_dir / "model.pt", model, arch, record)
     (out_dir / "metrics.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-    return RunOutcome(arch.name, summary, out_dir)
+    return RunOutcome(arch.name, summary, out_dir, model)
+
+
+def time_together(outcomes: list[RunOutcome], in_channels: int, size: int) -> None:
+    """Time the networks of one comparison interleaved in one session, the first as the
+    reference, and add each figure (with its ratio) to the summary and ``metrics.json``."""
+    results = measure([Candidate(o.name, o.model) for o in outcomes], in_channels, size)
+    for outcome, result in zip(outcomes, results):
+        outcome.summary["latency"] = result.to_dict()
+        path = outcome.out_dir / "metrics.json"
+        record = json.loads(path.read_text())
+        record["latency"] = result.to_dict()
+        path.write_text(json.dumps(record, indent=1, default=str) + "\n")

@@ -1,70 +1,287 @@
-"""CPU latency of a forward pass: the deploy form, eval and inference mode, fixed threads,
-warm-up, then repeated timed runs; median and interquartile range.
+"""Latency of a forward pass, measured so that figures can be trusted and compared.
 
-Wall-clock figures on a shared machine are noisy; compare networks by ratios measured in one
-session.
+The protocol: eval and inference mode; the deploy form unless asked otherwise; a fixed thread
+count; warm-up runs; then timed runs, garbage collection off, until the median is stable (the
+95 % distribution-free confidence interval of the median lies within ``target`` of it, relative)
+or a time cap is hit. Median, IQR, p90 and n are reported with the whole protocol and the
+environment (versions, CPU model).
+
+Several candidates (networks, forms, backends) are timed *interleaved*, A B C A B C ..., so that
+drift of a shared machine touches all of them alike; compare them by the ratio to a reference
+timed in the same session, not by absolute milliseconds from different sessions.
+
+``python -m bench.latency SPEC OUT`` is the fresh-process measurement behind ``isolate=True``.
 """
 from __future__ import annotations
 
 import copy
+import gc
+import json
+import math
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
 from .deploy import deploy
+from .errors import BenchError
+from .runtimes import BACKENDS, prepare
+
+FORMS = ("train", "deploy")
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to time: threads, batch, warm-up runs, and when to stop the timed runs."""
+
+    threads: int = 1
+    batch: int = 1
+    warmup: int = 5
+    min_repeats: int = 10
+    max_repeats: int = 1000
+    max_seconds: float = 10.0  # per candidate; several candidates share len(candidates) x this
+    target: float = 0.01  # stop when the median's 95 % CI half-width is within 1 % of it
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "batch", "min_repeats", "max_repeats"):
+            if getattr(self, name) < 1:
+                raise BenchError(f"latency protocol: {name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup < 0 or self.max_seconds <= 0 or self.target <= 0:
+            raise BenchError(f"latency protocol: warmup >= 0, max_seconds > 0 and target > 0 "
+                             f"are needed, got {self}")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Order statistics of timed runs, in milliseconds."""
+
+    median: float
+    iqr: float
+    p90: float
+    ci_low: float  # 95 % confidence interval of the median (order statistics, no normality)
+    ci_high: float
+    n: int
+
+
+def summarize(samples_ms: Sequence[float]) -> Stats:
+    """Median, interquartile range, 90th percentile and the median's 95 % confidence interval.
+
+    Quartiles and p90 interpolate linearly between order statistics (numpy's default); the
+    interval is [x_(j), x_(k)] with j, k = n/2 -+ 0.98 sqrt(n) (+1 for k), the normal
+    approximation to the binomial ranks, clipped to the sample.
+    """
+    if not samples_ms:
+        raise ValueError("no samples")
+    xs = sorted(samples_ms)
+    n = len(xs)
+    if n == 1:
+        return Stats(xs[0], 0.0, xs[0], xs[0], xs[0], 1)
+    q1, _, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    p90 = statistics.quantiles(xs, n=10, method="inclusive")[8]
+    spread = 0.98 * math.sqrt(n)
+    low = max(1, math.floor(n / 2 - spread))
+    high = min(n, math.ceil(n / 2 + 1 + spread))
+    return Stats(statistics.median(xs), q3 - q1, p90, xs[low - 1], xs[high - 1], n)
+
+
+def is_stable(stats: Stats, target: float) -> bool:
+    """Whether the median's 95 % interval lies within ``target`` (relative) of the median."""
+    return (stats.ci_high - stats.ci_low) / 2 <= target * stats.median
+
+
+def time_interleaved(runs: Mapping[str, Callable[[], Any]], protocol: Protocol,
+                     clock: Clock = time.perf_counter) -> tuple[dict[str, list[float]], str]:
+    """Warm each run up, then time rounds of one call each, in order, until every candidate's
+    median is stable, ``max_repeats`` rounds, or the time cap (``max_seconds`` per candidate,
+    at least three rounds). Returns the samples in ms per label and why timing stopped."""
+    for run in runs.values():
+        for _ in range(protocol.warmup):
+            run()
+    samples: dict[str, list[float]] = {label: [] for label in runs}
+    deadline = clock() + protocol.max_seconds * len(runs)
+    collecting = gc.isenabled()
+    gc.disable()  # a collection inside one timed run would land on one candidate only
+    try:
+        while True:
+            for label, run in runs.items():
+                start = clock()
+                run()
+                samples[label].append((clock() - start) * 1e3)
+            rounds = len(samples[next(iter(runs))])
+            if rounds >= protocol.min_repeats and all(
+                    is_stable(summarize(s), protocol.target) for s in samples.values()):
+                return samples, "stable"
+            if rounds >= protocol.max_repeats:
+                return samples, "max repeats"
+            if rounds >= 3 and clock() >= deadline:
+                return samples, "time cap"
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @dataclass
 class Latency:
-    """Median and IQR of ``n`` timed forward passes, in milliseconds, with the protocol."""
+    """One candidate's latency with the protocol and environment that produced it."""
 
+    label: str
     median_ms: float
     iqr_ms: float
+    p90_ms: float
+    ci95_ms: tuple[float, float]
     n: int
-    threads: int
-    batch: int
-    input_size: int
-    warmup: int
-    torch: str
-    cpu: str
+    stopped: str  # "stable", "max repeats" or "time cap"
+    protocol: dict[str, Any]
+    ratio: Optional[float] = None  # median / the reference's median, timed in the same session
+    reference: Optional[str] = None
+    max_abs_diff: Optional[float] = None  # output difference from eager PyTorch (converted backends)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def summarize(samples_ms: list[float]) -> tuple[float, float]:
-    """(median, interquartile range) of ``samples_ms``."""
-    if len(samples_ms) < 2:
-        return samples_ms[0], 0.0
-    q1, _, q3 = statistics.quantiles(samples_ms, n=4, method="inclusive")
-    return statistics.median(samples_ms), q3 - q1
+    def tags(self, prefix: str = "latency.") -> dict[str, str]:
+        """The protocol as flat string tags (MLflow)."""
+        flat = {**self.protocol, "stopped": self.stopped, "n": self.n}
+        return {f"{prefix}{k}": str(v) for k, v in flat.items() if v is not None}
 
 
-def measure_latency(model: nn.Module, in_channels: int, size: int, batch: int = 1, threads: int = 1,
-                    warmup: int = 3, repeats: int = 20, max_seconds: float = 5.0,
-                    clock: Callable[[], float] = time.perf_counter) -> Latency:
-    """Latency of the deploy form of ``model`` (a copy; ``model`` is untouched)."""
-    net = deploy(copy.deepcopy(model)).eval()
-    x = torch.randn(batch, in_channels, size, size)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+def environment() -> dict[str, Optional[str]]:
+    """What the figures depend on besides the network: versions and the CPU model."""
     try:
-        samples = []
-        with torch.inference_mode():
-            for _ in range(warmup):
-                net(x)
-            deadline = clock() + max_seconds
-            while len(samples) < repeats and (len(samples) < 3 or clock() < deadline):
-                start = clock()
-                net(x)
-                samples.append((clock() - start) * 1e3)
+        import onnxruntime
+        ort_version: Optional[str] = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    return {"torch": str(torch.__version__), "onnxruntime": ort_version,
+            "python": platform.python_version(), "cpu": cpu_model(), "cpu_count": str(_cpu_count())}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A network to time, in a form (train, deploy) on a backend."""
+
+    label: str
+    model: nn.Module
+    form: str = "deploy"
+    backend: str = "eager"
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise BenchError(f"unknown form {self.form!r}; choose from {', '.join(FORMS)}")
+        if self.backend not in BACKENDS:
+            raise BenchError(f"unknown latency backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+
+    def network(self) -> nn.Module:
+        """A copy in this form and eval mode; the candidate's own model is untouched."""
+        net = copy.deepcopy(self.model).eval()
+        return deploy(net) if self.form == "deploy" else net
+
+
+def measure(candidates: Sequence[Candidate], in_channels: int, size: int,
+            protocol: Protocol = Protocol(), isolate: bool = False, reference: Optional[str] = None,
+            clock: Clock = time.perf_counter) -> list[Latency]:
+    """Time ``candidates`` on one random (batch, in_channels, size, size) input: interleaved in
+    this process, or each in a fresh process when ``isolate``. Ratios are to ``reference`` (a
+    label; default the first candidate)."""
+    labels = [c.label for c in candidates]
+    if len(set(labels)) != len(labels):
+        raise BenchError(f"latency candidates need distinct labels, got {labels}")
+    reference = reference or labels[0]
+    if reference not in labels:
+        raise BenchError(f"reference {reference!r} is not one of the candidates {labels}")
+    if isolate:
+        results = [_measure_in_subprocess(c, in_channels, size, protocol) for c in candidates]
+    else:
+        results = _measure_here(candidates, in_channels, size, protocol, clock)
+    base = next(r for r in results if r.label == reference).median_ms
+    if len(results) > 1:
+        for r in results:
+            r.ratio, r.reference = r.median_ms / base, reference
+    return results
+
+
+def measure_latency(model: nn.Module, in_channels: int, size: int, form: str = "deploy",
+                    backend: str = "eager", protocol: Protocol = Protocol(),
+                    clock: Clock = time.perf_counter) -> Latency:
+    """Latency of one network (the deploy form by default; ``model`` is untouched)."""
+    return measure([Candidate(form, model, form, backend)], in_channels, size, protocol, clock=clock)[0]
+
+
+def _measure_here(candidates: Sequence[Candidate], in_channels: int, size: int, protocol: Protocol,
+                  clock: Clock, isolated: bool = False) -> list[Latency]:
+    x = torch.randn(protocol.batch, in_channels, size, size, generator=torch.Generator().manual_seed(0))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(protocol.threads)
+    try:
+        runners = {c.label: prepare(c.network(), x.clone(), c.backend, protocol.threads) for c in candidates}
+        samples, stopped = time_interleaved({k: r.run for k, r in runners.items()}, protocol, clock)
     finally:
         torch.set_num_threads(previous)
-    median, iqr = summarize(samples)
-    return Latency(median, iqr, len(samples), threads, batch, size, warmup, str(torch.__version__),
-                   platform.processor() or platform.machine())
+    env = environment()
+    results = []
+    for c in candidates:
+        runner, stats = runners[c.label], summarize(samples[c.label])
+        record = {"backend": c.backend, "form": c.form, "threads": protocol.threads,
+                  "batch": protocol.batch, "input_size": size, "in_channels": in_channels,
+                  "warmup": protocol.warmup, "min_repeats": protocol.min_repeats,
+                  "max_repeats": protocol.max_repeats, "max_seconds": protocol.max_seconds,
+                  "target": protocol.target, "isolate": isolated,
+                  "interleaved_with": ",".join(l for l in samples if l != c.label) or None,
+                  **env, **runner.versions}
+        results.append(Latency(c.label, stats.median, stats.iqr, stats.p90, (stats.ci_low, stats.ci_high),
+                               stats.n, stopped, record, max_abs_diff=runner.max_abs_diff))
+    return results
+
+
+def _measure_in_subprocess(candidate: Candidate, in_channels: int, size: int, protocol: Protocol) -> Latency:
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        spec, out = Path(tmp) / "spec.pt", Path(tmp) / "latency.json"
+        torch.save({"candidate": candidate, "in_channels": in_channels, "size": size,
+                    "protocol": asdict(protocol)}, spec)
+        done = subprocess.run([sys.executable, "-m", "bench.latency", str(spec), str(out)],
+                              capture_output=True, text=True)
+        if done.returncode != 0 or not out.exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise BenchError(f"the isolated latency measurement of {candidate.label!r} failed "
+                             f"(exit {done.returncode}): {' / '.join(tail)}")
+        record = json.loads(out.read_text())
+    record["ci95_ms"] = tuple(record["ci95_ms"])
+    return Latency(**record)
+
+
+def _main(argv: Sequence[str]) -> None:
+    spec_path, out_path = argv
+    # our own file, written a moment ago by the parent process: a whole pickled module
+    spec = torch.load(spec_path, weights_only=False)
+    result = _measure_here([spec["candidate"]], spec["in_channels"], spec["size"],
+                           Protocol(**spec["protocol"]), time.perf_counter, isolated=True)[0]
+    Path(out_path).write_text(json.dumps(result.to_dict()))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -19,6 +19,7 @@ from .search import front  # noqa: E402
 def trial_rows(study: optuna.Study, objectives: dict[str, str], reference_hash: str = "") -> pd.DataFrame:
     """One row per trial: number, state, sampled parameters, objectives, cost, metrics, flags."""
     on_front = {t.number for t in front(study, objectives)}
+    timed = study.user_attrs.get("front_latency", {}).get("trials", {})
     rows = []
     for t in study.trials:
         attrs = t.user_attrs
@@ -27,6 +28,9 @@ def trial_rows(study: optuna.Study, objectives: dict[str, str], reference_hash: 
         row.update({f"metric_{k}": v for k, v in attrs.get("metrics", {}).items()})
         if t.values is not None:
             row.update(dict(zip(objectives, t.values)))
+        if timed:  # the front timed again in one interleaved session (bench.search.time_front)
+            figures = timed.get(str(t.number), {})
+            row.update({"latency_interleaved_ms": figures.get("median_ms"), "latency_ratio": figures.get("ratio")})
         row.update({"trained": attrs.get("trained"), "duplicate_of": attrs.get("duplicate_of"),
                     "feasible": all(v <= 0 for v in attrs.get("constraint_values", [0.0])),
                     "on_front": t.number in on_front,

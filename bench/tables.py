@@ -20,6 +20,8 @@ def results_table(summaries: list[dict[str, Any]], classes: int,
                "FLOPs (G)": s["flops"] / 1e9}
         if "latency" in s:
             row["Latency (ms)"] = s["latency"]["median_ms"]
+            if s["latency"].get("ratio") is not None:
+                row["Latency ratio"] = s["latency"]["ratio"]
         for metric, label in (("iou", "IoU"), ("dice", "Dice")):
             row[f"{label} mean (%)"] = 100 * test[f"{metric}_mean"]
             for c, name in enumerate(names):

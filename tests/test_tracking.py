@@ -56,3 +56,46 @@ def test_report_command_rebuilds_the_report_from_the_study(run_cli, tmp_path, mo
     assert (tmp_path / "again" / "pareto.csv").read_text() == (tmp_path / "reports" / "quick" / "pareto.csv").read_text()
     missing = run_cli("report", "--study", "nope")
     assert missing.exit_code == 2 and "no study 'nope'" in missing.output
+
+
+def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli, tmp_path, monkeypatch,
+                                                                          write_yaml):
+    import bench.search
+    from bench.latency import Protocol
+    from bench.search import load_study
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bench.search, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))
+    space = write_yaml("fast.yaml", """
+        architecture: tinyunet
+        vary:
+          encoder.block.N: {choices: [2, 4]}
+          width_multiplier: {choices: [0.25]}
+        objectives: {val_dice: maximize, latency_ms: minimize}
+        recipe: {name: default, epochs: 1, batch: 8}
+        data: {source: synthetic, size: 32, count: 24}
+        study: {sampler: random, trials: 2, seed: 0}
+    """)
+    result = run_cli("run", "--space", str(space), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "front timed again, interleaved with tinyunet (stock)" in result.output
+    study = load_study("fast", "sqlite:///runs/optuna.db")
+    timed = study.user_attrs["front_latency"]
+    best = {str(t.number) for t in bench.search.front(study, {"val_dice": "maximize", "latency_ms": "minimize"})}
+    assert set(timed["trials"]) == best and timed["protocol"]["interleaved_with"]
+    for figures in timed["trials"].values():
+        assert figures["ratio"] == figures["median_ms"] / timed["reference_ms"]
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
+    experiment = client.get_experiment_by_name("fast")
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    for child in children:
+        tags = child.data.tags
+        if tags["bench.state"] == "COMPLETE":
+            assert tags["latency.backend"] == "eager" and tags["latency.form"] == "deploy"
+            assert {"latency.threads", "latency.torch", "latency.cpu", "latency.input_size"} <= set(tags)
+            assert "latency_ms" in child.data.metrics
+        if tags["bench.on_front"] == "yes":
+            assert child.data.metrics["latency_ratio"] == timed["trials"][tags["bench.trial"]]["ratio"]
+    pareto = (tmp_path / "reports" / "fast" / "pareto.csv").read_text()
+    assert "latency_interleaved_ms" in pareto.splitlines()[0] and "latency_ratio" in pareto.splitlines()[0]

@@ -90,3 +90,7 @@ def test_compare_writes_tables_whose_costs_match_profile(run_cli, tmp_path):
     assert "\\begin{tabular}" in (tmp_path / "table.tex").read_text()
     splits = {json.loads((tmp_path / n / "split.json").read_text())["hash"] for n in ("tinyunet", "ulite")}
     assert len(splits) == 1  # the same split for every network
+    assert list(table["Latency ratio"])[0] == 1.0  # timed together, tinyunet the reference
+    timed = json.loads((tmp_path / "ulite" / "metrics.json").read_text())["latency"]
+    assert timed["reference"] == "tinyunet" and timed["protocol"]["interleaved_with"] == "tinyunet"
+    assert timed["ratio"] == pytest.approx(timed["median_ms"] / table["Latency (ms)"][0], rel=1e-3)

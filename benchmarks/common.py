@@ -1,0 +1,36 @@
+"""What every benchmark shares: command-line arguments and writing results as JSON + Markdown."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.latency import environment
+
+OUT = Path("reports/benchmarks")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", type=Path, default=OUT, help=f"results folder (default {OUT})")
+    return p
+
+
+def write(name: str, rows: list[dict[str, Any]], meta: dict[str, Any], out: Path = OUT) -> Path:
+    """``out/NAME.json`` (rows, meta, environment, command) and ``out/NAME.md`` (the table)."""
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "command": " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]]),
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "environment": environment(), **meta, "rows": rows}
+    (out / f"{name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    lines = [f"# {name}", "", f"`{record['command']}`, {record['finished']}; "
+             f"torch {record['environment']['torch']}, {record['environment']['cpu']}", ""]
+    lines += [f"- {k}: {v}" for k, v in meta.items()] + [""]
+    lines.append(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return out / f"{name}.md"
