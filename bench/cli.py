@@ -126,39 +126,94 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
 @click.option("--size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Input height and width in pixels.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--latency", is_flag=True, help="Also time the forward pass (see --form, --backend).")
+@click.option("--form", "forms", multiple=True, type=click.Choice(["train", "deploy"]),
+              help="Form(s) to time (repeatable; default deploy). Several are timed interleaved.")
+@click.option("--backend", "backends", multiple=True,
+              type=click.Choice(["eager", "channels_last", "compile", "onnxruntime"]),
+              help="Backend(s) to time (repeatable; default eager). onnxruntime needs the onnx extra.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Intra-op threads while timing.")
+@click.option("--max-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Time cap per timed variant, if the median is not stable before.")
+@click.option("--isolate", is_flag=True, help="Time each variant in a fresh process.")
+@click.option("--memory", is_flag=True,
+              help="Also count peak memory of a forward pass (deploy form) and a training step.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def profile(architecture: str, classes: Optional[int], overrides: Sequence[str], size: int,
-            batch: int, fmt: str) -> None:
+            batch: int, latency: bool, forms: Sequence[str], backends: Sequence[str], threads: int,
+            max_seconds: float, isolate: bool, memory: bool, fmt: str) -> None:
     """Count parameters, MACs and paper-FLOPs (2 x MACs) of an architecture, train and deploy
-    forms (the deploy form has every re-parameterisable block fused)."""
+    forms (the deploy form has every re-parameterisable block fused); with --latency, time it.
+
+    Every combination of --form and --backend is timed in one session, interleaved (A B C A B C
+    ...), and reported as a ratio to the first, so that drift of the machine cannot reorder them.
+    """
     from .profile import profile_model
 
     arch = resolve(architecture, classes, overrides)
     plan = plan_architecture(arch)
     check_input_size(arch, plan, size)
     model = build_model(arch, plan=plan)
-    record = profile_model(model, arch.name, arch.hash, arch.config["in_channels"], size, batch)
+    in_channels = arch.config["in_channels"]
+    record = profile_model(model, arch.name, arch.hash, in_channels, size, batch).to_dict()
+    if latency:
+        from .latency import Candidate, Protocol, measure
+
+        candidates = [Candidate(f"{form}/{backend}", model, form, backend)
+                      for form in (forms or ["deploy"]) for backend in (backends or ["eager"])]
+        protocol = Protocol(threads=threads, batch=batch, max_seconds=max_seconds)
+        with console.status(f"timing {len(candidates)} variant(s) of {arch.name}") \
+                if console.is_terminal and fmt == "table" else nullcontext():
+            record["latency"] = [r.to_dict() for r in measure(candidates, in_channels, size, protocol, isolate)]
+    if memory:
+        from .memory import forward_peak_memory, train_step_peak_memory
+
+        record["memory"] = {"forward": forward_peak_memory(model, in_channels, size, batch).to_dict(),
+                            "train_step": train_step_peak_memory(model, in_channels, size, max(batch, 2)).to_dict()}
     if fmt == "json":
-        click.echo(json.dumps(record.to_dict(), indent=2))
+        click.echo(json.dumps(record, indent=2))
         return
-    train, deployed = record.train, record.deploy
+    _print_profile(record)
+
+
+def _print_profile(record: dict) -> None:
+    train, deployed = record, record["deploy"]
     table = Table("", "train", "deploy",
-                  title=f"{arch.name} at {'x'.join(map(str, record.input_shape))}")
+                  title=f"{record['architecture']} at {'x'.join(map(str, record['input_shape']))}")
     rows = [
-        ("parameters", f"{train.params:,}", f"{deployed.params:,}"),
-        ("MACs", f"{train.macs / 1e9:.3f} G", f"{deployed.macs / 1e9:.3f} G"),
-        ("paper FLOPs (2 x MACs)", f"{train.flops / 1e9:.3f} G", f"{deployed.flops / 1e9:.3f} G"),
-        *((f"  MACs: {op}", f"{n / 1e9:.4f} G", f"{deployed.macs_by_operator.get(op, 0) / 1e9:.4f} G")
-          for op, n in train.macs_by_operator.items()),
-        ("uncounted ops", _ops(train.uncounted_ops) or "none", _ops(deployed.uncounted_ops) or "none"),
-        ("zero by convention", _ops(train.zero_cost_ops) or "none", ""),
+        ("parameters", f"{train['params']:,}", f"{deployed['params']:,}"),
+        ("MACs", f"{train['macs'] / 1e9:.3f} G", f"{deployed['macs'] / 1e9:.3f} G"),
+        ("paper FLOPs (2 x MACs)", f"{train['flops'] / 1e9:.3f} G", f"{deployed['flops'] / 1e9:.3f} G"),
+        *((f"  MACs: {op}", f"{n / 1e9:.4f} G", f"{deployed['macs_by_operator'].get(op, 0) / 1e9:.4f} G")
+          for op, n in train["macs_by_operator"].items()),
+        ("uncounted ops", _ops(train["uncounted_ops"]) or "none", _ops(deployed["uncounted_ops"]) or "none"),
+        ("zero by convention", _ops(train["zero_cost_ops"]) or "none", ""),
     ]
+    if "memory" in record:
+        fwd, step = record["memory"]["forward"], record["memory"]["train_step"]
+        rows.append(("peak activations, training step (MiB)", f"{step['peak_activation_bytes'] / 2**20:.1f}", ""))
+        rows.append(("peak activations, forward (MiB)", "", f"{fwd['peak_activation_bytes'] / 2**20:.1f}"))
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"output {'x'.join(map(str, record.output_shape))}; counter: {record.counter}; "
-                  f"torch {record.torch}; config hash {record.config_hash[:12]}")
+    console.print(f"output {'x'.join(map(str, record['output_shape']))}; counter: {record['counter']}; "
+                  f"torch {record['torch']}; config hash {record['config_hash'][:12]}")
+    if "latency" in record:
+        results = record["latency"]
+        timing = Table("form/backend", "median ms", "IQR ms", "p90 ms", "n", "stopped", "ratio",
+                       title="latency (timed interleaved)" if len(results) > 1 else "latency")
+        for r in results:
+            timing.add_row(r["label"], f"{r['median_ms']:.2f}", f"{r['iqr_ms']:.2f}", f"{r['p90_ms']:.2f}",
+                           str(r["n"]), r["stopped"], f"{r['ratio']:.3f}" if r["ratio"] is not None else "")
+        console.print(timing)
+        p = results[0]["protocol"]
+        console.print(f"protocol: {p['threads']} thread(s), batch {p['batch']}, {p['input_size']} px, "
+                      f"warm-up {p['warmup']}, until the median's 95 % CI is within "
+                      f"{p['target']:.0%} or {p['max_seconds']:g} s per variant"
+                      f"{', each in a fresh process' if p['isolate'] else ''}; torch {p['torch']}"
+                      f"{', onnxruntime ' + p['onnxruntime'] if p.get('onnxruntime') else ''}; {p['cpu']}")
 
 
 def _ops(ops: dict[str, int]) -> str:
@@ -328,7 +383,7 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
             recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str]) -> None:
     """Train several architectures on the same split, recipe and seed; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU and Dice per class and mean."""
-    from .experiment import check_classes, run_training
+    from .experiment import check_classes, run_training, time_together
     from .tables import results_table, write_tables
 
     archs = [resolve(name, None, ()) for name in architectures]
@@ -337,18 +392,24 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     for arch in archs:  # refuse a mismatch before any training starts
         check_classes(arch, dataset)
     out_dir = Path(out) if out else _run_dir("compare", data)
-    summaries = []
+    if len({arch.name for arch in archs}) != len(archs):
+        raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
+    outcomes = []
     for arch in archs:
         with training_progress(arch.name) as progress:
-            summaries.append(run_training(arch, dataset, split, chosen, size, out_dir / arch.name, progress).summary)
-    table = results_table(summaries, dataset.classes)
+            outcomes.append(run_training(arch, dataset, split, chosen, size, out_dir / arch.name, progress,
+                                         latency=False))
+    with console.status("timing the networks together") if console.is_terminal else nullcontext():
+        time_together(outcomes, archs[0].config["in_channels"], size)
+    table = results_table([o.summary for o in outcomes], dataset.classes)
     paths = write_tables(table, out_dir)
     rich_table = Table(*table.columns, title=f"{dataset.source} at {size} px, recipe {recipe}, "
                        f"{chosen.epochs} epochs, seed {seed}, split {split.hash[:12]}")
     for row in table.itertuples(index=False):
         rich_table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
     console.print(rich_table)
-    console.print(f"wrote {', '.join(map(str, paths))}")
+    console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; "
+                  f"wrote {', '.join(map(str, paths))}")
 
 
 # --------------------------------------------------------------------------------------- sweeps
@@ -357,43 +418,69 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
 @cli.command()
 @click.option("--space", "space_ref", required=True, help="Search space: built-in name or YAML path.")
 @click.option("--study", "study_name", default=None, help="Study name (default: the space's); "
-              "an existing study is resumed.")
+              "an existing study is resumed, and workers given the same name share it.")
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Completed trials to reach (default: the space's).")
 @click.option("--data", default=None, help="Dataset folder (default: the space's, usually synthetic).")
 @click.option("--size", type=click.IntRange(min=8), default=None)
 @click.option("--storage", default=None, envvar="BENCH_STORAGE",
-              help="Optuna storage URL (default: sqlite:///runs/optuna.db).")
+              help="Optuna storage: sqlite:///FILE (default sqlite:///runs/optuna.db), "
+              "postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://..., or journal:FILE. Env: BENCH_STORAGE.")
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help="MLflow tracking URI: sqlite:///FILE (default sqlite:///runs/mlflow.db) or a server, "
+              "http://HOST:5000. Env: MLFLOW_TRACKING_URI.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes to start on this machine, all on the same study.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads per worker (default: the cores divided among the workers).")
 @click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Seconds between trial heartbeats; a trial silent for 3x this is failed.")
-@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
-              help="MLflow tracking URI (default: sqlite:///runs/mlflow.db).")
+              help="Seconds between trial heartbeats; a trial silent for 3x this is failed and retried.")
+@click.option("--max-retry", type=click.IntRange(min=0), default=2, show_default=True,
+              help="How often a trial whose worker died is retried.")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
+@click.option("--worker", "worker_only", is_flag=True, hidden=True,
+              help="Run trials only: no report, no front (the processes --workers starts).")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
-        size: Optional[int], storage: Optional[str], timeout: Optional[float], heartbeat: int,
-        tracking_uri: Optional[str], quiet: bool) -> None:
+        size: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
+        threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool,
+        worker_only: bool) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
-    and write the study's report to reports/<study>/."""
+    and write the study's report to reports/<study>/.
+
+    Start the same command on as many machines as you like, pointed at one --storage and one
+    --tracking-uri: the workers share the study (Optuna's RDB storage coordinates them).
+    """
+    import os
+
+    import torch
+
     from .report import write_report
     from .search import (DEFAULT_STORAGE, bind_study_data, completed, front, make_objective, open_study,
-                         prepare_study_data, run_study)
+                         prepare_study_data, run_study, time_front, wants_latency)
     from .space import load_space
-    from .tracking import DEFAULT_TRACKING, SweepTracker
+    from .storage import redact
+    from .tracking import DEFAULT_TRACKING, SweepTracker, check_tracking
 
     space = load_space(space_ref)
     name = study_name or space.name
     target = trials or int(space.study["trials"])
+    storage, tracking_uri = storage or DEFAULT_STORAGE, tracking_uri or DEFAULT_TRACKING
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
+    check_tracking(tracking_uri)  # both ends reachable before anything is written
     study_data = prepare_study_data(space, data, size)
-    study = open_study(space, name, storage or DEFAULT_STORAGE, heartbeat, 3 * heartbeat)
+    tracker_box: dict[str, SweepTracker] = {}
+    study = open_study(space, name, storage, heartbeat, 3 * heartbeat, max_retry,
+                       on_stale=lambda t: tracker_box["tracker"].close_stale(t) if tracker_box else None)
     bind_study_data(study, space, study_data)
-
-    tracker = SweepTracker(tracking_uri or DEFAULT_TRACKING, study, space.source, {
+    tracker = tracker_box["tracker"] = SweepTracker(tracking_uri, study, space.source, {
         "source": study_data.dataset.source, "size": study_data.size, "split_hash": study_data.split.hash,
         "objectives": space.objectives, "architecture": space.architecture})
 
     def describe(trial) -> str:
         blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+        if trial.state.name == "PRUNED":
+            return f"trial {trial.number} skipped: {trial.user_attrs.get('skipped', '')}"
         if trial.state.name != "COMPLETE":
             return f"trial {trial.number} {trial.state.name.lower()}: {blocks}: {trial.user_attrs.get('fail_reason', '')}"
         values = ", ".join(f"{k} {_fmt(v)}" for k, v in zip(space.objectives, trial.values))
@@ -403,7 +490,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         return f"trial {trial.number}: {blocks} -> {values}{note}"
 
     live = Live(console=console, refresh_per_second=4, transient=True) \
-        if console.is_terminal and not quiet else None
+        if console.is_terminal and not quiet and workers == 1 and not worker_only else None
     current = {"line": ""}
 
     def render() -> Group:
@@ -419,29 +506,68 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
 
     def on_trial(trial) -> None:
         tracker.log_trial(trial)
+        line = describe(trial) if not worker_only else f"[worker {os.getpid()}] {describe(trial)}"
         if live is not None:
-            live.console.print(describe(trial))
+            live.console.print(line)
             live.update(render())
         elif not quiet:
-            console.print(describe(trial))
+            console.print(line, soft_wrap=True)
 
-    console.print(f"study {name!r}: {len(study.trials)} trials so far, running until {target} complete "
-                  f"({space.study['sampler']}, data {study_data.dataset.source} at {study_data.size} px, "
-                  f"split {study_data.split.hash[:12]})")
+    if not worker_only:
+        console.print(f"study {name!r}: {len(study.trials)} trials so far, running until {target} complete "
+                      f"({space.study['sampler']}, data {study_data.dataset.source} at {study_data.size} px, "
+                      f"split {study_data.split.hash[:12]}; {workers} worker(s), "
+                      f"{torch.get_num_threads()} thread(s) each)")
     started = time.perf_counter()
-    objective = make_objective(space, study_data, study, on_epoch if live is not None else None)
-    with live if live is not None else nullcontext():
-        run_study(study, objective, target, timeout, on_trial)
+    if workers > 1:
+        _run_workers(workers, space_ref, name, target, data, size, storage, tracking_uri,
+                     torch.get_num_threads(), timeout, heartbeat, max_retry, quiet)
+    else:
+        objective = make_objective(space, study_data, study, on_epoch if live is not None else None,
+                                   target=target, on_start=tracker.start_trial)
+        with live if live is not None else nullcontext():
+            run_study(study, objective, target, timeout, on_trial)
+    if worker_only:
+        return
     best = front(study, space.objectives)
     table = _front_table(study, space, f"Pareto front of {name!r} ({len(best)} of "
                          f"{completed(study)} complete trials)")
     console.print(table)
+    if wants_latency(space) and best:
+        timed = time_front(study, space, study_data.size, best)
+        console.print(f"front timed again, interleaved with {timed['reference']} "
+                      f"({timed['reference_ms']:.2f} ms): " + ", ".join(
+                          f"trial {n} {t['median_ms']:.2f} ms (x{t['ratio']:.2f})" for n, t in timed["trials"].items()))
     reference = resolve_architecture(space.architecture).hash
     out_dir = Path("reports") / name
     write_report(study, space.objectives, out_dir, reference)
     tracker.finish(study, {t.number for t in best}, out_dir)
-    console.print(f"{time.perf_counter() - started:.0f} s; storage {storage or DEFAULT_STORAGE}; "
-                  f"MLflow {tracking_uri or DEFAULT_TRACKING} (experiment {name!r}); report {out_dir}/")
+    console.print(f"{time.perf_counter() - started:.0f} s; storage {redact(storage)}; "
+                  f"MLflow {redact(tracking_uri)} (experiment {name!r}); report {out_dir}/")
+
+
+def _run_workers(workers: int, space_ref: str, name: str, target: int, data: Optional[str],
+                 size: Optional[int], storage: str, tracking_uri: str, threads: int,
+                 timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool) -> None:
+    """Start ``workers`` processes of ``bench run --worker`` on the study and wait for them."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "bench", "run", "--worker", "--space", space_ref, "--study", name,
+               "--trials", str(target), "--storage", storage, "--tracking-uri", tracking_uri,
+               "--threads", str(threads), "--heartbeat", str(heartbeat), "--max-retry", str(max_retry)]
+    command += (["--data", data] if data else []) + (["--size", str(size)] if size else [])
+    command += (["--timeout", str(timeout)] if timeout else []) + (["--quiet"] if quiet else [])
+    processes = [subprocess.Popen(command) for _ in range(workers)]
+    try:
+        codes = [p.wait() for p in processes]
+    except KeyboardInterrupt:
+        for p in processes:
+            p.terminate()
+        raise
+    if any(codes):
+        raise BenchError(f"{sum(1 for c in codes if c)} of {workers} workers failed (exit codes {codes}); "
+                         "their errors are printed above")
 
 
 @cli.command()
@@ -468,20 +594,59 @@ def report(study_name: str, space_ref: Optional[str], storage: Optional[str], ou
               help="Backend store (default: sqlite:///runs/mlflow.db).")
 @click.option("--port", type=int, default=5000, show_default=True)
 def ui(tracking_uri: Optional[str], port: int) -> None:
-    """Start the MLflow UI on 127.0.0.1 (one worker, no background job execution)."""
+    """Start the MLflow UI on 127.0.0.1 over the local store (one worker, no background job
+    execution). For a server that many workers log to, see `bench server`."""
+    from .tracking import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
+
+    _exec_mlflow_server(tracking_uri or DEFAULT_TRACKING, DEFAULT_ARTIFACTS, "127.0.0.1", port, 1, "MLflow UI",
+                        serve_artifacts=False)
+
+
+@cli.command()
+@click.option("--backend-store", required=True, metavar="URL",
+              help="Database for runs and metrics: postgresql://USER:PASSWORD@HOST/DB, sqlite:///FILE, ...")
+@click.option("--artifacts", required=True, metavar="PATH_OR_URI",
+              help="Where the server keeps artifacts it receives (a folder, or s3://... etc.).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 to accept other machines.")
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--workers", "server_workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Server worker processes.")
+def server(backend_store: str, artifacts: str, host: str, port: int, server_workers: int) -> None:
+    """Start an MLflow tracking server for sweeps on many machines: a database backend store,
+    artifacts served through the server (workers need no shared disk), no background jobs.
+
+    Point workers at it with --tracking-uri http://HOST:PORT (or MLFLOW_TRACKING_URI).
+    """
+    from .storage import check_storage
+
+    check_storage(backend_store)  # a clear error now, not a traceback from the server
+    if "://" not in artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+    _exec_mlflow_server(backend_store, artifacts, host, port, server_workers, "MLflow tracking server")
+
+
+def _exec_mlflow_server(store: str, artifacts: str, host: str, port: int, workers: int, what: str,
+                        serve_artifacts: bool = True) -> None:
+    """Replace this process with ``mlflow server`` (which then receives Ctrl-C and SIGTERM).
+    Served artifacts go through the server; otherwise clients write ``artifacts`` directly."""
     import os
     import sys
 
-    from .tracking import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
+    from .storage import redact
 
-    store = tracking_uri or DEFAULT_TRACKING
-    console.print(f"MLflow UI for {store}: http://127.0.0.1:{port}  (Ctrl-C stops it)")
+    destination = artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri()
+    console.print(f"{what} for {redact(store)}, artifacts in {destination}: http://{host}:{port}  "
+                  "(Ctrl-C stops it)")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
-               "--default-artifact-root", Path(DEFAULT_ARTIFACTS).resolve().as_uri(),
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+               *(["--artifacts-destination", destination, "--serve-artifacts"] if serve_artifacts
+                 else ["--default-artifact-root", destination, "--no-serve-artifacts"]),
+               "--host", host, "--port", str(port), "--workers", str(workers)]
+    if host not in ("127.0.0.1", "localhost"):  # MLflow 3 refuses other Host headers by default
+        command += ["--allowed-hosts", "*"]
     sys.stdout.flush()
-    os.execve(sys.executable, command, env)  # the server itself receives Ctrl-C and SIGTERM
+    os.execve(sys.executable, command, env)
 
 
 def _front_table(study, space, title: str) -> Table:

@@ -6,19 +6,23 @@ on the study's fixed split (unless a constraint is violated or the same network 
 trained) -> validation Dice. Bad samples (a contract the combination breaks), NaN losses and
 other errors end that trial as FAILED with the reason in its user attributes; the sweep goes on.
 
-Storage: any Optuna RDB URL; the embedded default is ``sqlite:///runs/optuna.db``. Heartbeats
-mark a trial whose worker died (SIGKILL) as FAILED once the grace period has passed, so a
-resumed sweep does not wait for it.
+Storage (:mod:`bench.storage`): SQLite (the embedded default ``sqlite:///runs/optuna.db``),
+PostgreSQL, MySQL or a journal file. Many workers, on one machine or many, may run the same
+study: Optuna's RDB storage is the only coordinator. Heartbeats mark a trial whose worker died
+(SIGKILL) as FAILED once the grace period has passed, and it is retried (a bounded number of
+times) as a new trial; no network is trained twice (see ``_trained_by``), and a study stops at
+exactly the requested number of complete trials.
 """
 from __future__ import annotations
 
 import copy
 import json
 import math
+import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import optuna
@@ -33,8 +37,9 @@ from .data.dataset import SegmentationData, load_data
 from .data.split import Split, make_split
 from .errors import BenchError
 from .experiment import check_classes
-from .latency import measure_latency
+from .latency import Candidate, Protocol, measure, measure_latency
 from .pareto import pareto_front
+from .storage import make_storage, retry_race
 from .space import BlockChoice, Distribution, SearchSpace
 from .train import TrainingDiverged, evaluate, train_model
 
@@ -105,18 +110,28 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GridSampler(grid, seed=seed)
 
 
-def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30) -> optuna.Study:
-    """Create the study once, or load it (``load_if_exists``)."""
-    if storage.startswith("sqlite:///"):
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and essential here
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=grace)
-    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        raise BenchError(f"cannot open the study storage {storage}: {exc}") from None
-    return optuna.create_study(study_name=name, storage=rdb, sampler=make_sampler(space),
-                               directions=list(space.objectives.values()), load_if_exists=True)
+def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30,
+               max_retry: int = 2, on_stale: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None
+               ) -> optuna.Study:
+    """Create the study, or load it if it exists, safely when several workers do so at once.
+
+    A trial whose worker stopped sending heartbeats for ``grace`` seconds is failed by the next
+    worker that looks, handed to ``on_stale`` (to close its MLflow run), and retried as a new
+    trial with the same parameters at most ``max_retry`` times.
+    """
+    with warnings.catch_warnings():  # the retry callback is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_stale is not None:
+            on_stale(trial)
+        retry(study, trial)
+
+    rdb = make_storage(storage, heartbeat, grace, failed)
+    return retry_race(lambda: optuna.create_study(
+        study_name=name, storage=rdb, sampler=make_sampler(space),
+        directions=list(space.objectives.values()), load_if_exists=True), f"opening study {name!r}")
 
 
 def bind_study_data(study: optuna.Study, space: SearchSpace, data: StudyData) -> None:
@@ -152,13 +167,33 @@ def completed(study: optuna.Study) -> int:
 Report = Callable[[optuna.trial.FrozenTrial | optuna.Trial, str, dict], None]
 
 
+SWEEP_LATENCY = Protocol(max_seconds=3.0)  # per trial; the front is timed again, interleaved
+
+
+def wants_latency(space: SearchSpace) -> bool:
+    return "latency_ms" in space.objectives or "latency_ms" in space.constraints
+
+
 def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
-                   report: Optional[Report] = None) -> Callable[[optuna.Trial], list[float]]:
-    """The trial function (see the module docstring)."""
-    wants_latency = "latency_ms" in space.objectives or "latency_ms" in space.constraints
+                   report: Optional[Report] = None, target: Optional[int] = None,
+                   on_start: Optional[Callable[[optuna.Trial], None]] = None,
+                   poll: float = 0.5) -> Callable[[optuna.Trial], list[float]]:
+    """The trial function (see the module docstring).
+
+    With ``target``, a trial that finds ``target`` earlier trials complete, running or waiting
+    (other workers got there first) ends PRUNED at once, so that the study reaches exactly
+    ``target`` complete trials. ``on_start`` sees every trial that goes on (MLflow's child run).
+    """
+    timed = wants_latency(space)
 
     def objective(trial: optuna.Trial) -> list[float]:
         started = time.perf_counter()
+        if target is not None and _ahead(study, trial.number) >= target:
+            trial.set_user_attr("skipped", f"the study already had {target} trials complete or under way")
+            raise optuna.TrialPruned()
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if on_start is not None:
+            on_start(trial)
         try:
             overrides = sample_overrides(trial, space)
             trial.set_user_attr("overrides", overrides)
@@ -174,17 +209,19 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
             cost = {"params": train_form.params, "macs": train_form.macs, "flops": train_form.flops,
                     "deploy_params": deploy_form.params, "deploy_macs": deploy_form.macs,
                     "deploy_flops": deploy_form.flops}
-            if wants_latency:
-                cost["latency_ms"] = measure_latency(model, arch.config["in_channels"], data.size).median_ms
+            if timed:
+                latency = measure_latency(model, arch.config["in_channels"], data.size, protocol=SWEEP_LATENCY)
+                cost["latency_ms"] = latency.median_ms
+                trial.set_user_attr("latency", latency.to_dict())
             trial.set_user_attr("cost", cost)
             violations = []
             for quantity, bound in space.constraints.items():
                 violations.append(_violation(cost[quantity], bound))
                 trial.set_constraint(quantity, violations[-1])  # read by the NSGA-II / TPE samplers
             trial.set_user_attr("constraint_values", violations or [0.0])
-            duplicate = _completed_with_hash(study, arch.hash, trial.number)
+            duplicate = _trained_by(study, arch.hash, trial.number, poll)
             if duplicate is not None:
-                trial.set_user_attr("duplicate_of", duplicate.number)
+                trial.set_user_attr("duplicate_of", duplicate.user_attrs.get("duplicate_of", duplicate.number))
                 trial.set_user_attr("trained", duplicate.user_attrs.get("trained", False))
                 metrics = dict(duplicate.user_attrs.get("metrics", {}))
             elif any(v > 0 for v in violations):
@@ -222,11 +259,35 @@ def _violation(value: float, bound: dict[str, float]) -> float:
     return max(value - bound.get("max", math.inf), bound.get("min", -math.inf) - value)
 
 
-def _completed_with_hash(study: optuna.Study, config_hash: str, number: int) -> Optional[optuna.trial.FrozenTrial]:
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.number != number and t.user_attrs.get("config_hash") == config_hash:
-            return t
-    return None
+ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+
+
+def _ahead(study: optuna.Study, number: int) -> int:
+    """Trials numbered before ``number`` that are complete, running or waiting to run."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < number)
+
+
+def _trained_by(study: optuna.Study, config_hash: str, number: int,
+                poll: float) -> Optional[optuna.trial.FrozenTrial]:
+    """The complete trial whose results trial ``number`` reuses, or None if it trains itself.
+
+    The network is trained by the lowest-numbered trial with its config hash; trial numbers come
+    from the storage, so every worker agrees without a lock. A trial waits while an earlier one
+    with the same hash is running, and while an earlier running trial has not yet published its
+    hash (it might be the same network). Stale trials are failed while waiting, so a dead worker
+    cannot block the others beyond the heartbeat grace period.
+    """
+    while True:
+        earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+                   if t.number < number]
+        same = [t for t in earlier if t.user_attrs.get("config_hash") == config_hash]
+        done = [t for t in same if t.state == TrialState.COMPLETE]
+        if done:
+            return done[0]
+        if not same and all("config_hash" in t.user_attrs for t in earlier if t.state == TrialState.RUNNING):
+            return None
+        optuna.storages.fail_stale_trials(study)
+        time.sleep(poll)
 
 
 def _block_types(config: dict) -> dict[str, str]:
@@ -237,17 +298,33 @@ def _block_types(config: dict) -> dict[str, str]:
 
 
 def run_study(study: optuna.Study, objective: Callable, trials: int, timeout: Optional[float] = None,
-              on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None) -> None:
-    """Run trials until the study has ``trials`` COMPLETE ones (failures do not count), the
-    ``timeout`` passes, or three times the missing number of trials have been tried."""
-    missing = trials - completed(study)
-    if missing <= 0:
-        return
-    callbacks = [optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE,))]
-    if on_trial:
-        callbacks.append(lambda _study, trial: on_trial(trial))
-    study.optimize(objective, n_trials=3 * missing, timeout=timeout, callbacks=callbacks,
-                   catch=(BenchError, RuntimeError, ValueError, TrainingDiverged))
+              on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None,
+              poll: float = 1.0) -> None:
+    """One worker: run trials until the study has ``trials`` COMPLETE ones (failures do not
+    count), the ``timeout`` passes, or this worker has tried three times the number missing when
+    it started. While the remaining trials are all under way in other workers, it waits: one of
+    them may fail and need retrying (objectives made with ``target`` never overshoot)."""
+    budget = 3 * max(0, trials - completed(study))
+    started, attempts = time.monotonic(), 0
+    last: dict[str, TrialState] = {}
+
+    def finished(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        last["state"] = trial.state
+        if on_trial is not None:
+            on_trial(trial)
+
+    while completed(study) < trials and attempts < budget:
+        if timeout is not None and time.monotonic() - started > timeout:
+            return
+        states = [t.state for t in study.get_trials(deepcopy=False, states=ACTIVE)]
+        if TrialState.WAITING not in states and len(states) >= trials:
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(poll)
+            continue
+        study.optimize(objective, n_trials=1, callbacks=[finished],
+                       catch=(BenchError, RuntimeError, ValueError, TrainingDiverged))
+        if last.get("state") != TrialState.PRUNED:
+            attempts += 1  # a trial skipped because others got there first is no attempt
 
 
 def front(study: optuna.Study, objectives: dict[str, str]) -> list[optuna.trial.FrozenTrial]:
@@ -258,3 +335,25 @@ def front(study: optuna.Study, objectives: dict[str, str]) -> list[optuna.trial.
               and "duplicate_of" not in t.user_attrs]
     indices = pareto_front([t.values for t in trials], list(objectives.values()))
     return [trials[i] for i in indices]
+
+
+def time_front(study: optuna.Study, space: SearchSpace, size: int,
+               trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
+    """Time the front's networks and the space's stock architecture again, interleaved in one
+    session (per-trial timings come from different moments of a drifting machine), and store
+    the medians and ratios to the stock network in the study's ``front_latency`` attribute.
+
+    Networks are rebuilt from their configs with fresh weights: latency does not depend on the
+    trained values."""
+    reference = resolve_architecture(space.architecture)
+    candidates = [Candidate(f"{space.architecture} (stock)", build_model(reference, seed=space.recipe.seed))]
+    for t in trials:
+        arch = resolve_architecture(space.architecture, t.user_attrs["overrides"])
+        candidates.append(Candidate(f"trial {t.number}", build_model(arch, seed=space.recipe.seed)))
+    results = measure(candidates, reference.config["in_channels"], size, SWEEP_LATENCY)
+    record = {"reference": candidates[0].label, "reference_ms": results[0].median_ms,
+              "protocol": results[0].protocol,
+              "trials": {str(t.number): {"median_ms": r.median_ms, "iqr_ms": r.iqr_ms, "ratio": r.ratio}
+                         for t, r in zip(trials, results[1:])}}
+    study.set_user_attr("front_latency", record)
+    return record

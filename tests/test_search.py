@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from bench.pareto import pareto_front
@@ -89,3 +90,51 @@ def test_killed_sweep_resumes_and_fails_the_stale_trial(tmp_path):
     assert study.trials[running.number].state == TrialState.FAIL
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
     assert not any(t.state == TrialState.RUNNING for t in study.trials)
+
+
+def test_journal_storage_runs_a_study(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--space", "quick", "--trials", "1", "--storage", f"journal:{tmp_path}/journal.log",
+                     "--quiet")
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="quick", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "journal.log"))))
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 1
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("postgres://x@127.0.0.1/db", "unknown database kind"),
+    ("not a url", "is not a database URL"),
+    ("journal:/no/such/folder/journal.log", "folder /no/such/folder does not exist"),
+])
+def test_bad_storage_urls_are_refused_before_anything_is_written(run_cli, tmp_path, monkeypatch, storage, message):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--space", "quick", "--storage", storage)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_tracking_server_down_is_refused_before_anything_is_written(run_cli, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--space", "quick", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+                     "--tracking-uri", f"http://127.0.0.1:{port}")
+    assert result.exit_code == 2
+    assert f"cannot reach the MLflow tracking server http://127.0.0.1:{port}" in result.output
+    assert "bench server" in result.output
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_full_study_skips_surplus_trials_and_reaches_exactly_the_target(tmp_path):
+    space, study, _ = quick_study(tmp_path)
+    objective = make_objective(space, prepare_study_data(space, None, None), study, target=2)
+    run_study(study, objective, trials=2)
+    # a third worker that started late: its trial finds two trials ahead and is skipped
+    study.optimize(objective, n_trials=1)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 2 and states[-1] == TrialState.PRUNED
+    assert "already had 2 trials" in study.trials[-1].user_attrs["skipped"]
