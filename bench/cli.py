@@ -439,12 +439,12 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
 @click.option("--max-retry", type=click.IntRange(min=0), default=2, show_default=True,
               help="How often a trial whose worker died is retried.")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
-@click.option("--worker", "worker_only", is_flag=True, hidden=True,
-              help="Run trials only: no report, no front (the processes --workers starts).")
+@click.option("--worker-index", type=int, default=None, hidden=True,
+              help="Run trials only, no report or front: one of the processes --workers starts.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
         threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool,
-        worker_only: bool) -> None:
+        worker_index: Optional[int]) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/.
 
@@ -457,7 +457,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
 
     from .report import write_report
     from .search import (DEFAULT_STORAGE, bind_study_data, completed, front, make_objective, open_study,
-                         prepare_study_data, run_study, time_front, wants_latency)
+                         prepare_study_data, run_study, time_front, wants_latency, worker_seed_offset)
     from .space import load_space
     from .storage import redact
     from .tracking import DEFAULT_TRACKING, SweepTracker, check_tracking
@@ -470,8 +470,10 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     check_tracking(tracking_uri)  # both ends reachable before anything is written
     study_data = prepare_study_data(space, data, size)
     tracker_box: dict[str, SweepTracker] = {}
+    worker_only = worker_index is not None
     study = open_study(space, name, storage, heartbeat, 3 * heartbeat, max_retry,
-                       on_stale=lambda t: tracker_box["tracker"].close_stale(t) if tracker_box else None)
+                       on_stale=lambda t: tracker_box["tracker"].close_stale(t) if tracker_box else None,
+                       seed_offset=worker_seed_offset(storage, worker_index))
     bind_study_data(study, space, study_data)
     tracker = tracker_box["tracker"] = SweepTracker(tracking_uri, study, space.source, {
         "source": study_data.dataset.source, "size": study_data.size, "split_hash": study_data.split.hash,
@@ -553,12 +555,12 @@ def _run_workers(workers: int, space_ref: str, name: str, target: int, data: Opt
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "bench", "run", "--worker", "--space", space_ref, "--study", name,
+    command = [sys.executable, "-m", "bench", "run", "--space", space_ref, "--study", name,
                "--trials", str(target), "--storage", storage, "--tracking-uri", tracking_uri,
                "--threads", str(threads), "--heartbeat", str(heartbeat), "--max-retry", str(max_retry)]
     command += (["--data", data] if data else []) + (["--size", str(size)] if size else [])
     command += (["--timeout", str(timeout)] if timeout else []) + (["--quiet"] if quiet else [])
-    processes = [subprocess.Popen(command) for _ in range(workers)]
+    processes = [subprocess.Popen(command + ["--worker-index", str(i)]) for i in range(workers)]
     try:
         codes = [p.wait() for p in processes]
     except KeyboardInterrupt:

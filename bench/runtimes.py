@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -78,12 +79,16 @@ def _onnxruntime(model: nn.Module, x: Tensor, threads: int) -> Runner:
         raise BenchError(f"the onnxruntime backend needs the optional extra: {INSTALL_ONNX}") from None
     with tempfile.TemporaryDirectory(prefix="bench-onnx-") as tmp:
         path = Path(tmp) / "model.onnx"
+        quiet = logging.getLogger("torch.onnx._internal.exporter._registration")
+        level, quiet.level = quiet.level, logging.ERROR  # "torchvision is not installed": irrelevant here
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the exporter narrates its steps
                 torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["image"],
                                   output_names=["logits"])
         except ImportError as exc:
             raise BenchError(f"ONNX export needs {exc.name or 'onnxscript'}: {INSTALL_ONNX}") from None
+        finally:
+            quiet.setLevel(level)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -38,6 +39,7 @@ from .data.split import Split, make_split
 from .errors import BenchError
 from .experiment import check_classes
 from .latency import Candidate, Protocol, measure, measure_latency
+from .memory import forward_peak_memory
 from .pareto import pareto_front
 from .storage import make_storage, retry_race
 from .space import BlockChoice, Distribution, SearchSpace
@@ -87,8 +89,10 @@ def prepare_study_data(space: SearchSpace, data: Optional[str], size: Optional[i
     return StudyData(dataset, split, int(dataset.images.shape[-1]))
 
 
-def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
-    seed = int(space.study["seed"])
+def make_sampler(space: SearchSpace, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The space's sampler, seeded by the study seed plus ``seed_offset`` (distinct per worker:
+    workers seeded alike would all propose the same networks)."""
+    seed = int(space.study["seed"]) + seed_offset
     name = space.study["sampler"]
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
@@ -111,8 +115,8 @@ def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
 
 
 def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30,
-               max_retry: int = 2, on_stale: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None
-               ) -> optuna.Study:
+               max_retry: int = 2, on_stale: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None,
+               seed_offset: int = 0) -> optuna.Study:
     """Create the study, or load it if it exists, safely when several workers do so at once.
 
     A trial whose worker stopped sending heartbeats for ``grace`` seconds is failed by the next
@@ -130,8 +134,19 @@ def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10,
 
     rdb = make_storage(storage, heartbeat, grace, failed)
     return retry_race(lambda: optuna.create_study(
-        study_name=name, storage=rdb, sampler=make_sampler(space),
+        study_name=name, storage=rdb, sampler=make_sampler(space, seed_offset),
         directions=list(space.objectives.values()), load_if_exists=True), f"opening study {name!r}")
+
+
+def worker_seed_offset(storage: str, worker_index: Optional[int]) -> int:
+    """0 for a lone process on a local storage, so that its sweep is reproducible; the worker's
+    index among ``--workers N``; and for a database server, where workers on other machines are
+    expected, a number from the host name and process id."""
+    if worker_index is not None:
+        return worker_index + 1
+    if storage.startswith(("postgresql", "mysql")):
+        return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003
+    return 0
 
 
 def bind_study_data(study: optuna.Study, space: SearchSpace, data: StudyData) -> None:
@@ -182,18 +197,18 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
 
     With ``target``, a trial that finds ``target`` earlier trials complete, running or waiting
     (other workers got there first) ends PRUNED at once, so that the study reaches exactly
-    ``target`` complete trials. ``on_start`` sees every trial that goes on (MLflow's child run).
+    ``target`` complete trials. ``on_start`` sees every trial first (to open its MLflow run).
     """
     timed = wants_latency(space)
 
     def objective(trial: optuna.Trial) -> list[float]:
         started = time.perf_counter()
-        if target is not None and _ahead(study, trial.number) >= target:
-            trial.set_user_attr("skipped", f"the study already had {target} trials complete or under way")
-            raise optuna.TrialPruned()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         if on_start is not None:
             on_start(trial)
+        if target is not None and _ahead(study, trial.number) >= target:
+            trial.set_user_attr("skipped", f"the study already had {target} trials complete or under way")
+            raise optuna.TrialPruned()
         try:
             overrides = sample_overrides(trial, space)
             trial.set_user_attr("overrides", overrides)
@@ -209,6 +224,8 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
             cost = {"params": train_form.params, "macs": train_form.macs, "flops": train_form.flops,
                     "deploy_params": deploy_form.params, "deploy_macs": deploy_form.macs,
                     "deploy_flops": deploy_form.flops}
+            # counted, not timed: cheap and machine-independent, so every trial records it
+            cost["peak_memory_mb"] = forward_peak_memory(model, arch.config["in_channels"], data.size).total_bytes / 2**20
             if timed:
                 latency = measure_latency(model, arch.config["in_channels"], data.size, protocol=SWEEP_LATENCY)
                 cost["latency_ms"] = latency.median_ms

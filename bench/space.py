@@ -36,8 +36,9 @@ OBJECTIVES = {  # name -> default direction
     "macs": "minimize",
     "flops": "minimize",
     "latency_ms": "minimize",
+    "peak_memory_mb": "minimize",
 }
-CHEAP = ("params", "macs", "flops", "latency_ms")  # known before training
+CHEAP = ("params", "macs", "flops", "latency_ms", "peak_memory_mb")  # known before training
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 _KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study")
 

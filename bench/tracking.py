@@ -7,6 +7,7 @@ per study (found again by its tags when a study is resumed), one nested child ru
 """
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from .storage import CONNECT_TIMEOUT_S, redact
 
 DEFAULT_TRACKING = "sqlite:///runs/mlflow.db"
 DEFAULT_ARTIFACTS = "runs/mlartifacts"
+LOGGING_GRACE_S = 60  # a live worker logs its finished trial well within this
 
 
 def _git_revision() -> str:
@@ -191,13 +193,16 @@ class SweepTracker:
         finished trials that never had a run, tag every child on_front yes/no, and attach the
         report files to the parent run."""
         logged = self.logged_trials()
+        settled = datetime.datetime.now() - datetime.timedelta(seconds=LOGGING_GRACE_S)
         for trial in study.trials:
             if not trial.state.is_finished():
                 continue
-            if trial.number not in logged:
-                logged[trial.number] = self.log_trial(trial)
-            elif self.client.get_run(logged[trial.number]).info.status == "RUNNING":
-                self.log_trial(trial)
+            if trial.number not in logged:  # its worker died before the trial began
+                if trial.datetime_complete is None or trial.datetime_complete < settled:
+                    logged[trial.number] = self.log_trial(trial)
+            elif trial.state == optuna.trial.TrialState.FAIL \
+                    and self.client.get_run(logged[trial.number]).info.status == "RUNNING":
+                self.log_trial(trial)  # failed for silence by a worker that had no tracker
         for number, run_id in logged.items():
             self.client.set_tag(run_id, "bench.on_front", "yes" if number in front_numbers else "no")
         timed = study.user_attrs.get("front_latency")

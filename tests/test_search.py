@@ -28,7 +28,8 @@ def test_quick_sweep_completes_and_front_matches_an_independent_computation(tmp_
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 4
     for t in complete:
-        assert {"config_hash", "cost", "metrics", "overrides", "blocks"} <= set(t.user_attrs)
+        assert {"config_hash", "cost", "metrics", "overrides", "blocks", "worker"} <= set(t.user_attrs)
+        assert t.user_attrs["cost"]["peak_memory_mb"] > 0
     unique = [t for t in complete if "duplicate_of" not in t.user_attrs]
     expected = [unique[i].number for i in pareto_front([t.values for t in unique], ["maximize", "minimize"])]
     assert sorted(t.number for t in front(study, space.objectives)) == sorted(expected)
