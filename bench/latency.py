@@ -18,6 +18,7 @@ import copy
 import gc
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -33,7 +34,7 @@ from torch import nn
 
 from .deploy import deploy
 from .errors import BenchError
-from .runtimes import BACKENDS, prepare
+from .runtimes import check_backend, prepare
 
 FORMS = ("train", "deploy")
 Clock = Callable[[], float]
@@ -148,10 +149,12 @@ class Latency:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def tags(self, prefix: str = "latency.") -> dict[str, str]:
-        """The protocol as flat string tags (MLflow)."""
-        flat = {**self.protocol, "stopped": self.stopped, "n": self.n}
-        return {f"{prefix}{k}": str(v) for k, v in flat.items() if v is not None}
+
+def latency_tags(record: dict[str, Any], prefix: str = "latency.") -> dict[str, str]:
+    """A :meth:`Latency.to_dict` record's protocol, stopping reason and n as flat string tags
+    (MLflow)."""
+    flat = {**record["protocol"], "stopped": record["stopped"], "n": record["n"]}
+    return {f"{prefix}{k}": str(v) for k, v in flat.items() if v is not None}
 
 
 def environment() -> dict[str, Optional[str]]:
@@ -176,8 +179,6 @@ def cpu_model() -> str:
 
 
 def _cpu_count() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -193,8 +194,7 @@ class Candidate:
     def __post_init__(self) -> None:
         if self.form not in FORMS:
             raise BenchError(f"unknown form {self.form!r}; choose from {', '.join(FORMS)}")
-        if self.backend not in BACKENDS:
-            raise BenchError(f"unknown latency backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        check_backend(self.backend)
 
     def network(self) -> nn.Module:
         """A copy in this form and eval mode; the candidate's own model is untouched."""

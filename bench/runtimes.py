@@ -35,11 +35,15 @@ class Runner:
     max_abs_diff: Optional[float] = None  # against eager PyTorch, for backends that convert the model
 
 
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise BenchError(f"unknown latency backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
 def prepare(model: nn.Module, x: Tensor, backend: str, threads: int) -> Runner:
     """A runner for ``model`` (in eval mode; converted in place where the backend needs it) on
     input ``x`` of shape (B, C, H, W)."""
-    if backend not in BACKENDS:
-        raise BenchError(f"unknown latency backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    check_backend(backend)
     model.eval()
     if backend == "eager":
         return Runner(backend, _inference(model, x))

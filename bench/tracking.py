@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from . import __version__
 from .config import resolve_architecture
 from .errors import BenchError
+from .latency import latency_tags
 from .storage import CONNECT_TIMEOUT_S, redact
 
 DEFAULT_TRACKING = "sqlite:///runs/mlflow.db"
@@ -152,8 +153,7 @@ class SweepTracker:
                 "bench.config_hash": attrs.get("config_hash", ""),
                 **{f"block.{k}": v for k, v in attrs.get("blocks", {}).items()}}
         if "latency" in attrs:
-            flat = {**attrs["latency"]["protocol"], "stopped": attrs["latency"]["stopped"]}
-            tags.update({f"latency.{k}": str(v) for k, v in flat.items() if v is not None})
+            tags.update(latency_tags(attrs["latency"]))
         if "duplicate_of" in attrs:
             tags["bench.duplicate_of"] = str(attrs["duplicate_of"])
         if "fail_reason" in attrs:

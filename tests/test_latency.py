@@ -12,7 +12,7 @@ from torch import nn
 
 import bench.latency as latency
 from bench.errors import BenchError
-from bench.latency import Candidate, Protocol, is_stable, measure, summarize, time_interleaved
+from bench.latency import Candidate, Protocol, is_stable, latency_tags, measure, summarize, time_interleaved
 from bench.memory import forward_peak_memory, train_step_peak_memory
 from bench.runtimes import Runner, prepare
 
@@ -113,8 +113,10 @@ def test_measure_records_the_whole_protocol_and_ratios(monkeypatch):
     assert (eager.protocol["batch"], eager.protocol["input_size"], eager.protocol["threads"]) == (2, 16, 1)
     assert eager.protocol["interleaved_with"] == "deploy/cl" and eager.protocol["torch"] == torch.__version__
     assert eager.protocol["cpu"]
-    tags = eager.tags()
+    tags = latency_tags(eager.to_dict())
     assert tags["latency.backend"] == "eager" and tags["latency.stopped"] == "max repeats"
+    assert tags["latency.n"] == "9"
+    assert ("latency.onnxruntime" in tags) == (eager.protocol["onnxruntime"] is not None)  # None: not logged
     json.dumps(eager.to_dict())  # plain values only
     assert model.training  # the caller's model is untouched
 
