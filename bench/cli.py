@@ -459,7 +459,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     from .search import (DEFAULT_STORAGE, bind_study_data, completed, front, make_objective, open_study,
                          prepare_study_data, run_study, time_front, wants_latency, worker_seed_offset)
     from .space import load_space
-    from .storage import redact
+    from .storage import JOURNAL, redact
     from .tracking import DEFAULT_TRACKING, SweepTracker, check_tracking
 
     space = load_space(space_ref)
@@ -525,10 +525,11 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         _run_workers(workers, space_ref, name, target, data, size, storage, tracking_uri,
                      torch.get_num_threads(), timeout, heartbeat, max_retry, quiet)
     else:
+        grace = None if storage.startswith(JOURNAL) else 3 * heartbeat  # journals have no heartbeats
         objective = make_objective(space, study_data, study, on_epoch if live is not None else None,
-                                   target=target, on_start=tracker.start_trial)
+                                   target=target, on_start=tracker.start_trial, grace=grace)
         with live if live is not None else nullcontext():
-            run_study(study, objective, target, timeout, on_trial)
+            run_study(study, objective, target, timeout, on_trial, grace)
     if worker_only:
         return
     best = front(study, space.objectives)

@@ -16,6 +16,7 @@ exactly the requested number of complete trials.
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import math
 import os
@@ -192,12 +193,14 @@ def wants_latency(space: SearchSpace) -> bool:
 def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
                    report: Optional[Report] = None, target: Optional[int] = None,
                    on_start: Optional[Callable[[optuna.Trial], None]] = None,
-                   poll: float = 0.5) -> Callable[[optuna.Trial], list[float]]:
+                   grace: Optional[float] = 30.0, poll: float = 0.5) -> Callable[[optuna.Trial], list[float]]:
     """The trial function (see the module docstring).
 
     With ``target``, a trial that finds ``target`` earlier trials complete, running or waiting
     (other workers got there first) ends PRUNED at once, so that the study reaches exactly
     ``target`` complete trials. ``on_start`` sees every trial first (to open its MLflow run).
+    ``grace``: the storage's heartbeat grace period in seconds, or None where it has no
+    heartbeats (a journal file): then no trial waits on another, since a dead one would never end.
     """
     timed = wants_latency(space)
 
@@ -236,7 +239,7 @@ def make_objective(space: SearchSpace, data: StudyData, study: optuna.Study,
                 violations.append(_violation(cost[quantity], bound))
                 trial.set_constraint(quantity, violations[-1])  # read by the NSGA-II / TPE samplers
             trial.set_user_attr("constraint_values", violations or [0.0])
-            duplicate = _trained_by(study, arch.hash, trial.number, poll)
+            duplicate = _trained_by(study, arch.hash, trial.number, grace, poll)
             if duplicate is not None:
                 trial.set_user_attr("duplicate_of", duplicate.user_attrs.get("duplicate_of", duplicate.number))
                 trial.set_user_attr("trained", duplicate.user_attrs.get("trained", False))
@@ -284,15 +287,16 @@ def _ahead(study: optuna.Study, number: int) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < number)
 
 
-def _trained_by(study: optuna.Study, config_hash: str, number: int,
+def _trained_by(study: optuna.Study, config_hash: str, number: int, grace: Optional[float],
                 poll: float) -> Optional[optuna.trial.FrozenTrial]:
     """The complete trial whose results trial ``number`` reuses, or None if it trains itself.
 
     The network is trained by the lowest-numbered trial with its config hash; trial numbers come
     from the storage, so every worker agrees without a lock. A trial waits while an earlier one
     with the same hash is running, and while an earlier running trial has not yet published its
-    hash (it might be the same network). Stale trials are failed while waiting, so a dead worker
-    cannot block the others beyond the heartbeat grace period.
+    hash (it might be the same network). Dead trials are failed while waiting (:func:`reap`), so
+    a dead worker cannot block the others beyond the grace period. Without heartbeats
+    (``grace`` None) nothing waits: only complete trials are reused.
     """
     while True:
         earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
@@ -301,10 +305,27 @@ def _trained_by(study: optuna.Study, config_hash: str, number: int,
         done = [t for t in same if t.state == TrialState.COMPLETE]
         if done:
             return done[0]
-        if not same and all("config_hash" in t.user_attrs for t in earlier if t.state == TrialState.RUNNING):
+        if grace is None or not same and all(
+                "config_hash" in t.user_attrs for t in earlier if t.state == TrialState.RUNNING):
             return None
-        optuna.storages.fail_stale_trials(study)
+        reap(study, grace)
         time.sleep(poll)
+
+
+def reap(study: optuna.Study, grace: float) -> None:
+    """Fail the trials of dead workers: those whose heartbeats stopped (Optuna; they are retried),
+    and those RUNNING for longer than ``grace`` without their objective having begun (a worker
+    killed before the trial's first heartbeat, which Optuna never notices)."""
+    with warnings.catch_warnings():  # "experimental" in Optuna 5, and what heartbeats are for
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    limit = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in t.user_attrs and t.datetime_start is not None and t.datetime_start < limit:
+            try:
+                study.tell(t.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):  # it finished meanwhile, or another worker reaped it
+                pass
 
 
 def _block_types(config: dict) -> dict[str, str]:
@@ -316,11 +337,12 @@ def _block_types(config: dict) -> dict[str, str]:
 
 def run_study(study: optuna.Study, objective: Callable, trials: int, timeout: Optional[float] = None,
               on_trial: Optional[Callable[[optuna.trial.FrozenTrial], None]] = None,
-              poll: float = 1.0) -> None:
+              grace: Optional[float] = 30.0, poll: float = 1.0) -> None:
     """One worker: run trials until the study has ``trials`` COMPLETE ones (failures do not
     count), the ``timeout`` passes, or this worker has tried three times the number missing when
     it started. While the remaining trials are all under way in other workers, it waits: one of
-    them may fail and need retrying (objectives made with ``target`` never overshoot)."""
+    them may fail and need retrying (objectives made with ``target`` never overshoot); without
+    heartbeats (``grace`` None) it does not wait, since a dead trial would never end."""
     budget = 3 * max(0, trials - completed(study))
     started, attempts = time.monotonic(), 0
     last: dict[str, TrialState] = {}
@@ -334,8 +356,8 @@ def run_study(study: optuna.Study, objective: Callable, trials: int, timeout: Op
         if timeout is not None and time.monotonic() - started > timeout:
             return
         states = [t.state for t in study.get_trials(deepcopy=False, states=ACTIVE)]
-        if TrialState.WAITING not in states and len(states) >= trials:
-            optuna.storages.fail_stale_trials(study)
+        if grace is not None and TrialState.WAITING not in states and len(states) >= trials:
+            reap(study, grace)
             time.sleep(poll)
             continue
         study.optimize(objective, n_trials=1, callbacks=[finished],

@@ -139,3 +139,12 @@ def test_a_full_study_skips_surplus_trials_and_reaches_exactly_the_target(tmp_pa
     states = [t.state for t in study.trials]
     assert states.count(TrialState.COMPLETE) == 2 and states[-1] == TrialState.PRUNED
     assert "already had 2 trials" in study.trials[-1].user_attrs["skipped"]
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_does_not_block_the_study(tmp_path):
+    space, study, _ = quick_study(tmp_path)
+    orphan = study.ask()  # RUNNING, never a heartbeat, never an objective: a worker killed right there
+    objective = make_objective(space, prepare_study_data(space, None, None), study, target=1, grace=0.5)
+    run_study(study, objective, trials=1, timeout=60, grace=0.5, poll=0.2)  # without reaping: waits, then fails
+    assert study.trials[orphan.number].state == TrialState.FAIL
+    assert [t.state for t in study.trials[1:]] == [TrialState.COMPLETE]
