@@ -20,6 +20,8 @@ from .blocks import BLOCKS
 from .counting import count_params
 from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
 from .errors import BenchError
+from .latency import FORMS
+from .runtimes import BACKENDS
 
 console = Console()
 
@@ -127,10 +129,10 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
               help="Input height and width in pixels.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--latency", is_flag=True, help="Also time the forward pass (see --form, --backend).")
-@click.option("--form", "forms", multiple=True, type=click.Choice(["train", "deploy"]),
+@click.option("--form", "forms", multiple=True, type=click.Choice(FORMS),
               help="Form(s) to time (repeatable; default deploy). Several are timed interleaved.")
 @click.option("--backend", "backends", multiple=True,
-              type=click.Choice(["eager", "channels_last", "compile", "onnxruntime"]),
+              type=click.Choice(BACKENDS),
               help="Backend(s) to time (repeatable; default eager). onnxruntime needs the onnx extra.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Intra-op threads while timing.")
@@ -170,8 +172,9 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     if memory:
         from .memory import forward_peak_memory, train_step_peak_memory
 
-        record["memory"] = {"forward": forward_peak_memory(model, in_channels, size, batch).to_dict(),
-                            "train_step": train_step_peak_memory(model, in_channels, size, max(batch, 2)).to_dict()}
+        record["memory"] = {  # a training step needs 2 samples: BatchNorm cannot train on one 1x1 map
+            "forward": forward_peak_memory(model, in_channels, size, batch).to_dict(),
+            "train_step": train_step_peak_memory(model, in_channels, size, max(batch, 2)).to_dict()}
     if fmt == "json":
         click.echo(json.dumps(record, indent=2))
         return
@@ -471,7 +474,8 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     study_data = prepare_study_data(space, data, size)
     tracker_box: dict[str, SweepTracker] = {}
     worker_only = worker_index is not None
-    study = open_study(space, name, storage, heartbeat, 3 * heartbeat, max_retry,
+    grace = 3 * heartbeat
+    study = open_study(space, name, storage, heartbeat, grace, max_retry,
                        on_stale=lambda t: tracker_box["tracker"].close_stale(t) if tracker_box else None,
                        seed_offset=worker_seed_offset(storage, worker_index))
     bind_study_data(study, space, study_data)
@@ -525,11 +529,11 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
         _run_workers(workers, space_ref, name, target, data, size, storage, tracking_uri,
                      torch.get_num_threads(), timeout, heartbeat, max_retry, quiet)
     else:
-        grace = None if storage.startswith(JOURNAL) else 3 * heartbeat  # journals have no heartbeats
+        waits = None if storage.startswith(JOURNAL) else grace  # journals have no heartbeats
         objective = make_objective(space, study_data, study, on_epoch if live is not None else None,
-                                   target=target, on_start=tracker.start_trial, grace=grace)
+                                   target=target, on_start=tracker.start_trial, grace=waits)
         with live if live is not None else nullcontext():
-            run_study(study, objective, target, timeout, on_trial, grace)
+            run_study(study, objective, target, timeout, on_trial, waits)
     if worker_only:
         return
     best = front(study, space.objectives)
