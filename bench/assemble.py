@@ -294,3 +294,17 @@ def build_model(arch: Architecture, seed: Optional[int] = None, plan: Optional[P
             return build_plan(plan)
     except (ValueError, RuntimeError) as exc:
         raise BenchError(f"{arch.name}: building the network failed: {exc}") from exc
+
+
+def build_checked(arch: Architecture, size: int, seed: Optional[int] = None) -> UNet:
+    """Plan ``arch``, check that a ``size`` x ``size`` input fits it, and build it: the one way
+    ``profile``, ``train``/``compare`` and sweeps turn an architecture into a network.
+
+    Raises:
+        ConfigError, BenchError: see :func:`plan_architecture`, :func:`check_input_size` and
+            :func:`build_model`.
+    """
+    plan = plan_architecture(arch)
+    check_input_size(arch, plan, size)
+    return build_model(arch, seed=seed, plan=plan)
+

@@ -434,12 +434,12 @@ def _check_new_key(parent: dict, path: str, leaf: str) -> None:
     """A key absent from the file may be set if the grammar or the block defines it."""
     slot_path = path.rpartition(".")[0]
     if "type" in parent and parent["type"] in BLOCKS:
-        slot = _schema_at(slot_path)
+        slot = schema_at(slot_path)
         sized = ["out_channels"] if slot is not None and slot.sized else []
         allowed = list(BLOCKS.get(parent["type"], slot_path).params) + sized
         what = f"block '{parent['type']}'"
     else:
-        fld = _schema_at(slot_path)
+        fld = schema_at(slot_path)
         allowed = list(fld.fields) if fld is not None else []
         what = slot_path or "the top level"
         if not slot_path:
@@ -452,7 +452,7 @@ def _check_new_key(parent: dict, path: str, leaf: str) -> None:
         )
 
 
-def _schema_at(path: str) -> Optional[Field]:
+def schema_at(path: str) -> Optional[Field]:
     schema, fld = SCHEMA, None
     for name in path.split(".") if path else []:
         fld = schema.get(name)

@@ -7,18 +7,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 from torch import nn
 
-from .assemble import build_model, check_input_size, plan_architecture
+from .assemble import build_checked
 from .checkpoint import save_checkpoint
 from .config import Architecture
-from .counting import count_macs, count_params
 from .data.dataset import SegmentationData, load_data
 from .data.split import Split, load_split, make_split
 from .data.transforms import DESCRIPTION as AUGMENTATION
 from .errors import BenchError
 from .latency import Candidate, measure, measure_latency
+from .profile import profile_model
 from .recipe import Recipe
 from .train import Progress, evaluate, train_model
 
@@ -59,18 +58,17 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
     """Train ``arch`` on the split's train set (model selection on val), evaluate on test, and
     write ``split.json``, ``model.pt`` and ``metrics.json`` to ``out_dir``."""
     check_classes(arch, dataset)
-    plan = plan_architecture(arch)
-    check_input_size(arch, plan, size)
-    model = build_model(arch, seed=recipe.seed, plan=plan)
+    model = build_checked(arch, size, seed=recipe.seed)
+    cost = profile_model(model, arch.name, arch.hash, arch.config["in_channels"], size)
     train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
     result = train_model(model, train, val, recipe, arch.config["classes"], progress)
     metrics = evaluate(model, test, arch.config["classes"])
-    x = torch.randn(1, arch.config["in_channels"], size, size)
     summary = {
         "architecture": arch.name,
         "config_hash": arch.hash,
-        "params": count_params(model),
-        "flops": 2 * count_macs(model, x).total,
+        "params": cost.train.params,
+        "flops": cost.train.flops,
+        "cost": cost.to_dict(),
         "test": metrics.summary(),
         "best_epoch": result.best_epoch,
         "best_val_dice_mean": result.best_val_dice,

@@ -1,7 +1,10 @@
 """Pareto fronts: the non-dominated set of points under objectives with directions."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from .records import TrialRecord
 
 MINIMIZE, MAXIMIZE = "minimize", "maximize"
 
@@ -33,3 +36,16 @@ def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -
         i for i, p in enumerate(points)
         if not any(dominates(q, p, directions) for j, q in enumerate(points) if j != i)
     ]
+
+
+def front_records(records: Sequence["TrialRecord"], objectives: Mapping[str, str]) -> list[int]:
+    """Numbers of the trials on the Pareto front of ``objectives`` (name -> direction).
+
+    Candidates are COMPLETE, feasible trials with a value for every objective; a network that
+    several trials share appears once, as the trial that trained it. The terminal, MLflow, the
+    plots and the tables all take their front from here.
+    """
+    candidates = [r for r in records if r.state == "COMPLETE" and r.feasible and r.duplicate_of is None
+                  and all(r.value(name) is not None for name in objectives)]
+    points = [[r.value(name) for name in objectives] for r in candidates]
+    return [candidates[i].number for i in pareto_front(points, list(objectives.values()))]

@@ -26,19 +26,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .blocks import BLOCKS
-from .config import SCHEMA, _schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
+from .config import SCHEMA, schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
 from .errors import ConfigError, did_you_mean
+from .objectives import BEFORE_TRAINING, OBJECTIVES
 from .recipe import RECIPES, Recipe
 
-OBJECTIVES = {  # name -> default direction
-    "val_dice": "maximize",
-    "params": "minimize",
-    "macs": "minimize",
-    "flops": "minimize",
-    "latency_ms": "minimize",
-    "peak_memory_mb": "minimize",
-}
-CHEAP = ("params", "macs", "flops", "latency_ms", "peak_memory_mb")  # known before training
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 _KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study")
 
@@ -119,8 +111,11 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     for key in ("architecture", "vary", "objectives"):
         if key not in raw:
             raise ConfigError(key, f"missing; a search space needs {key}.")
-    architecture = str(raw["architecture"])
-    base = resolve_architecture(find_architecture(architecture, relative_to=path.parent)).config
+    base_file = find_architecture(str(raw["architecture"]), relative_to=path.parent)
+    # a built-in name stays a name; a file is kept absolute, so trials find it from any folder
+    architecture = str(raw["architecture"]) if base_file.parent == builtin_dir("architectures") \
+        else str(base_file.resolve())
+    base = resolve_architecture(architecture).config
     if not isinstance(raw["vary"], dict) or not raw["vary"]:
         raise ConfigError("vary", "must map config paths to what to sample, e.g. encoder.block: {...}.")
     vary = {str(p): _vary_entry(str(p), spec, base) for p, spec in raw["vary"].items()}
@@ -138,9 +133,9 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
 
 
 def _vary_entry(path: str, spec: Any, base: dict) -> Distribution | BlockChoice:
-    fld = _schema_at(path)
+    fld = schema_at(path)
     slot_path, _, param = path.rpartition(".")
-    slot = _schema_at(slot_path) if slot_path else None
+    slot = schema_at(slot_path) if slot_path else None
     if fld is None and slot is not None and slot.kind == "slot":  # a block parameter: encoder.block.N
         block = get_path(base, slot_path)
         known = BLOCKS.get(block["type"], slot_path).params if block else {}
@@ -199,15 +194,16 @@ def _distribution(path: str, spec: Any) -> Distribution:
 
 
 def _objectives(raw: Any) -> dict[str, str]:
+    """Objective names (from :data:`bench.objectives.OBJECTIVES`) with their directions; a list
+    takes each objective's default direction."""
     if isinstance(raw, list):
-        raw = {name: OBJECTIVES.get(str(name), "minimize") for name in raw}
+        raw = {name: OBJECTIVES.get(str(name), f"objectives.{name}").direction for name in raw}
     if not isinstance(raw, dict) or not raw:
-        raise ConfigError("objectives", "must map metric names to maximize/minimize.")
+        raise ConfigError("objectives", "must map objective names to maximize/minimize, "
+                          "e.g. {val_dice: maximize, params: minimize}.")
     out = {}
     for name, direction in raw.items():
-        if name not in OBJECTIVES:
-            raise ConfigError(f"objectives.{name}", f"'{name}' is not a metric bench measures.",
-                              hint=f"{did_you_mean(str(name), OBJECTIVES)} Metrics: {', '.join(OBJECTIVES)}.".lstrip())
+        OBJECTIVES.get(str(name), f"objectives.{name}")
         if direction not in ("maximize", "minimize"):
             raise ConfigError(f"objectives.{name}", f"direction must be maximize or minimize, got {direction!r}.")
         out[str(name)] = direction
@@ -215,12 +211,11 @@ def _objectives(raw: Any) -> dict[str, str]:
 
 
 def _constraints(raw: Any) -> dict[str, dict[str, float]]:
+    if not isinstance(raw, dict):
+        raise ConfigError("constraints", f"expected a mapping like {{params: {{max: 1000000}}}}, got {raw!r}.")
     out = {}
     for name, bound in raw.items():
-        if name not in CHEAP:
-            raise ConfigError(f"constraints.{name}", f"cannot constrain unknown quantity '{name}'.",
-                              hint=f"{did_you_mean(str(name), CHEAP)} Constrainable before training: "
-                              f"{', '.join(CHEAP)}.".lstrip())
+        OBJECTIVES.get(str(name), f"constraints.{name}", known=BEFORE_TRAINING)
         if not isinstance(bound, dict) or not set(bound) <= {"max", "min"} or not bound:
             raise ConfigError(f"constraints.{name}", f"expected {{max: value}} and/or {{min: value}}, got {bound!r}.")
         out[str(name)] = {k: float(v) for k, v in bound.items()}

@@ -1,0 +1,148 @@
+"""Typed records of a sweep: what a study is (:class:`StudyInfo`), what one trial found
+(:class:`TrialRecord`), and what a sweep ended with (:class:`SweepResult`).
+
+Every reader (terminal, MLflow tracker, reports, fronts) takes these records; only
+:meth:`TrialRecord.user_attrs` and :meth:`TrialRecord.from_trial` know how a trial is stored in
+Optuna (as user attributes, one per field, so that other workers and optuna-dashboard can read
+them). No Optuna import here: a trial is read through the attributes every ``FrozenTrial`` has.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, Optional
+
+RUNNING, WAITING, COMPLETE, PRUNED, FAIL = "RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"
+DIED = "its worker stopped without recording a reason (killed, or its heartbeats stopped)"
+
+
+@dataclass
+class StudyInfo:
+    """What a study sweeps, on what data, towards what: recorded in the study when it is
+    created, so that reports can be written from the storage alone."""
+
+    study: str
+    space: str
+    description: str
+    objectives: dict[str, str]  # name -> direction, in the study's order
+    constraints: dict[str, dict[str, float]]
+    architecture: str  # the space's base (stock) architecture
+    reference_hash: str  # config hash of the stock architecture
+    data: dict[str, Any]  # source, size, split_hash, classes, train/val/test counts
+    recipe: dict[str, Any]
+    sampler: str
+    seed: int
+    trials: int  # complete trials the sweep runs to
+    storage: str = ""  # password hidden
+    tracking_uri: str = ""
+    space_file: str = ""
+    workers: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "StudyInfo":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in known})
+
+
+@dataclass
+class TrialRecord:
+    """Everything one trial found.
+
+    ``values`` holds every objective quantity computed for the trial: those known before
+    training (measured on the built network) always, those known after training only when the
+    network was trained (or copied from the trial that trained it). ``metrics`` holds the raw
+    training and test figures. ``violations`` maps each constraint to the amount by which it is
+    exceeded (<= 0: satisfied).
+    """
+
+    number: int
+    state: str = RUNNING
+    sample: dict[str, Any] = field(default_factory=dict)  # Optuna's parameters
+    overrides: list[str] = field(default_factory=list)  # the sample as --set overrides
+    config: Optional[dict[str, Any]] = None  # resolved architecture
+    config_hash: str = ""
+    blocks: dict[str, str] = field(default_factory=dict)  # slot -> block type
+    cost: Optional[dict[str, Any]] = None  # bench.profile.CostProfile.to_dict()
+    memory: Optional[dict[str, Any]] = None  # bench.memory.PeakMemory.to_dict()
+    latency: Optional[dict[str, Any]] = None  # bench.latency.Latency.to_dict()
+    values: dict[str, float] = field(default_factory=dict)
+    violations: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)  # per epoch
+    trained: bool = False  # accuracy figures exist (trained here, or by duplicate_of)
+    duplicate_of: Optional[int] = None
+    skipped: Optional[str] = None  # why it was not trained, or not run
+    fail_reason: Optional[str] = None
+    worker: str = ""  # host:pid
+    seconds: Optional[float] = None
+    links: dict[str, str] = field(default_factory=dict)  # e.g. mlflow_run_id
+    retry_of: Optional[int] = None  # the trial (whose worker died) this one retries
+    started: Optional[datetime] = None
+    finished: Optional[datetime] = None
+
+    _FROM_OPTUNA = ("number", "state", "sample", "retry_of", "started", "finished")
+
+    def user_attrs(self) -> dict[str, Any]:
+        """The fields Optuna does not hold itself, as JSON-plain user attributes."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._FROM_OPTUNA}
+
+    @classmethod
+    def from_trial(cls, trial: Any) -> "TrialRecord":
+        """The record of an Optuna ``FrozenTrial`` (or any object with its attributes)."""
+        stored = {f.name for f in fields(cls)} - set(cls._FROM_OPTUNA)
+        attrs = {k: v for k, v in trial.user_attrs.items() if k in stored}
+        record = cls(trial.number, trial.state.name, dict(trial.params),
+                     retry_of=trial.system_attrs.get("failed_trial"), started=trial.datetime_start,
+                     finished=trial.datetime_complete, **attrs)
+        if record.state == FAIL and not record.fail_reason:
+            record.fail_reason = DIED
+        return record
+
+    @property
+    def feasible(self) -> bool:
+        """Every constraint satisfied (a trial not yet measured counts as feasible)."""
+        return all(v <= 0 for v in self.violations.values())
+
+    @property
+    def status(self) -> str:
+        """One word for people: running, waiting, trained, duplicate, not trained, skipped, failed."""
+        if self.state in (RUNNING, WAITING):
+            return self.state.lower()
+        if self.state == FAIL:
+            return "failed"
+        if self.state == PRUNED:
+            return "not trained" if not self.feasible else "skipped"
+        return "duplicate" if self.duplicate_of is not None else "trained"
+
+    def value(self, name: str) -> Optional[float]:
+        """The trial's value of objective ``name``, or None where it has none (an untrained
+        design has no accuracy, never a 0)."""
+        return self.values.get(name)
+
+
+@dataclass
+class SweepResult:
+    """A sweep's records with its front (trial numbers, from :func:`bench.pareto.front_records`)
+    and, when the study has a timed objective, the front timed again interleaved with the stock
+    network (``front_latency``: reference, reference_ms, protocol, trials -> figures)."""
+
+    info: StudyInfo
+    records: list[TrialRecord]
+    front: list[int]
+    front_latency: Optional[dict[str, Any]] = None
+    status: str = "finished"  # finished, interrupted or failed
+    seconds: Optional[float] = None
+    report_paths: list[str] = field(default_factory=list)
+
+    def record(self, number: int) -> TrialRecord:
+        return next(r for r in self.records if r.number == number)
+
+    @property
+    def front_records(self) -> list[TrialRecord]:
+        return [self.record(n) for n in self.front]
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.records if r.status == status)
