@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import click
-from rich.console import Console, Group
-from rich.live import Live
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from . import __version__
-from .assemble import build_model, check_input_size, plan_architecture
+from .assemble import build_checked, build_model, plan_architecture
 from .blocks import BLOCKS
 from .counting import count_params
 from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
@@ -66,9 +64,21 @@ def resolve(architecture: str, classes: Optional[int], overrides: Sequence[str])
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["blocks", "architectures", "spaces"]))
+@click.argument("what", type=click.Choice(["blocks", "architectures", "spaces", "objectives"]))
 def list_(what: str) -> None:
-    """List registered blocks, built-in architectures or built-in search spaces."""
+    """List registered blocks, built-in architectures, built-in search spaces, or the objectives
+    a sweep can optimise and constrain."""
+    if what == "objectives":
+        from .objectives import OBJECTIVES
+
+        table = Table("objective", "direction", "known", "unit", "description", title="Objectives")
+        table.columns[0].no_wrap = True
+        for objective in OBJECTIVES:
+            table.add_row(objective.name, objective.direction, objective.known, objective.unit or "-",
+                          objective.summary)
+        console.print(table)
+        console.print("Objectives known before training can be constraints, e.g. constraints: {params: {max: 1000000}}.")
+        return
     if what == "spaces":
         from .space import builtin_spaces, load_space
 
@@ -155,9 +165,7 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     from .profile import profile_model
 
     arch = resolve(architecture, classes, overrides)
-    plan = plan_architecture(arch)
-    check_input_size(arch, plan, size)
-    model = build_model(arch, plan=plan)
+    model = build_checked(arch, size)
     in_channels = arch.config["in_channels"]
     record = profile_model(model, arch.name, arch.hash, in_channels, size, batch).to_dict()
     if latency:
@@ -442,157 +450,41 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
 @click.option("--max-retry", type=click.IntRange(min=0), default=2, show_default=True,
               help="How often a trial whose worker died is retried.")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
-@click.option("--worker-index", type=int, default=None, hidden=True,
-              help="Run trials only, no report or front: one of the processes --workers starts.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
-        threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool,
-        worker_index: Optional[int]) -> None:
+        threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/.
 
     Start the same command on as many machines as you like, pointed at one --storage and one
     --tracking-uri: the workers share the study (Optuna's RDB storage coordinates them).
     """
-    import os
-
-    import torch
-
-    from .report import write_report
-    from .search import (DEFAULT_STORAGE, bind_study_data, completed, front, make_objective, open_study,
-                         prepare_study_data, run_study, time_front, wants_latency, worker_seed_offset)
+    from .defaults import DEFAULT_TRACKING
+    from .progress import SweepProgress
     from .space import load_space
-    from .storage import JOURNAL, redact
-    from .tracking import DEFAULT_TRACKING, SweepTracker, check_tracking
+    from .sweep import Sweep
 
     space = load_space(space_ref)
-    name = study_name or space.name
-    target = trials or int(space.study["trials"])
-    storage, tracking_uri = storage or DEFAULT_STORAGE, tracking_uri or DEFAULT_TRACKING
-    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // workers))
-    check_tracking(tracking_uri)  # both ends reachable before anything is written
-    study_data = prepare_study_data(space, data, size)
-    tracker_box: dict[str, SweepTracker] = {}
-    worker_only = worker_index is not None
-    grace = 3 * heartbeat
-    study = open_study(space, name, storage, heartbeat, grace, max_retry,
-                       on_stale=lambda t: tracker_box["tracker"].close_stale(t) if tracker_box else None,
-                       seed_offset=worker_seed_offset(storage, worker_index))
-    bind_study_data(study, space, study_data)
-    tracker = tracker_box["tracker"] = SweepTracker(tracking_uri, study, space.source, {
-        "source": study_data.dataset.source, "size": study_data.size, "split_hash": study_data.split.hash,
-        "objectives": space.objectives, "architecture": space.architecture})
-
-    def describe(trial) -> str:
-        blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-        if trial.state.name == "PRUNED":
-            return f"trial {trial.number} skipped: {trial.user_attrs.get('skipped', '')}"
-        if trial.state.name != "COMPLETE":
-            return f"trial {trial.number} {trial.state.name.lower()}: {blocks}: {trial.user_attrs.get('fail_reason', '')}"
-        values = ", ".join(f"{k} {_fmt(v)}" for k, v in zip(space.objectives, trial.values))
-        note = (" (not trained: violates a constraint)" if not trial.user_attrs.get("trained", True)
-                else f" (same network as trial {trial.user_attrs['duplicate_of']})"
-                if "duplicate_of" in trial.user_attrs else "")
-        return f"trial {trial.number}: {blocks} -> {values}{note}"
-
-    live = Live(console=console, refresh_per_second=4, transient=True) \
-        if console.is_terminal and not quiet and workers == 1 and not worker_only else None
-    current = {"line": ""}
-
-    def render() -> Group:
-        return Group(Text(f"{completed(study)}/{target} trials complete"), Text(current["line"]),
-                     _front_table(study, space, "best so far"))
-
-    def on_epoch(trial, event: str, values: dict) -> None:
-        if event == "epoch":
-            blocks = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-            current["line"] = (f"trial {trial.number}: {blocks}: epoch {values['done']}/{values['total']}, "
-                               f"val Dice {values['val_dice_mean']:.3f}")
-            live.update(render())
-
-    def on_trial(trial) -> None:
-        tracker.log_trial(trial)
-        line = describe(trial) if not worker_only else f"[worker {os.getpid()}] {describe(trial)}"
-        if live is not None:
-            live.console.print(line)
-            live.update(render())
-        elif not quiet:
-            console.print(line, soft_wrap=True)
-
-    if not worker_only:
-        console.print(f"study {name!r}: {len(study.trials)} trials so far, running until {target} complete "
-                      f"({space.study['sampler']}, data {study_data.dataset.source} at {study_data.size} px, "
-                      f"split {study_data.split.hash[:12]}; {workers} worker(s), "
-                      f"{torch.get_num_threads()} thread(s) each)")
-    started = time.perf_counter()
-    if workers > 1:
-        _run_workers(workers, space_ref, name, target, data, size, storage, tracking_uri,
-                     torch.get_num_threads(), timeout, heartbeat, max_retry, quiet)
-    else:
-        waits = None if storage.startswith(JOURNAL) else grace  # journals have no heartbeats
-        objective = make_objective(space, study_data, study, on_epoch if live is not None else None,
-                                   target=target, on_start=tracker.start_trial, grace=waits)
-        with live if live is not None else nullcontext():
-            run_study(study, objective, target, timeout, on_trial, waits)
-    if worker_only:
-        return
-    best = front(study, space.objectives)
-    table = _front_table(study, space, f"Pareto front of {name!r} ({len(best)} of "
-                         f"{completed(study)} complete trials)")
-    console.print(table)
-    if wants_latency(space) and best:
-        timed = time_front(study, space, study_data.size, best)
-        console.print(f"front timed again, interleaved with {timed['reference']} "
-                      f"({timed['reference_ms']:.2f} ms): " + ", ".join(
-                          f"trial {n} {t['median_ms']:.2f} ms (x{t['ratio']:.2f})" for n, t in timed["trials"].items()))
-    reference = resolve_architecture(space.architecture).hash
-    out_dir = Path("reports") / name
-    write_report(study, space.objectives, out_dir, reference)
-    tracker.finish(study, {t.number for t in best}, out_dir)
-    console.print(f"{time.perf_counter() - started:.0f} s; storage {redact(storage)}; "
-                  f"MLflow {redact(tracking_uri)} (experiment {name!r}); report {out_dir}/")
-
-
-def _run_workers(workers: int, space_ref: str, name: str, target: int, data: Optional[str],
-                 size: Optional[int], storage: str, tracking_uri: str, threads: int,
-                 timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool) -> None:
-    """Start ``workers`` processes of ``bench run --worker`` on the study and wait for them."""
-    import subprocess
-    import sys
-
-    command = [sys.executable, "-m", "bench", "run", "--space", space_ref, "--study", name,
-               "--trials", str(target), "--storage", storage, "--tracking-uri", tracking_uri,
-               "--threads", str(threads), "--heartbeat", str(heartbeat), "--max-retry", str(max_retry)]
-    command += (["--data", data] if data else []) + (["--size", str(size)] if size else [])
-    command += (["--timeout", str(timeout)] if timeout else []) + (["--quiet"] if quiet else [])
-    processes = [subprocess.Popen(command + ["--worker-index", str(i)]) for i in range(workers)]
-    try:
-        codes = [p.wait() for p in processes]
-    except KeyboardInterrupt:
-        for p in processes:
-            p.terminate()
-        raise
-    if any(codes):
-        raise BenchError(f"{sum(1 for c in codes if c)} of {workers} workers failed (exit codes {codes}); "
-                         "their errors are printed above")
+    Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
+          size=size, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
+          max_retry=max_retry, listeners=[SweepProgress(console, quiet)],
+          report_dir=Path("reports") / (study_name or space.name)).run()
 
 
 @cli.command()
 @click.option("--study", "study_name", required=True)
-@click.option("--space", "space_ref", default=None, help="The study's space (default: recorded in the study).")
 @click.option("--storage", default=None, envvar="BENCH_STORAGE")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default: reports/<study>/.")
-def report(study_name: str, space_ref: Optional[str], storage: Optional[str], out: Optional[str]) -> None:
+def report(study_name: str, storage: Optional[str], out: Optional[str]) -> None:
     """Write a study's tables and Pareto plots: results.csv, pareto.csv, report.md, table.tex,
-    pareto.png, pareto.html."""
+    pareto.png, pareto.html. Read from the study's storage alone."""
+    from .defaults import DEFAULT_STORAGE
     from .report import write_report
-    from .search import DEFAULT_STORAGE, load_study
-    from .space import load_space
+    from .study import load_study
+    from .sweep import load_result
 
-    study = load_study(study_name, storage or DEFAULT_STORAGE)
-    space = load_space(space_ref or study.user_attrs.get("space", ""))
-    out_dir = Path(out) if out else Path("reports") / study_name
-    paths = write_report(study, space.objectives, out_dir, resolve_architecture(space.architecture).hash)
+    result = load_result(load_study(study_name, storage or DEFAULT_STORAGE))
+    paths = write_report(result, Path(out) if out else Path("reports") / study_name)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
@@ -603,7 +495,7 @@ def report(study_name: str, space_ref: Optional[str], storage: Optional[str], ou
 def ui(tracking_uri: Optional[str], port: int) -> None:
     """Start the MLflow UI on 127.0.0.1 over the local store (one worker, no background job
     execution). For a server that many workers log to, see `bench server`."""
-    from .tracking import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
+    from .defaults import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
 
     _exec_mlflow_server(tracking_uri or DEFAULT_TRACKING, DEFAULT_ARTIFACTS, "127.0.0.1", port, 1, "MLflow UI",
                         serve_artifacts=False)
@@ -654,23 +546,6 @@ def _exec_mlflow_server(store: str, artifacts: str, host: str, port: int, worker
         command += ["--allowed-hosts", "*"]
     sys.stdout.flush()
     os.execve(sys.executable, command, env)
-
-
-def _front_table(study, space, title: str) -> Table:
-    from .search import front
-
-    best = front(study, space.objectives)
-    params = list(dict.fromkeys(k for trial in best for k in trial.params))
-    table = Table("trial", *params, *space.objectives, "test Dice", title=title)
-    for trial in sorted(best, key=lambda t: t.values[0]):
-        table.add_row(str(trial.number), *(str(trial.params.get(k, "")) for k in params),
-                      *(_fmt(v) for v in trial.values),
-                      _fmt(trial.user_attrs["metrics"].get("test_dice", float("nan"))))
-    return table
-
-
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def main() -> None:

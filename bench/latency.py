@@ -150,13 +150,6 @@ class Latency:
         return asdict(self)
 
 
-def latency_tags(record: dict[str, Any], prefix: str = "latency.") -> dict[str, str]:
-    """A :meth:`Latency.to_dict` record's protocol, stopping reason and n as flat string tags
-    (MLflow)."""
-    flat = {**record["protocol"], "stopped": record["stopped"], "n": record["n"]}
-    return {f"{prefix}{k}": str(v) for k, v in flat.items() if v is not None}
-
-
 def environment() -> dict[str, Optional[str]]:
     """What the figures depend on besides the network: versions and the CPU model."""
     try:

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import torch
 
-import bench.search
+import bench.design
+import bench.sweep
 import bench.train
 from bench.assemble import build_model
 from bench.config import resolve_architecture
 from bench.data.transforms import augment
 from bench.losses import SegmentationLoss
-from bench.search import bind_study_data, completed, make_objective, open_study, prepare_study_data, run_study
-from bench.space import load_space
-from bench.tracking import SweepTracker
+from bench.study import optimize_one
+from bench.sweep import CATCH, Sweep
+from bench.tracking import MlflowTracker
 from bench.train import make_optimizer, make_schedule, mean_dice, recompute_bn_statistics
 
 from .common import parser, write
@@ -93,7 +94,7 @@ def bare_loop(model, data, recipe, classes: int, watch: Stopwatch) -> None:
         if dice > best:
             best, best_state = dice, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    bench.search.evaluate(model, test, classes)
+    bench.sweep.evaluate(model, test, classes)
 
 
 def main() -> None:
@@ -105,32 +106,29 @@ def main() -> None:
     args = p.parse_args()
     out = args.out.resolve()
     watch = Stopwatch()
-    watch.wrap(bench.search, "form_cost", "counting")
-    watch.wrap(bench.search, "train_model", "training")
-    watch.wrap(bench.search, "evaluate", "test evaluation")
+    watch.wrap(bench.design, "profile_model", "counting")
+    watch.wrap(bench.design, "forward_peak_memory", "counting")
+    watch.wrap(bench.sweep, "train_model", "training")
+    watch.wrap(bench.sweep, "evaluate", "test evaluation")
     watch.wrap(bench.train, "augment", "augment")
+    watch.wrap(MlflowTracker, "trial_started", "mlflow")
+    watch.wrap(MlflowTracker, "trial_ended", "mlflow")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         Path("space.yaml").write_text(SPACE.format(choices=args.configs, epochs=args.epochs, size=args.size,
                                                    count=args.count))
-        space = load_space("space.yaml")
-        data = prepare_study_data(space, None, None)
-        study = open_study(space, "overhead", "sqlite:///optuna.db")
-        bind_study_data(study, space, data)
-        tracker = SweepTracker("sqlite:///mlflow.db", study, Path("space.yaml"), {
-            "source": data.dataset.source, "size": data.size, "split_hash": data.split.hash,
-            "objectives": space.objectives, "architecture": space.architecture})
-        watch.wrap(tracker, "log_trial", "mlflow")
-        objective = make_objective(space, data, study)
+        sweep = Sweep("space.yaml", study="overhead", storage="sqlite:///optuna.db", tracking_uri="sqlite:///mlflow.db")
+        sweep.open()
+        space, data = sweep.space, bench.sweep.prepare_study_data(sweep.space, None, None, 3)
         warm = resolve_architecture(space.architecture, [f"encoder.block.N={args.configs[0]}"])
         bare_loop(build_model(warm, seed=0), data, space.recipe, 2, watch)  # first-use costs, untimed
         watch.take()
         for i, n in enumerate(args.configs):
             def harness() -> dict:
-                study.enqueue_trial({"encoder.block.N": n})
+                sweep.study.enqueue_trial({"encoder.block.N": n})
                 start = time.perf_counter()
-                run_study(study, objective, completed(study) + 1, on_trial=tracker.log_trial)
+                sweep.listeners.trial_ended(optimize_one(sweep.study, sweep.objective, CATCH))
                 return {"wall": time.perf_counter() - start, **watch.take()}
 
             def bare() -> dict:

@@ -12,7 +12,8 @@ from torch import nn
 
 import bench.latency as latency
 from bench.errors import BenchError
-from bench.latency import Candidate, Protocol, is_stable, latency_tags, measure, summarize, time_interleaved
+from bench.latency import Candidate, Protocol, is_stable, measure, summarize, time_interleaved
+from bench.tracking import latency_tags
 from bench.memory import forward_peak_memory, train_step_peak_memory
 from bench.runtimes import Runner, prepare
 

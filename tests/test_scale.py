@@ -20,6 +20,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from bench.study import records
+
 REQUIRED = os.environ.get("BENCH_REQUIRE_POSTGRES") == "1"  # set by .ci/run: never skip there
 
 
@@ -133,18 +135,17 @@ def test_three_workers_share_one_study(postgres, tracking, tmp_path):
     output = worker.communicate(timeout=600)[0]
     assert worker.returncode == 0, output
     study = optuna.load_study(study_name="shared", storage=storage)
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    trials = records(study)
+    complete = [t for t in trials if t.state == "COMPLETE"]
     assert len(complete) == 6, output
-    assert len({t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}) >= 2  # really shared
+    assert len({t.worker for t in trials if t.worker}) >= 2  # really shared
     # quick has three networks: each trained once, every other trial reuses a result
-    trained = [t.user_attrs["config_hash"] for t in complete
-               if t.user_attrs["trained"] and "duplicate_of" not in t.user_attrs]
+    trained = [t.config_hash for t in complete if t.trained and t.duplicate_of is None]
     assert len(trained) == len(set(trained)) and len(trained) <= 3
     for t in complete:
-        if "duplicate_of" in t.user_attrs:
-            original = study.trials[t.user_attrs["duplicate_of"]]
-            assert original.user_attrs["config_hash"] == t.user_attrs["config_hash"] and "duplicate_of" not in original.user_attrs
+        if t.duplicate_of is not None:
+            original = trials[t.duplicate_of]
+            assert original.config_hash == t.config_hash and original.duplicate_of is None
     client, parents, children = tracked_runs(tracking, "shared")
     assert len(parents) == 1
     by_trial = {}
@@ -172,9 +173,8 @@ def test_a_killed_worker_is_retried_and_the_others_finish(postgres, tracking, tm
             study = optuna.load_study(study_name="killed", storage=storage)
         except KeyError:
             continue
-        running = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                        if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")
-                        and "mlflow_run_id" in t.user_attrs), None)
+        running = next((t for t in records(study, states=(TrialState.RUNNING,))
+                        if t.worker.endswith(f":{victim.pid}") and "mlflow_run_id" in t.links), None)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     killed_at = time.time()
@@ -186,10 +186,10 @@ def test_a_killed_worker_is_retried_and_the_others_finish(postgres, tracking, tm
     assert dead.state == TrialState.FAIL
     assert (dead.datetime_complete.timestamp() - killed_at) < 60  # failed soon after the grace period
     assert len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) == 4
-    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == running.number]
-    assert len(retried) == 1 and retried[0].params == dead.params  # as sampled before the kill (maybe none)
+    retried = [t for t in records(study) if t.retry_of == running.number]
+    assert len(retried) == 1 and retried[0].sample == dead.params  # as sampled before the kill (maybe none)
     client, _, children = tracked_runs(tracking, "killed")
-    run = client.get_run(running.user_attrs["mlflow_run_id"])
+    run = client.get_run(running.links["mlflow_run_id"])
     assert run.info.status == "FAILED" and "heartbeat" in run.data.tags["bench.fail_reason"]
     assert sorted(int(c.data.tags["bench.trial"]) for c in children) == [t.number for t in study.trials]
 

@@ -1,4 +1,6 @@
-"""Sweeps on Optuna: a quick study end to end, duplicates, constraints, and resuming after SIGKILL."""
+"""Sweeps from Python (bench.sweep.Sweep): a quick study end to end and the same through `bench run`,
+duplicates, constraints, failures, a toy objective registered through the registry alone, and
+resuming after SIGKILL."""
 from __future__ import annotations
 
 import signal
@@ -11,60 +13,170 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from bench.objectives import BEFORE_TRAINING, MINIMIZE, OBJECTIVES, Objective
 from bench.pareto import pareto_front
-from bench.search import front, make_objective, open_study, prepare_study_data, run_study
-from bench.space import load_space
+from bench.space import Distribution, load_space
+from bench.sweep import Sweep
 
 
-def quick_study(tmp_path: Path, name: str = "q"):
-    space = load_space("quick")
-    study = open_study(space, name, f"sqlite:///{tmp_path}/optuna.db")
-    return space, study, make_objective(space, prepare_study_data(space, None, None), study)
+def quick(tmp_path: Path, space="quick", **settings) -> Sweep:
+    """A sweep of the quick space in its own storage, without MLflow unless asked."""
+    settings.setdefault("tracking_uri", None)
+    return Sweep(space, storage=f"sqlite:///{tmp_path}/optuna.db", **settings)
 
 
-def test_quick_sweep_completes_and_front_matches_an_independent_computation(tmp_path):
-    space, study, objective = quick_study(tmp_path)
-    run_study(study, objective, trials=4)
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 4
-    for t in complete:
-        assert {"config_hash", "cost", "metrics", "overrides", "blocks", "worker"} <= set(t.user_attrs)
-        assert t.user_attrs["cost"]["peak_memory_mb"] > 0
-    unique = [t for t in complete if "duplicate_of" not in t.user_attrs]
-    expected = [unique[i].number for i in pareto_front([t.values for t in unique], ["maximize", "minimize"])]
-    assert sorted(t.number for t in front(study, space.objectives)) == sorted(expected)
+def test_quick_sweep_from_python_completes_and_its_front_matches_an_independent_computation(tmp_path):
+    sweep = quick(tmp_path, trials=4)
+    result = sweep.run()
+    complete = [r for r in result.records if r.state == "COMPLETE"]
+    assert len(complete) == 4 and result.records == sweep.records()
+    for r in complete:
+        assert r.config_hash and r.config["encoder"]["block"]["type"] == r.sample["encoder.block.type"]
+        assert r.cost["params"] == r.values["params"] and r.cost["deploy"]["params"] > 0
+        assert r.values["peak_memory_mb"] > 0 and r.worker and r.overrides and r.blocks["encoder.block"]
+        assert r.trained and r.metrics["test_dice"] >= 0 and len(r.history) == 1
+    unique = [r for r in complete if r.duplicate_of is None]
+    expected = [unique[i].number for i in pareto_front([(r.value("val_dice"), r.value("params")) for r in unique],
+                                                        ["maximize", "minimize"])]
+    assert sorted(result.front) == sorted(expected)
+    assert [r.number for r in sweep.front()] == result.front
+
+
+def test_the_python_api_and_bench_run_give_the_same_front(run_cli, tmp_path, monkeypatch):
+    python = quick(tmp_path / "python", trials=3, report_dir=tmp_path / "python" / "report").run()
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("run", "--space", "quick", "--trials", "3", "--quiet")
+    assert result.exit_code == 0, result.output
+    from bench.study import load_study
+    from bench.sweep import load_result
+
+    cli = load_result(load_study("quick", "sqlite:///runs/optuna.db"))
+    assert cli.front == python.front and cli.front
+    untimed = lambda r: {k: v for k, v in r.metrics.items() if k != "train_seconds"}  # noqa: E731
+    for mine, theirs in zip(cli.front_records, python.front_records):
+        assert (mine.sample, mine.values, untimed(mine)) == (theirs.sample, theirs.values, untimed(theirs))
+    assert (tmp_path / "reports" / "quick" / "pareto.csv").exists()
+
+
+class Printer:
+    """A listener of our own, as a user would write one."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def study_started(self, info, past):
+        self.events.append(("study_started", info.study, len(past)))
+
+    def trial_started(self, record):
+        self.events.append(("trial_started", record.number))
+
+    def epoch_ended(self, record, epoch):
+        self.events.append(("epoch_ended", record.number, epoch["epoch"]))
+
+    def trial_ended(self, record):
+        self.events.append(("trial_ended", record.number, record.status))
+
+    def study_ended(self, result):
+        self.events.append(("study_ended", tuple(result.front)))
+
+    def for_worker(self, index):
+        return None
+
+
+def test_listeners_see_every_event_in_order(tmp_path):
+    printer = Printer()
+    result = quick(tmp_path, trials=2, listeners=[printer]).run()
+    kinds = [e[0] for e in printer.events]
+    assert kinds[0] == "study_started" and kinds[-1] == "study_ended"
+    assert printer.events[-1] == ("study_ended", tuple(result.front))
+    for number in (0, 1):
+        mine = [e for e in printer.events if len(e) > 1 and e[1] == number and e[0] != "study_started"]
+        assert [e[0] for e in mine] == ["trial_started", "epoch_ended", "trial_ended"]
 
 
 def test_same_network_is_not_trained_twice(tmp_path):
-    space, study, objective = quick_study(tmp_path)
+    sweep = quick(tmp_path, trials=2)
     for _ in range(2):
-        study.enqueue_trial({"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 4, "width_multiplier": 0.25})
-    run_study(study, objective, trials=2)
-    first, second = study.trials[:2]
-    assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
+        sweep.study.enqueue_trial({"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 4, "width_multiplier": 0.25})
+    first, second = sweep.run().records[:2]
+    assert second.duplicate_of == first.number and second.values == first.values and second.status == "duplicate"
+    assert second.trained and second.metrics == first.metrics
 
 
-def test_constraint_violators_are_measured_not_trained(tmp_path):
-    space, study, objective = quick_study(tmp_path)
+def test_constraint_violators_are_measured_not_trained_and_have_no_accuracy(tmp_path):
+    space = load_space("quick")
     space.constraints["params"]["max"] = 50_000.0  # the double conv at quarter width has 930,898
-    study.enqueue_trial({"encoder.block.type": "double_conv", "width_multiplier": 0.25})
-    run_study(study, objective, trials=1)
-    trial = study.trials[0]
-    assert trial.user_attrs["trained"] is False and trial.user_attrs["cost"]["params"] == 930_898
-    assert trial.user_attrs["constraint_values"][0] > 0
-    assert front(study, space.objectives) == []
+    sweep = quick(tmp_path, space, trials=1)
+    sweep.study.enqueue_trial({"encoder.block.type": "double_conv", "width_multiplier": 0.25})
+    result = sweep.run()
+    record = result.records[0]
+    assert record.state == "PRUNED" and record.status == "not trained" and not record.trained
+    assert record.values["params"] == 930_898 and record.value("val_dice") is None and not record.metrics
+    assert record.violations["params"] == 930_898 - 50_000 and not record.feasible
+    assert record.skipped == "not trained: params 0.931 M > 0.05 M"
+    assert record.number not in result.front
+    trial = sweep.study.trials[0]
+    assert trial.constraints == {"params": 930_898 - 50_000}  # the samplers see it as infeasible
+    assert sum(r.state == "COMPLETE" for r in result.records) == 1  # an untrained design is no complete trial
 
 
-def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    space, study, objective = quick_study(tmp_path)
-    space.vary["encoder.block"].options["cmrf"]["N"] = space.vary["encoder.block"].options["cmrf"]["N"].__class__(
-        "choices", (3,))  # N = 3 does not divide quarter-width TinyU-Net's 16 channels
-    study.enqueue_trial({"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 3, "width_multiplier": 0.25})
-    study.enqueue_trial({"encoder.block.type": "double_conv", "width_multiplier": 0.25})
-    run_study(study, objective, trials=1)
-    failed, done = study.trials[0], study.trials[1]
-    assert failed.state == TrialState.FAIL and "3 does not divide out_channels 16" in failed.user_attrs["fail_reason"]
-    assert done.state == TrialState.COMPLETE
+def test_failed_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    space = load_space("quick")
+    space.vary["encoder.block"].options["cmrf"]["N"] = Distribution("choices", (3,))
+    sweep = quick(tmp_path, space, trials=1)  # N = 3 does not divide quarter-width TinyU-Net's 16 channels
+    sweep.study.enqueue_trial({"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 3, "width_multiplier": 0.25})
+    sweep.study.enqueue_trial({"encoder.block.type": "double_conv", "width_multiplier": 0.25})
+    failed, done = sweep.run().records[:2]
+    assert failed.state == "FAIL" and "3 does not divide out_channels 16" in failed.fail_reason
+    assert failed.status == "failed" and failed.config is not None and failed.cost is None
+    assert done.state == "COMPLETE"
+
+
+@pytest.fixture
+def deploy_params():
+    """A toy objective, registered through the registry alone."""
+    OBJECTIVES.register(Objective("deploy_params", MINIMIZE, BEFORE_TRAINING, "Deploy parameters", "M", 1e-6,
+                                  lambda design: design.cost.deploy.params, "parameters of the deploy form"))
+    yield
+    OBJECTIVES.unregister("deploy_params")
+
+
+def test_an_objective_registered_through_the_registry_alone_can_be_swept(deploy_params, tmp_path, write_yaml,
+                                                                        run_cli):
+    space = write_yaml("toy.yaml", """
+        architecture: tinyunet
+        vary:
+          encoder.block:
+            repvgg: {}
+            cmrf: {N: {choices: [4]}}
+          width_multiplier: {choices: [0.25]}
+        objectives: {val_dice: maximize, deploy_params: minimize}
+        constraints: {deploy_params: {max: 1000000}}
+        recipe: {name: default, epochs: 1, batch: 8}
+        data: {source: synthetic, size: 32, count: 24}
+        study: {sampler: random, trials: 2, seed: 0}
+    """)
+    result = quick(tmp_path, str(space)).run()
+    for record in result.records:
+        assert record.values["deploy_params"] == record.cost["deploy"]["params"] > 0
+        if record.sample["encoder.block.type"] == "repvgg":  # fused: fewer parameters than it trains with
+            assert record.values["deploy_params"] < record.values["params"]
+    assert result.front and all(result.record(n).state == "COMPLETE" for n in result.front)
+    listed = run_cli("list", "objectives")
+    assert "deploy_params " in listed.output and "before training" in listed.output
+
+
+def test_unknown_objective_in_a_space_names_the_registry(write_yaml):
+    from bench.errors import ConfigError
+
+    space = write_yaml("bad.yaml", """
+        architecture: tinyunet
+        vary: {width_multiplier: {choices: [0.25]}}
+        objectives: {val_dice: maximize, deploy_params: minimize}
+    """)
+    with pytest.raises(ConfigError, match=r"objectives.deploy_params: 'deploy_params' is not an objective bench "
+                                          r"measures.*bench list objectives"):
+        load_space(str(space))
 
 
 def test_killed_sweep_resumes_and_fails_the_stale_trial(tmp_path):
@@ -131,20 +243,19 @@ def test_tracking_server_down_is_refused_before_anything_is_written(run_cli, tmp
 
 
 def test_a_full_study_skips_surplus_trials_and_reaches_exactly_the_target(tmp_path):
-    space, study, _ = quick_study(tmp_path)
-    objective = make_objective(space, prepare_study_data(space, None, None), study, target=2)
-    run_study(study, objective, trials=2)
+    sweep = quick(tmp_path, trials=2)
+    sweep.run()
     # a third worker that started late: its trial finds two trials ahead and is skipped
-    study.optimize(objective, n_trials=1)
-    states = [t.state for t in study.trials]
-    assert states.count(TrialState.COMPLETE) == 2 and states[-1] == TrialState.PRUNED
-    assert "already had 2 trials" in study.trials[-1].user_attrs["skipped"]
+    sweep.study.optimize(sweep.objective, n_trials=1)
+    records = sweep.records()
+    assert [r.state for r in records].count("COMPLETE") == 2 and records[-1].state == "PRUNED"
+    assert records[-1].status == "skipped" and "already had 2 trials" in records[-1].skipped
 
 
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_does_not_block_the_study(tmp_path):
-    space, study, _ = quick_study(tmp_path)
-    orphan = study.ask()  # RUNNING, never a heartbeat, never an objective: a worker killed right there
-    objective = make_objective(space, prepare_study_data(space, None, None), study, target=1, grace=0.5)
-    run_study(study, objective, trials=1, timeout=60, grace=0.5, poll=0.2)  # without reaping: waits, then fails
-    assert study.trials[orphan.number].state == TrialState.FAIL
-    assert [t.state for t in study.trials[1:]] == [TrialState.COMPLETE]
+    sweep = quick(tmp_path, trials=1, heartbeat=1, timeout=60)
+    orphan = sweep.study.ask()  # RUNNING, never a heartbeat, never an objective: a worker killed right there
+    result = sweep.run()  # without reaping: waits until the timeout, then fails
+    assert result.record(orphan.number).state == "FAIL"
+    assert "worker stopped" in result.record(orphan.number).fail_reason
+    assert [r.state for r in result.records[1:]] == ["COMPLETE"]

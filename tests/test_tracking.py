@@ -60,12 +60,13 @@ def test_report_command_rebuilds_the_report_from_the_study(run_cli, tmp_path, mo
 
 def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli, tmp_path, monkeypatch,
                                                                           write_yaml):
-    import bench.search
+    import bench.sweep
     from bench.latency import Protocol
-    from bench.search import load_study
+    from bench.study import load_study
+    from bench.sweep import load_result
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench.search, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))
+    monkeypatch.setattr(bench.sweep, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))
     space = write_yaml("fast.yaml", """
         architecture: tinyunet
         vary:
@@ -81,7 +82,7 @@ def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli
     assert "front timed again, interleaved with tinyunet (stock)" in result.output
     study = load_study("fast", "sqlite:///runs/optuna.db")
     timed = study.user_attrs["front_latency"]
-    best = {str(t.number) for t in bench.search.front(study, {"val_dice": "maximize", "latency_ms": "minimize"})}
+    best = {str(n) for n in load_result(study).front}
     assert set(timed["trials"]) == best and timed["protocol"]["interleaved_with"]
     for figures in timed["trials"].values():
         assert figures["ratio"] == figures["median_ms"] / timed["reference_ms"]

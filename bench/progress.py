@@ -1,0 +1,128 @@
+"""Sweeps on the terminal: a sweep listener that prints one line per trial, and on a terminal a
+live panel (trials complete, the running trial's epoch, the front so far), then the front."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .listeners import SweepListener
+from .pareto import front_records
+from .records import COMPLETE, StudyInfo, SweepResult, TrialRecord
+
+
+def describe(record: TrialRecord, objectives: Sequence[str]) -> str:
+    """One line for a finished trial: its sample and what became of it."""
+    sample = ", ".join(f"{k}={v}" for k, v in record.sample.items())
+    status = record.status
+    if status == "skipped":
+        return f"trial {record.number} skipped: {record.skipped}"
+    if status == "failed":
+        return f"trial {record.number} failed: {sample}: {record.fail_reason}"
+    if status == "not trained":
+        return f"trial {record.number}: {sample} -> {record.skipped}"
+    values = ", ".join(f"{name} {fmt(record.value(name))}" for name in objectives)
+    note = f" (same network as trial {record.duplicate_of})" if status == "duplicate" else ""
+    return f"trial {record.number}: {sample} -> {values}{note}"
+
+
+def fmt(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
+def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], title: str) -> Table:
+    """The front of ``records`` as a rich table: trial, sample, objectives, test Dice."""
+    by_number = {r.number: r for r in records}
+    best = [by_number[n] for n in front_records(records, objectives)]
+    sampled = list(dict.fromkeys(k for r in best for k in r.sample))
+    table = Table("trial", *sampled, *objectives, "test Dice", title=title)
+    first = next(iter(objectives))
+    for r in sorted(best, key=lambda r: r.value(first)):
+        table.add_row(str(r.number), *(str(r.sample.get(k, "")) for k in sampled),
+                      *(fmt(r.value(name)) for name in objectives), fmt(r.metrics.get("test_dice")))
+    return table
+
+
+class SweepProgress(SweepListener):
+    """What ``bench run`` prints. ``quiet``: only the final front. ``prefix`` starts every line
+    (a worker's number); ``header``: print the study line and the end (the coordinating process)."""
+
+    def __init__(self, console: Optional[Console] = None, quiet: bool = False, prefix: str = "",
+                 header: bool = True) -> None:
+        self._console = console
+        self.quiet, self.prefix, self.header = quiet, prefix, header
+        self.info: Optional[StudyInfo] = None
+        self.records: dict[int, TrialRecord] = {}
+        self.live: Optional[Live] = None
+        self.current = ""
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:  # made where it is used: a worker process makes its own
+            self._console = Console()
+        return self._console
+
+    def for_worker(self, index: int) -> Optional["SweepProgress"]:
+        return None if self.quiet else SweepProgress(prefix=f"[worker {index}] ", header=False)
+
+    def study_started(self, info: StudyInfo, past: Sequence[TrialRecord]) -> None:
+        self.info = info
+        self.records = {r.number: r for r in past}
+        if not self.header:
+            return
+        data = info.data
+        self.console.print(
+            f"study {info.study!r}: {len(past)} trials so far, running until {info.trials} complete "
+            f"({info.sampler}, data {data['source']} at {data['size']} px, split {data['split_hash'][:12]}; "
+            f"{info.workers} worker(s))")
+        if self.console.is_terminal and not self.quiet and info.workers == 1:
+            self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def epoch_ended(self, record: TrialRecord, epoch: dict) -> None:
+        if self.live is not None:
+            self.current = (f"trial {record.number}: epoch {epoch['epoch']}/{epoch['epochs']}, "
+                            f"val Dice {epoch['val_dice_mean']:.3f}")
+            self.live.update(self._render())
+
+    def trial_ended(self, record: TrialRecord) -> None:
+        self.records[record.number] = record
+        if self.quiet:
+            return
+        line = self.prefix + describe(record, list(self.info.objectives) if self.info else [])
+        if self.live is not None:
+            self.current = ""
+            self.live.console.print(line, markup=False, highlight=False)
+            self.live.update(self._render())
+        else:
+            self.console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    def study_ended(self, result: SweepResult) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        info = result.info
+        complete = sum(1 for r in result.records if r.state == COMPLETE)
+        self.console.print(front_table(result.records, info.objectives,
+                                       f"Pareto front of {info.study!r} ({len(result.front)} of {complete} "
+                                       "complete trials)"))
+        timed = result.front_latency
+        if timed:
+            self.console.print(
+                f"front timed again, interleaved with {timed['reference']} ({timed['reference_ms']:.2f} ms): "
+                + ", ".join(f"trial {n} {t['median_ms']:.2f} ms (x{t['ratio']:.2f})" for n, t in timed["trials"].items()))
+        where = f"; report {result.report_paths[0].rsplit('/', 1)[0]}/" if result.report_paths else ""
+        tracking = f"; MLflow {info.tracking_uri} (experiment {info.study!r})" if info.tracking_uri else ""
+        self.console.print(f"{result.seconds or 0:.0f} s; storage {info.storage}{tracking}{where}")
+
+    def _render(self) -> Group:
+        records = list(self.records.values())
+        complete = sum(1 for r in records if r.state == COMPLETE)
+        objectives = self.info.objectives if self.info else {}
+        return Group(Text(f"{complete}/{self.info.trials if self.info else '?'} trials complete"),
+                     Text(self.current), front_table(records, objectives, "best so far"))

@@ -1,0 +1,254 @@
+"""Optuna underneath a sweep: samplers, the study, sampling a space, trials as records, and the
+bookkeeping that lets many workers share one study. The only module that drives Optuna.
+
+Storage (:mod:`bench.storage`): SQLite (the embedded default), PostgreSQL, MySQL or a journal
+file. Heartbeats mark a trial whose worker died as FAILED once the grace period has passed, and
+it is retried (a bounded number of times) as a new trial. No network is trained twice
+(:func:`trained_by`), and :func:`ahead` lets a study stop at exactly its number of complete
+trials.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import time
+import warnings
+import zlib
+from typing import Any, Callable, Optional, Sequence
+
+import optuna
+from optuna import TrialPruned
+from optuna.trial import FrozenTrial, TrialState
+
+from .errors import BenchError
+from .records import StudyInfo, TrialRecord
+from .space import BlockChoice, Distribution, SearchSpace
+from .storage import make_storage, retry_race
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+__all__ = ["TrialPruned", "open_study", "load_study", "sample_overrides", "records", "RecordWriter"]
+
+ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sample_overrides(trial: optuna.Trial, space: SearchSpace) -> list[str]:
+    """``--set`` overrides for one sample. A block choice replaces the slot whole, then its
+    conditional parameters (named ``<slot>.<block>.<param>`` in Optuna) are set."""
+    overrides = []
+    for path, dist in space.vary.items():
+        if isinstance(dist, BlockChoice):
+            block = trial.suggest_categorical(f"{path}.type", list(dist.options))
+            overrides.append(f"{path}={{type: {block}}}")
+            for param, sub in dist.options[block].items():
+                overrides.append(f"{path}.{param}={json.dumps(_suggest(trial, f'{path}.{block}.{param}', sub))}")
+        else:
+            overrides.append(f"{path}={json.dumps(_suggest(trial, path, dist))}")
+    return overrides
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: Distribution) -> Any:
+    if dist.kind == "choices":
+        return trial.suggest_categorical(name, list(dist.choices))
+    if dist.kind == "int":
+        return trial.suggest_int(name, int(dist.low), int(dist.high), step=int(dist.step or 1), log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def make_sampler(space: SearchSpace, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The space's sampler, seeded by the study seed plus ``seed_offset`` (distinct per worker:
+    workers seeded alike would all propose the same networks)."""
+    seed = int(space.study["seed"]) + seed_offset
+    name = space.study["sampler"]
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    grid = {}
+    for path, dist in space.vary.items():
+        if isinstance(dist, BlockChoice) and any(dist.options.values()):
+            raise BenchError(f"{space.source}: the grid sampler needs plain choices; {path} has "
+                             "conditional parameters. Use nsga2, tpe or random.")
+        if isinstance(dist, BlockChoice):
+            grid[f"{path}.type"] = list(dist.options)
+        elif dist.kind != "choices":
+            raise BenchError(f"{space.source}: the grid sampler needs choices; {path} is a range.")
+        else:
+            grid[path] = list(dist.choices)
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def worker_seed_offset(storage: str, worker_index: Optional[int]) -> int:
+    """0 for a lone process on a local storage, so that its sweep is reproducible; the worker's
+    index among ``workers`` (plus one); and for a database server, where workers on other
+    machines are expected, a number from the host name and process id."""
+    if worker_index is not None:
+        return worker_index + 1
+    if storage.startswith(("postgresql", "mysql")):
+        return zlib.crc32(WORKER.encode()) % 1_000_003
+    return 0
+
+
+def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30,
+               max_retry: int = 2, on_stale: Optional[Callable[[FrozenTrial], None]] = None,
+               seed_offset: int = 0) -> optuna.Study:
+    """Create the study, or load it if it exists, safely when several workers do so at once.
+
+    A trial whose worker stopped sending heartbeats for ``grace`` seconds is failed by the next
+    worker that looks, handed to ``on_stale``, and retried as a new trial with the same
+    parameters at most ``max_retry`` times.
+    """
+    with warnings.catch_warnings():  # the retry callback is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def failed(study: optuna.Study, trial: FrozenTrial) -> None:
+        if on_stale is not None:
+            on_stale(trial)
+        retry(study, trial)
+
+    rdb = make_storage(storage, heartbeat, grace, failed)
+    return retry_race(lambda: optuna.create_study(
+        study_name=name, storage=rdb, sampler=make_sampler(space, seed_offset),
+        directions=list(space.objectives.values()), load_if_exists=True), f"opening study {name!r}")
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    """An existing study. Raises BenchError if there is none of that name in ``storage``."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise BenchError(f"no study {name!r} in {storage}. Run `bench run --space SPACE --study {name}` "
+                         "first, or pass --storage.") from None
+
+
+def bind(study: optuna.Study, info: StudyInfo) -> None:
+    """Record what the study is (:class:`StudyInfo`); refuse a resume on another split.
+
+    Raises:
+        BenchError: the study was run on data that gives another split.
+    """
+    recorded = study.user_attrs.get("info", {}).get("data", {}).get("split_hash")
+    split = info.data["split_hash"]
+    if recorded and recorded != split:
+        raise BenchError(f"study {study.study_name!r} was run on another split ({recorded[:12]}); this data "
+                         f"gives {split[:12]}. Use another --study name, or the same --data and --size.")
+    study.set_user_attr("info", info.to_dict())
+
+
+def study_info(study: optuna.Study) -> StudyInfo:
+    """The :class:`StudyInfo` recorded by :func:`bind`.
+
+    Raises:
+        BenchError: the study was not made by bench.
+    """
+    if "info" not in study.user_attrs:
+        raise BenchError(f"study {study.study_name!r} was not made by `bench run` (no study record); "
+                         "run it with bench run, or give another --study.")
+    return StudyInfo.from_dict(study.user_attrs["info"])
+
+
+def front_latency(study: optuna.Study, timed: Optional[dict] = None) -> Optional[dict]:
+    """The study's front timed again, interleaved (stored when ``timed`` is given)."""
+    if timed is not None:
+        study.set_user_attr("front_latency", timed)
+    return study.user_attrs.get("front_latency")
+
+
+def records(study: optuna.Study, states: Optional[Sequence[TrialState]] = None) -> list[TrialRecord]:
+    """Every trial of the study (or those in ``states``) as a record."""
+    return [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False, states=states)]
+
+
+class RecordWriter:
+    """Stores a trial's record in its user attributes, writing only the fields that changed
+    since the last call (the first call writes them all, so that nothing a retried trial
+    inherited from the dead one survives)."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.saved: dict[str, str] = {}
+
+    def __call__(self, record: TrialRecord) -> None:
+        for key, value in record.user_attrs().items():
+            encoded = json.dumps(value, sort_keys=True, default=str)
+            if self.saved.get(key) != encoded:
+                self.trial.set_user_attr(key, value)
+                self.saved[key] = encoded
+
+
+def completed(study: optuna.Study) -> int:
+    """Number of COMPLETE trials."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def ahead(study: optuna.Study, number: int) -> int:
+    """Trials numbered before ``number`` that are complete, running or waiting to run."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < number)
+
+
+def all_under_way(study: optuna.Study, trials: int) -> bool:
+    """Whether ``trials`` trials are complete or running, and none waits to run: nothing is
+    left for another worker unless one of the running ones fails."""
+    states = [t.state for t in study.get_trials(deepcopy=False, states=ACTIVE)]
+    return TrialState.WAITING not in states and len(states) >= trials
+
+
+def trained_by(study: optuna.Study, config_hash: str, number: int, grace: Optional[float],
+               poll: float = 0.5) -> Optional[TrialRecord]:
+    """The complete trial whose results trial ``number`` reuses, or None if it trains itself.
+
+    The network is trained by the lowest-numbered trial with its config hash; trial numbers come
+    from the storage, so every worker agrees without a lock. A trial waits while an earlier one
+    with the same hash is running, and while an earlier running trial has not yet published its
+    hash (it might be the same network). Dead trials are failed while waiting (:func:`reap`), so
+    a dead worker cannot block the others beyond the grace period. Without heartbeats
+    (``grace`` None) nothing waits: only complete trials are reused.
+    """
+    while True:
+        earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+                   if t.number < number]
+        same = [t for t in earlier if t.user_attrs.get("config_hash") == config_hash]
+        done = [t for t in same if t.state == TrialState.COMPLETE]
+        if done:
+            return TrialRecord.from_trial(done[0])
+        if grace is None or not same and all(
+                t.user_attrs.get("config_hash") for t in earlier if t.state == TrialState.RUNNING):
+            return None
+        reap(study, grace)
+        time.sleep(poll)
+
+
+def reap(study: optuna.Study, grace: float) -> None:
+    """Fail the trials of dead workers: those whose heartbeats stopped (Optuna; they are retried),
+    and those RUNNING for longer than ``grace`` without their objective having begun (a worker
+    killed before the trial's first heartbeat, which Optuna never notices)."""
+    with warnings.catch_warnings():  # "experimental" in Optuna 5, and what heartbeats are for
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    limit = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in t.user_attrs and t.datetime_start is not None and t.datetime_start < limit:
+            try:
+                study.tell(t.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):  # it finished meanwhile, or another worker reaped it
+                pass
+
+
+def optimize_one(study: optuna.Study, objective: Callable[[optuna.Trial], list[float]],
+                 catch: tuple[type[Exception], ...]) -> TrialRecord:
+    """Run one trial of ``objective`` (exceptions in ``catch`` end it FAILED and are not raised)
+    and return its record."""
+    finished: list[FrozenTrial] = []
+    study.optimize(objective, n_trials=1, catch=catch, callbacks=[lambda _s, t: finished.append(t)])
+    return TrialRecord.from_trial(finished[-1])
+
+
+def set_constraint(trial: optuna.Trial, name: str, violation: float) -> None:
+    """Tell the samplers (NSGA-II, TPE) by how much ``trial`` violates constraint ``name``."""
+    trial.set_constraint(name, violation)

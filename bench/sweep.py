@@ -1,0 +1,397 @@
+"""Sweeps from Python: a search space becomes an Optuna study whose trials build, measure and
+train networks. ``bench run`` is a thin layer over this::
+
+    from bench.sweep import Sweep
+
+    sweep = Sweep("cmrf_swap", study="dsb", data="../shared/data/dsb2018_96", size=96, trials=40)
+    result = sweep.run()                  # SweepResult: every trial's record, the front
+    for record in sweep.front():          # TrialRecord: sample, config, cost, values, metrics ...
+        print(record.number, record.sample, record.values)
+    sweep.report("reports/dsb")           # tables and plots
+
+One trial: sample the space -> resolve the architecture -> plan, check the input size, build
+(:class:`bench.design.Design`) -> the objectives known before training and the constraints
+(:mod:`bench.objectives`) -> train on the study's fixed split unless a constraint is violated
+(then the trial ends PRUNED, "not trained", with no accuracy) or the same network was trained
+already (its results are copied) -> the objectives known after training. A trial that raises (a
+contract the combination breaks, a NaN loss) ends FAILED with its reason; the sweep goes on.
+
+Progress and tracking are listeners (:mod:`bench.listeners`); the MLflow tracker is added when
+``tracking_uri`` is given. Many workers, in this process's children (``workers``) or on other
+machines (the same study and storage), share one study; see :mod:`bench.study`.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from .assemble import build_model
+from .config import Architecture, get_path, resolve_architecture
+from .defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
+from .data.dataset import SegmentationData, load_data
+from .data.split import Split, make_split
+from .design import Design
+from .errors import BenchError
+from .experiment import check_classes
+from .latency import Candidate, Protocol, measure
+from .listeners import Listeners, SweepListener
+from .objectives import OBJECTIVES, Objective
+from .pareto import front_records
+from .records import StudyInfo, SweepResult, TrialRecord
+from .space import SearchSpace, load_space
+from .storage import JOURNAL, redact
+from .study import (WORKER, RecordWriter, TrialPruned, ahead, all_under_way, bind, completed, front_latency,
+                    open_study, optimize_one, reap, sample_overrides, set_constraint, study_info, trained_by,
+                    worker_seed_offset)
+from .study import records as study_records
+from .train import evaluate, train_model
+
+SWEEP_LATENCY = Protocol(max_seconds=3.0)  # per trial; the front is timed again, interleaved
+CATCH = (BenchError, RuntimeError, ValueError)  # a trial raising these fails; the sweep goes on
+BLOCK_SLOTS = ("stem", "encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block",
+               "decoder.up", "decoder", "head")
+
+
+@dataclass
+class StudyData:
+    """The one dataset and split every trial of a study uses."""
+
+    dataset: SegmentationData
+    split: Split
+    size: int
+
+    def part(self, name: str) -> SegmentationData:
+        return self.dataset.subset(list(getattr(self.split, name)))
+
+
+def prepare_study_data(space: SearchSpace, data: Optional[str], size: Optional[int],
+                       in_channels: int) -> StudyData:
+    """The space's data (or ``data``) at ``size``, split by the study seed."""
+    source = data or space.data["source"]
+    dataset = load_data(source, size or space.data["size"], in_channels,
+                        synthetic_count=int(space.data["count"]), seed=int(space.study["seed"]))
+    split = make_split(dataset.stems, dataset.source, dataset.content_hash, int(space.study["seed"]))
+    return StudyData(dataset, split, int(dataset.images.shape[-1]))
+
+
+class Sweep:
+    """A sweep of ``space`` (a built-in name, a YAML path, or a :class:`SearchSpace`).
+
+    Args:
+        study: study name (default: the space's); an existing study is resumed.
+        storage: Optuna storage URL (default ``sqlite:///runs/optuna.db``), see
+            :mod:`bench.storage`.
+        tracking_uri: MLflow tracking URI, or None for no MLflow.
+        data, size: dataset folder and input size (default: the space's).
+        trials: complete trials to reach (default: the space's).
+        workers: processes to run trials in, all on this study (children of this one).
+        threads: torch threads per worker (default: the cores divided among the workers).
+        timeout: stop starting trials after this many seconds.
+        heartbeat: seconds between trial heartbeats; a trial silent for 3x this is failed and
+            retried (at most ``max_retry`` times).
+        listeners: observers of the sweep (:class:`bench.listeners.SweepListener`).
+        report_dir: where :meth:`run` writes the report at the end (default: nowhere; call
+            :meth:`report`).
+        worker_index: run trials only, as worker ``worker_index`` of a sweep coordinated elsewhere.
+    """
+
+    def __init__(self, space: str | Path | SearchSpace, *, study: Optional[str] = None,
+                 storage: Optional[str] = None, tracking_uri: Optional[str] = DEFAULT_TRACKING,
+                 data: Optional[str] = None, size: Optional[int] = None, trials: Optional[int] = None,
+                 workers: int = 1, threads: Optional[int] = None, timeout: Optional[float] = None,
+                 heartbeat: int = 10, max_retry: int = 2, listeners: Sequence[SweepListener] = (),
+                 report_dir: Optional[str | Path] = None, worker_index: Optional[int] = None) -> None:
+        self.space = space if isinstance(space, SearchSpace) else load_space(str(space))
+        self.name = study or self.space.name
+        self.storage = storage or DEFAULT_STORAGE
+        self.tracking_uri = tracking_uri
+        self.data, self.size = data, size
+        self.trials = int(trials or self.space.study["trials"])
+        self.workers, self.worker_index = workers, worker_index
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.timeout, self.heartbeat, self.max_retry = timeout, heartbeat, max_retry
+        self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.grace = 3 * heartbeat
+        self.waits = None if self.storage.startswith(JOURNAL) else self.grace  # journals have no heartbeats
+        self.listeners = Listeners(listeners)
+        quantities = {*self.space.objectives, *self.space.constraints}
+        # every cheap quantity on every trial; costly ones (timing) where the study names them
+        self.measures = [o for o in OBJECTIVES if o.before_training and (not o.costly or o.name in quantities)]
+        self.scores = [o for o in OBJECTIVES if not o.before_training and (o.name in quantities or o.name == "val_dice")]
+        self.timed = any(OBJECTIVES.get(n).timed for n in quantities)
+        self._study = None
+        self._data: Optional[StudyData] = None
+        self.info: Optional[StudyInfo] = None
+
+    # ------------------------------------------------------------------------------ public
+
+    def run(self) -> SweepResult:
+        """Run trials until the study has ``trials`` complete ones, then (unless this is a
+        worker of a sweep coordinated elsewhere) find the front, time it again if the study
+        has a timed objective, write the report if ``report_dir`` was given, and tell the
+        listeners. Returns the result (in a worker: the records so far)."""
+        started = time.perf_counter()
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            self.open()
+            if self.workers > 1:
+                self._run_workers()
+            else:
+                self._run_trials()
+            if self.worker_index is not None:
+                return self.result()
+            return self._finish(time.perf_counter() - started)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+    def records(self) -> list[TrialRecord]:
+        """Every trial of the study, as records."""
+        return study_records(self.study)
+
+    def front(self) -> list[TrialRecord]:
+        """The trials on the Pareto front of the study's objectives (see :func:`bench.pareto.front_records`)."""
+        return self.result().front_records
+
+    def result(self) -> SweepResult:
+        """The study's records, front and timed front, as stored now."""
+        return load_result(self.study)
+
+    def report(self, out_dir: str | Path) -> list[Path]:
+        """Write the study's report (tables and plots) to ``out_dir``; returns the paths."""
+        from .report import write_report
+
+        return write_report(self.result(), Path(out_dir))
+
+    @property
+    def study(self):
+        """The Optuna study (opened, with the data prepared, on first use)."""
+        if self._study is None:
+            self.open()
+        return self._study
+
+    def open(self) -> None:
+        """Check the tracking store, prepare the data, open (or create) the study and record
+        what it is, and start the listeners. Both stores are checked before either is written."""
+        if self._study is not None:
+            return
+        if self.tracking_uri:
+            from .tracking import MlflowTracker, check_tracking
+
+            check_tracking(self.tracking_uri)
+        reference = resolve_architecture(self.space.architecture)
+        self._data = prepare_study_data(self.space, self.data, self.size, reference.config["in_channels"])
+        study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
+                           on_stale=self._trial_died,
+                           seed_offset=worker_seed_offset(self.storage, self.worker_index))
+        self.info = self._study_info(reference.hash)
+        bind(study, self.info)
+        self._study = study
+        if self.tracking_uri:
+            self.listeners.listeners.insert(0, MlflowTracker(self.tracking_uri))
+        self.listeners.study_started(self.info, study_records(study))
+
+    def objective(self, trial) -> list[float]:
+        """The trial function (see the module docstring), for ``study.optimize``."""
+        started = time.perf_counter()
+        record, save = TrialRecord(trial.number, worker=WORKER), RecordWriter(trial)
+        save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
+        self.listeners.trial_started(record)
+        save(record)
+        if ahead(self.study, trial.number) >= self.trials:  # other workers got there first
+            record.skipped = f"the study already had {self.trials} trials complete or under way"
+            save(record)
+            raise TrialPruned(record.skipped)
+        try:
+            record.overrides = sample_overrides(trial, self.space)
+            record.sample = dict(trial.params)
+            arch = resolve_architecture(self.space.architecture, record.overrides)
+            record.config, record.config_hash = arch.config, arch.hash
+            record.blocks = {p: n["type"] for p in BLOCK_SLOTS if isinstance(n := get_path(arch.config, p), dict)
+                             and "type" in n}
+            save(record)  # the hash, early: later trials of the same network wait for this one
+            check_classes(arch, self._data.dataset)
+            design = Design.build(arch, self._data.size, seed=self.space.recipe.seed, latency_protocol=SWEEP_LATENCY)
+            self._measure(record, design, trial)
+            save(record)
+            original = trained_by(self.study, arch.hash, trial.number, self.waits)
+            if original is not None:
+                record.duplicate_of = original.duplicate_of if original.duplicate_of is not None else original.number
+                record.trained, record.metrics, record.history = original.trained, original.metrics, original.history
+                record.values.update({o.name: original.values[o.name] for o in self.scores if o.name in original.values})
+            elif not record.feasible:
+                record.skipped = "not trained: " + "; ".join(
+                    _violation_text(OBJECTIVES.get(q), record.values[q], self.space.constraints[q])
+                    for q, v in record.violations.items() if v > 0)
+            else:
+                self._train(record, design)
+            record.seconds = time.perf_counter() - started
+            save(record)
+        except CATCH as exc:
+            record.fail_reason = f"{type(exc).__name__}: {exc}"
+            record.seconds = time.perf_counter() - started
+            save(record)
+            raise
+        if record.skipped:
+            raise TrialPruned(record.skipped)
+        return [record.values[name] for name in self.space.objectives]
+
+    # ------------------------------------------------------------------------------ one trial
+
+    def _measure(self, record: TrialRecord, design: Design, trial) -> None:
+        """Objectives known before training, and the constraints (told to the samplers)."""
+        record.values = {o.name: float(o.compute(design)) for o in self.measures}
+        record.cost = design.cost.to_dict()
+        if design.measured("memory"):
+            record.memory = design.memory.to_dict()
+        if design.measured("latency"):
+            record.latency = design.latency.to_dict()
+        for quantity, bound in self.space.constraints.items():
+            record.violations[quantity] = _violation(record.values[quantity], bound)
+            set_constraint(trial, quantity, record.violations[quantity])
+
+    def _train(self, record: TrialRecord, design: Design) -> None:
+        classes = design.arch.config["classes"]
+
+        def progress(event: str, done: int, total: int, values: dict) -> None:
+            if event == "epoch":
+                self.listeners.epoch_ended(record, {**values, "epochs": total})
+
+        result = train_model(design.model, self._data.part("train"), self._data.part("val"), self.space.recipe,
+                             classes, progress)
+        test = evaluate(design.model, self._data.part("test"), classes).summary()
+        record.metrics = {"val_dice": result.best_val_dice, "test_dice": test["dice_mean"],
+                          "test_dice_fg": test["dice_mean_fg"], "test_iou": test["iou_mean"],
+                          "best_epoch": result.best_epoch, "train_seconds": result.seconds}
+        record.history = result.history
+        record.values.update({o.name: float(o.compute(record.metrics)) for o in self.scores})
+        record.trained = True
+
+    # ------------------------------------------------------------------------------ the loop
+
+    def _run_trials(self, poll: float = 1.0) -> None:
+        """Run trials until the study has ``trials`` COMPLETE ones (failed and untrained ones do
+        not count), the timeout passes, or this worker has made three times as many attempts as
+        were missing when it started. While the remaining trials are all under way in other
+        workers, wait: one of them may die and need retrying; without heartbeats (a journal
+        file) do not wait, since a dead trial would never end."""
+        budget = 3 * max(0, self.trials - completed(self.study))
+        started, attempts = time.monotonic(), 0
+        while completed(self.study) < self.trials and attempts < budget:
+            if self.timeout is not None and time.monotonic() - started > self.timeout:
+                return
+            if self.waits is not None and all_under_way(self.study, self.trials):
+                reap(self.study, self.grace)
+                time.sleep(poll)
+                continue
+            record = optimize_one(self.study, self.objective, CATCH)
+            self.listeners.trial_ended(record)
+            if record.status != "skipped":  # a trial others got to first is no attempt
+                attempts += 1
+
+    def _trial_died(self, trial) -> None:
+        """A trial whose worker stopped sending heartbeats, just failed by this process."""
+        self.listeners.trial_ended(TrialRecord.from_trial(trial))
+
+    def _run_workers(self) -> None:
+        """Run trials in ``workers`` child processes on this study, and wait for them."""
+        context = multiprocessing.get_context("spawn")  # no forked torch or database state
+        settings = dict(space=self.space, study=self.name, storage=self.storage, tracking_uri=self.tracking_uri,
+                        data=self.data, size=self.size, trials=self.trials, threads=self.threads,
+                        timeout=self.timeout, heartbeat=self.heartbeat, max_retry=self.max_retry)
+        processes = [context.Process(target=_worker_main, name=f"bench worker {i}",
+                                     args=({**settings, "worker_index": i,
+                                            "listeners": self.listeners.for_worker(i).listeners},))
+                     for i in range(self.workers)]
+        for process in processes:
+            process.start()
+        try:
+            for process in processes:
+                process.join()
+        except KeyboardInterrupt:
+            for process in processes:
+                process.terminate()
+            raise
+        codes = [p.exitcode for p in processes]
+        if any(codes):
+            raise BenchError(f"{sum(1 for c in codes if c)} of {self.workers} workers failed (exit codes {codes}); "
+                             "their errors are printed above")
+
+    # ------------------------------------------------------------------------------ the end
+
+    def _finish(self, seconds: float) -> SweepResult:
+        result = self.result()
+        if self.timed and result.front:
+            self._time_front(result)
+        result.seconds = seconds
+        if self.report_dir is not None:
+            from .report import write_report
+
+            result.report_paths = [str(p) for p in write_report(result, self.report_dir)]
+        self.listeners.study_ended(result)
+        return result
+
+    def _time_front(self, result: SweepResult) -> None:
+        """Time the front's networks and the stock architecture again, interleaved in one session
+        (per-trial timings come from different moments of a drifting machine); store the medians
+        and ratios to the stock network in the study's ``front_latency`` attribute.
+
+        Networks are built from their records' configs with fresh weights: latency does not
+        depend on the trained values."""
+        reference = resolve_architecture(self.space.architecture)
+        candidates = [Candidate(f"{self.space.architecture} (stock)", build_model(reference, seed=0))]
+        for r in result.front_records:
+            arch = Architecture(r.config.get("name", f"trial {r.number}"), r.config)
+            candidates.append(Candidate(f"trial {r.number}", build_model(arch, seed=0)))
+        timed = measure(candidates, reference.config["in_channels"], self._data.size, SWEEP_LATENCY)
+        result.front_latency = {
+            "reference": candidates[0].label, "reference_ms": timed[0].median_ms, "protocol": timed[0].protocol,
+            "trials": {str(r.number): {"median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "ratio": t.ratio}
+                       for r, t in zip(result.front_records, timed[1:])}}
+        front_latency(self.study, result.front_latency)
+
+    def _study_info(self, reference_hash: str) -> StudyInfo:
+        data, space = self._data, self.space
+        return StudyInfo(
+            study=self.name, space=space.name, description=space.description, objectives=dict(space.objectives),
+            constraints=dict(space.constraints), architecture=space.architecture, reference_hash=reference_hash,
+            data={"source": data.dataset.source, "size": data.size, "split_hash": data.split.hash,
+                  "classes": data.dataset.classes, "train": len(data.split.train), "val": len(data.split.val),
+                  "test": len(data.split.test)},
+            recipe=space.recipe.to_dict(), sampler=space.study["sampler"], seed=int(space.study["seed"]),
+            trials=self.trials, storage=redact(self.storage), tracking_uri=redact(self.tracking_uri or ""),
+            space_file=str(space.source), workers=self.workers)
+
+
+def load_result(study: Any) -> SweepResult:
+    """An Optuna study's records, front and timed front (for ``bench report``: from the storage
+    alone, see :func:`bench.study.load_study`)."""
+    info = study_info(study)
+    found = study_records(study)
+    return SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
+
+
+def _worker_main(settings: dict[str, Any]) -> None:
+    """One worker process of :meth:`Sweep._run_workers`."""
+    Sweep(**settings).run()
+
+
+def _violation(value: float, bound: dict[str, float]) -> float:
+    """Optuna's convention: <= 0 feasible; the amount by which a bound is exceeded otherwise."""
+    return max(value - bound.get("max", math.inf), bound.get("min", -math.inf) - value)
+
+
+def _violation_text(objective: Objective, value: float, bound: dict[str, float]) -> str:
+    """``params 1.49 M > 1 M``: a violated constraint, in the objective's display unit."""
+    unit = f" {objective.unit}" if objective.unit else ""
+    shown = lambda v: f"{v * objective.scale:.3g}{unit}"  # noqa: E731
+    if value > bound.get("max", math.inf):
+        return f"{objective.name} {shown(value)} > {shown(bound['max'])}"
+    return f"{objective.name} {shown(value)} < {shown(bound['min'])}"
