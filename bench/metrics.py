@@ -5,15 +5,21 @@ Conventions (following nnU-Net and MONAI):
 - Every metric is computed per image and per class (background is class 0 and is reported
   too), then averaged over the images where it is defined (**per-image mean**, the default).
   ``pooled`` figures sum true/false positives/negatives over the whole set first.
-- Empty masks: where a class is absent from both the ground truth and the prediction of an
-  image, Dice, IoU, precision, recall and HD95 are undefined there (NaN) and that image is left
-  out of that class's mean (nnU-Net; MONAI's ``ignore_empty``). Absent from the ground truth but
-  predicted: Dice = IoU = 0, precision = 0, recall undefined. Present but not predicted:
-  Dice = IoU = 0, recall = 0, precision undefined.
+- Empty masks, for Dice and IoU (as nnU-Net): a class absent from both the ground truth and the
+  prediction of an image is undefined there (NaN) and that image is left out of the class's mean;
+  absent from the ground truth but predicted gives 0; present but not predicted gives 0.
+  MONAI differs in one cell each way: ``ignore_empty=True`` gives NaN whenever the ground truth
+  lacks the class, so it skips the "predicted but absent" images that we count as 0;
+  ``ignore_empty=False`` gives 1 where both lack it, where we give NaN. Where both define a
+  value, ours equals MONAI's ``compute_dice``/``compute_iou`` to float rounding (a test compares
+  them on random masks). Precision is undefined without predicted pixels, recall without
+  ground-truth pixels.
 - HD95: the larger of the two directed 95th percentiles of distances between the boundary
-  pixels of prediction and ground truth (MONAI's ``HausdorffDistanceMetric(percentile=95)``),
-  in pixels unless ``spacing`` is given. A structure present on one side only gets the worst
-  case, the image diagonal (in the same unit).
+  pixels of prediction and ground truth, in pixels unless ``spacing`` is given; where both
+  masks hold the structure it equals MONAI's ``compute_hausdorff_distance(percentile=95)``. A
+  structure present on one side only gets the worst case, the image diagonal (in the same
+  unit), where MONAI gives NaN (so MONAI's mean skips the images ours counts as worst); absent
+  from both, NaN in both.
 - Accuracy is the fraction of correctly labelled pixels of each image (all classes at once).
 - "mean" over classes averages the per-class figures, background included (as the TinyU-Net
   paper's tables); "mean_fg" leaves the background out.
@@ -94,6 +100,15 @@ class SegmentationMetrics:
         with np.errstate(invalid="ignore"):
             counts = (~np.isnan(values)).sum(0)
             sums = np.nansum(values, 0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    def per_image_mean_fg(self, name: str = "dice") -> np.ndarray:
+        """(N,) per-image mean of ``name`` over the foreground classes defined in that image
+        (NaN where none is); for two classes, the foreground class's per-image values."""
+        values = self.per_image[name][:, 1:] if self.classes > 1 else self.per_image[name]
+        with np.errstate(invalid="ignore"):
+            counts = (~np.isnan(values)).sum(1)
+            sums = np.nansum(values, 1)
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
     def pooled(self) -> dict[str, np.ndarray]:

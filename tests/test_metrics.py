@@ -1,11 +1,14 @@
-"""Metric values on hand-made masks, one test per convention of bench/metrics.py."""
+"""Metric values on hand-made masks, one test per convention of bench/metrics.py, and agreement
+with MONAI on random masks."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.metrics import hd95, segmentation_metrics
 
@@ -75,3 +78,58 @@ def test_pooled_differs_from_per_image_mean():
     assert s["dice_c1"] == pytest.approx(0.5)  # (1 + 0) / 2
     # pooled: class 1 TP 8, FP 1, FN 1; background TP 6, FP 1, FN 1
     assert s["dice_pooled_mean"] == pytest.approx((16 / 18 + 12 / 14) / 2)
+
+
+def random_label_maps(n: int, classes: int, size: int, seed: int) -> torch.Tensor:
+    """Blobby random label maps (N, size, size); some classes missing from some images."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand(n, classes, size // 4, size // 4, generator=g)
+    labels = F.interpolate(noise, size=(size, size), mode="bilinear", align_corners=False).argmax(1)
+    for i in range(n):  # empty cells on purpose: a class erased from a third of the images
+        if torch.rand(1, generator=g).item() < 0.33:
+            labels[i][labels[i] == 1 + i % (classes - 1)] = 0
+    return labels
+
+
+def test_metrics_equal_monais_where_both_define_a_value_and_differ_only_in_the_stated_cells():
+    import monai.metrics as monai_metrics  # a test dependency (setup.cfg: test)
+    classes = 3
+    target = random_label_maps(40, classes, 32, seed=1)
+    pred = random_label_maps(40, classes, 32, seed=2)
+    pred[:10] = target[:10]  # some perfect predictions
+    ours = segmentation_metrics(pred, target, classes)
+    onehot = lambda x: F.one_hot(x, classes).permute(0, 3, 1, 2).float()  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MONAI warns about the empty cells compared below
+        p, t = onehot(pred), onehot(target)
+        dice = monai_metrics.compute_dice(p, t, include_background=True, ignore_empty=True).numpy()
+        dice_all = monai_metrics.compute_dice(p, t, include_background=True, ignore_empty=False).numpy()
+        iou = monai_metrics.compute_iou(p, t, include_background=True, ignore_empty=True).numpy()
+        hd95 = monai_metrics.compute_hausdorff_distance(onehot(pred), onehot(target), include_background=True,
+                                                        percentile=95).numpy()
+    has_pred = (onehot(pred).sum((2, 3)) > 0).numpy()
+    has_gt = (onehot(target).sum((2, 3)) > 0).numpy()
+    both, neither = has_pred & has_gt, ~has_pred & ~has_gt
+    pred_only, gt_only = has_pred & ~has_gt, ~has_pred & has_gt
+    assert both.sum() > 50 and neither.sum() > 3 and pred_only.sum() > 3 and gt_only.sum() > 3
+    np.testing.assert_allclose(ours.per_image["dice"][both], dice[both], atol=1e-6)
+    np.testing.assert_allclose(ours.per_image["iou"][both], iou[both], atol=1e-6)
+    np.testing.assert_allclose(ours.per_image["hd95"][both], hd95[both], atol=1e-5)
+    # the convention cells, as the module docstring states them
+    assert np.isnan(ours.per_image["dice"][neither]).all() and np.isnan(dice[neither]).all()
+    assert (dice_all[neither] == 1).all()  # MONAI without ignore_empty
+    assert (ours.per_image["dice"][pred_only] == 0).all() and np.isnan(dice[pred_only]).all()
+    assert (dice_all[pred_only] == 0).all()
+    assert (ours.per_image["dice"][gt_only] == 0).all() and (dice[gt_only] == 0).all()
+    one_side = pred_only | gt_only
+    assert (ours.per_image["hd95"][one_side] == pytest.approx(math.hypot(32, 32))) and np.isnan(hd95[one_side]).all()
+    assert np.isnan(ours.per_image["hd95"][neither]).all() and np.isnan(hd95[neither]).all()
+
+
+def test_per_image_foreground_dice_averages_the_foreground_classes_defined_in_each_image():
+    target = torch.tensor([[[1, 2], [0, 0]], [[0, 0], [0, 0]], [[1, 1], [0, 0]]])
+    pred = torch.tensor([[[1, 0], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [0, 0]]])
+    per_image = segmentation_metrics(pred, target, 3, distances=False).per_image_mean_fg("dice")
+    assert per_image[0] == pytest.approx(0.5)  # class 1 perfect, class 2 missed
+    assert np.isnan(per_image[1])  # no foreground anywhere: undefined
+    assert per_image[2] == 0.0
