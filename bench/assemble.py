@@ -195,7 +195,7 @@ def _u_decoder(wiring: _Wiring, dec: dict, widths: list[int], strides: list[int]
                 f"match at decoder stage {j + 1}.",
                 hint="Use fuse: concat, or an up that changes channels (conv_transpose).",
             )
-        fused = up_width + skip if dec["fuse"] == "concat" else skip
+        fused = skip if dec["fuse"] == "add" else up_width + skip
         decoder.append([
             wiring.place("decoder.block", f"decoder stage {j + 1}, block {k + 1}", dec_widths[j],
                          c_in=fused if k == 0 else None)

@@ -15,7 +15,7 @@ An architecture file is a YAML mapping of named **slots**::
     decoder:
       block: {same_as: encoder.block}    # a tie: always the encoder's block, after overrides
       up: {type: interpolate, mode: bicubic}
-      fuse: concat                       # or add
+      fuse: concat                       # [upsampled, skip]; or concat_skip_first, add
     head: {type: conv1x1}
 
 Rules, chosen so that what you read is what you get:
@@ -108,7 +108,9 @@ SCHEMA: dict[str, Field] = {
         fields={
             "block": Field("slot", required=True, block_kinds=(FEATURE,)),
             "up": Field("slot", required=True, block_kinds=(UP,)),
-            "fuse": Field("choice", default="concat", choices=("concat", "add")),
+            "fuse": Field("choice", default="concat", choices=("concat", "concat_skip_first", "add"),
+                          doc="concat: [upsampled, skip] on channels (TinyU-Net's and U-Lite's code); "
+                          "concat_skip_first: [skip, upsampled] (milesial's U-Net); add"),
             "widths": Field("ints", doc="output width per stage (default: the skip widths)"),
             "depths": Field("ints", doc="blocks per stage (default 1 each)"),
         },

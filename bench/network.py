@@ -9,7 +9,9 @@ class UDecoder(nn.Module):
     """Decoder stages, deepest first: upsample, fuse with the matching skip, blocks.
 
     ``forward(x, skips, size)`` -> features at the resolution of the shallowest skip.
-    ``fuse``: ``"concat"`` (``[skip, up]`` on channels) or ``"add"``.
+    ``fuse``: ``"concat"`` (``[up, skip]`` on channels, the order of TinyU-Net's and U-Lite's code,
+    so that their state dicts map onto ours channel for channel), ``"concat_skip_first"``
+    (``[skip, up]``, milesial's U-Net) or ``"add"``.
     """
 
     def __init__(self, ups: list[nn.Module], stages: list[nn.Module], fuse: str = "concat") -> None:
@@ -23,7 +25,12 @@ class UDecoder(nn.Module):
     def forward(self, x: torch.Tensor, skips: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         for up, stage, skip in zip(self.ups, self.stages, reversed(skips)):
             x = up(x)
-            x = torch.cat([skip, x], dim=1) if self.fuse == "concat" else skip + x
+            if self.fuse == "concat":
+                x = torch.cat([x, skip], dim=1)
+            elif self.fuse == "concat_skip_first":
+                x = torch.cat([skip, x], dim=1)
+            else:
+                x = skip + x
             x = stage(x)
         return x
 

@@ -88,3 +88,27 @@ def test_width_multiplier_scales_every_width():
     half = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.5"]))
     assert [stage[0].pw2.conv.out_channels for stage in half.encoder] == [32, 64, 128, 256]
     assert half.head.in_channels == 32
+
+
+@pytest.mark.parametrize("fuse, first", [("concat", "up"), ("concat_skip_first", "skip")])
+def test_decoder_concatenation_order(fuse, first):
+    """TinyU-Net's and U-Lite's code concatenate [upsampled, skip] (``concat``), milesial's U-Net
+    [skip, upsampled]: the authors' state dicts then map onto ours channel for channel."""
+    import torch
+    from torch import nn
+
+    from bench.network import UDecoder
+
+    seen = []
+    decoder = UDecoder([nn.Identity()], [nn.Identity()], fuse=fuse)
+    decoder.stages[0].register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    up, skip = torch.full((1, 2, 4, 4), 1.0), torch.full((1, 3, 4, 4), 2.0)
+    decoder(up, [skip], (4, 4))
+    fused = seen[0][0, :, 0, 0].tolist()
+    assert fused == ([1.0, 1.0, 2.0, 2.0, 2.0] if first == "up" else [2.0, 2.0, 2.0, 1.0, 1.0])
+
+
+def test_shipped_architectures_concatenate_in_their_codes_order():
+    assert resolve_architecture("tinyunet").config["decoder"]["fuse"] == "concat"
+    assert resolve_architecture("ulite").config["decoder"]["fuse"] == "concat"
+    assert resolve_architecture("unet").config["decoder"]["fuse"] == "concat_skip_first"

@@ -1,10 +1,13 @@
 """Attention blocks: neighbourhood attention against a brute-force reference, and their contracts."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from bench.assemble import build_model
+from bench.blocks.multibranch import MultiBranchDW
 from bench.blocks.neighborhood_attention import NeighborhoodAttention2D
 from bench.config import resolve_architecture
 from bench.errors import ConfigError
@@ -71,3 +74,17 @@ def test_neighborhood_window_larger_than_the_map_is_refused(run_cli):
     assert result.exit_code == 2
     assert result.output.startswith("Error: --set skips.block.kernel_size=9: skips.block:")
     assert "at skip level 4 (stride 8) a 64 px input gives 8x8" in result.output
+
+
+def test_lmnet_starts_from_the_reference_initialisation():
+    """LM-Net's code initialises its SE convs with kaiming_normal_ and its global attention with
+    trunc_normal_(std=.02) and zero biases; training from scratch depends on it."""
+    model = build_model(resolve_architecture("lmnet"), seed=0)
+    widest = max((m for m in model.modules() if isinstance(m, MultiBranchDW)), key=lambda m: m.se.reduce.weight.numel())
+    for conv in (widest.se.reduce, widest.se.expand):
+        fan_in = conv.weight.shape[1]
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.05)  # PyTorch's: 2.45x less
+    attention = model.bottleneck.attention
+    for linear in (attention.qkv, attention.proj):
+        assert linear.weight.std().item() == pytest.approx(0.02, rel=0.05)  # PyTorch's default: 0.030
+        assert linear.weight.abs().max().item() <= 2.0 and torch.count_nonzero(linear.bias) == 0

@@ -120,7 +120,7 @@ def test_wrong_type_names_path_and_expected_type():
     assert error.path == "encoder.block.N"
     assert "expected int, got 'eight'" in str(error)
     assert error_of("tinyunet", ["encoder.block.shortcut=3"]).path == "encoder.block.shortcut"
-    assert "expected one of concat, add" in str(error_of("tinyunet", ["decoder.fuse=sum"]))
+    assert "expected one of concat, concat_skip_first, add" in str(error_of("tinyunet", ["decoder.fuse=sum"]))
 
 
 def test_missing_required_slot(write_yaml):

@@ -1,7 +1,9 @@
 """LM-Net's multi-branch depthwise module (Lu et al., "LM-Net: A Light-weight and Multi-scale
 Network for Medical Image Segmentation", Computers in Biology and Medicine 2024), following the
 published code (``ReparamConv``): four parallel depthwise conv-BN branches that deploy as one
-depthwise conv. Unlike the published code, deploying removes the training branches.
+depthwise conv. The published ``switch_to_deploy`` deletes the square, horizontal and vertical
+branches but keeps ``large_conv`` (its 5x5 depthwise conv and BN); deploying here removes all
+four. As in the code, the SE block's convs start from ``kaiming_normal_`` (fan-in, gain sqrt 2).
 """
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ class MultiBranchDW(nn.Module):
         self.fused: Optional[nn.Conv2d] = None
         self.act = create_act("gelu")
         self.se = SqueezeExcite(e, e, reduction=4, gate="hardsigmoid")
+        for conv in (self.se.reduce, self.se.expand):  # LM-Net's SE (core/modules.py) starts so
+            nn.init.kaiming_normal_(conv.weight)
         self.project = nn.Conv2d(e, out_channels, 1)
         self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
 

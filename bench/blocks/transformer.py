@@ -37,7 +37,10 @@ class Mlp(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Global multi-head self-attention with a qkv bias: (B, N, C) -> (B, N, C)."""
+    """Global multi-head self-attention with a qkv bias: (B, N, C) -> (B, N, C).
+
+    Initialised as LM-Net's ``GlobalAttention``: qkv and projection weights from a normal
+    distribution with std 0.02 truncated to [-2, 2], biases zero."""
 
     def __init__(self, channels: int, heads: int) -> None:
         super().__init__()
@@ -45,6 +48,9 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
+        for linear in (self.qkv, self.proj):  # LM-Net's GlobalAttention (timm's ViT init)
+            nn.init.trunc_normal_(linear.weight, std=0.02)
+            nn.init.zeros_(linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
