@@ -77,7 +77,8 @@ def list_(what: str) -> None:
             table.add_row(objective.name, objective.direction, objective.known, objective.unit or "-",
                           objective.summary)
         console.print(table)
-        console.print("Objectives known before training can be constraints, e.g. constraints: {params: {max: 1000000}}.")
+        console.print("Objectives known before training can be constraints, "
+                      "e.g. constraints: {params: {max: 1000000}}.")
         return
     if what == "spaces":
         from .space import builtin_spaces, load_space
@@ -390,12 +391,19 @@ def evaluate(checkpoint: str, data: Optional[str], layout: Optional[str], size: 
 @cli.command()
 @click.argument("architectures", nargs=-1, required=True, metavar="ARCH...")
 @training_options
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each network this many times, seeds SEED, SEED+1, ... (the split stays).")
 def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[str], size: Optional[int],
-            recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str]) -> None:
-    """Train several architectures on the same split, recipe and seed; print and write a table
-    (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU and Dice per class and mean."""
-    from .experiment import check_classes, run_training, time_together
-    from .tables import results_table, write_tables
+            recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str],
+            repeats: int) -> None:
+    """Train several architectures on the same split, recipe and seeds; print and write a table
+    (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU, Dice and HD95 (mean ± std over the
+    seeds), and test each network against the first image by image (paired: the difference of
+    per-image foreground Dice, its bootstrap 95 % interval, a Wilcoxon signed-rank p-value).
+    """
+    from .experiment import check_classes, run_repeats, time_together
+    from .stats import compare_paired
+    from .tables import display_table, results_table, write_tables
 
     archs = [resolve(name, None, ()) for name in architectures]
     chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], data, layout, size,
@@ -405,22 +413,33 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     out_dir = Path(out) if out else _run_dir("compare", data)
     if len({arch.name for arch in archs}) != len(archs):
         raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
-    outcomes = []
-    for arch in archs:
-        with training_progress(arch.name) as progress:
-            outcomes.append(run_training(arch, dataset, split, chosen, size, out_dir / arch.name, progress,
-                                         latency=False))
+    networks = [run_repeats(arch, dataset, split, chosen, size, out_dir / arch.name, repeats,
+                            lambda s, name=arch.name: training_progress(f"{name} seed {s}")) for arch in archs]
     with console.status("timing the networks together") if console.is_terminal else nullcontext():
-        time_together(outcomes, archs[0].config["in_channels"], size)
-    table = results_table([o.summary for o in outcomes], dataset.classes)
+        time_together([n.first for n in networks], archs[0].config["in_channels"], size)
+    reference = networks[0]
+    versus = [None] + [compare_paired(reference.per_image(), n.per_image(), reference_name=reference.name,
+                                      candidate_name=n.name, seeds=repeats) for n in networks[1:]]
+    table = results_table(networks, dataset.classes, versus=versus if len(networks) > 1 else None)
     paths = write_tables(table, out_dir)
-    rich_table = Table(*table.columns, title=f"{dataset.source} at {size} px, recipe {recipe}, "
-                       f"{chosen.epochs} epochs, seed {seed}, split {split.hash[:12]}")
-    for row in table.itertuples(index=False):
-        rich_table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    (out_dir / "comparison.json").write_text(json.dumps({
+        "seeds": networks[0].seeds, "split": split.hash, "data": dataset.source, "size": size,
+        "recipe": chosen.to_dict(), "networks": {n.name: {k: e.to_dict() for k, e in n.estimates().items()}
+                                                 for n in networks},
+        "paired": [v.to_dict() for v in versus if v is not None]}, indent=1, default=str) + "\n")
+    shown = display_table(table).set_index("Model").T  # a figure per row: fits a terminal
+    seeds = ", ".join(map(str, networks[0].seeds))
+    rich_table = Table("", *shown.columns, title=f"{dataset.source} at {size} px, recipe {recipe}, "
+                       f"{chosen.epochs} epochs, seeds {seeds}, split {split.hash[:12]}")
+    for figure, row in shown.iterrows():
+        rich_table.add_row(figure, *row)
     console.print(rich_table)
-    console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; "
-                  f"wrote {', '.join(map(str, paths))}")
+    averaged = f"averaged over {repeats} seeds" if repeats > 1 else "one seed: no seed noise in it"
+    for test in versus[1:]:
+        console.print(f"{test.candidate} against {test.reference}, paired over {test.n} test images (foreground "
+                      f"Dice, {averaged}): {test.text()}", highlight=False)
+    console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
+                  f"{repeats} seed(s); wrote {', '.join(map(str, paths))}", highlight=False)
 
 
 # --------------------------------------------------------------------------------------- sweeps
@@ -449,10 +468,13 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
               help="Seconds between trial heartbeats; a trial silent for 3x this is failed and retried.")
 @click.option("--max-retry", type=click.IntRange(min=0), default=2, show_default=True,
               help="How often a trial whose worker died is retried.")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Train each design this many times, seeds seed, seed+1, ... (default: the space's).")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
-        threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, quiet: bool) -> None:
+        threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, repeats: Optional[int],
+        quiet: bool) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/.
 
@@ -467,7 +489,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     space = load_space(space_ref)
     Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
           size=size, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
-          max_retry=max_retry, listeners=[SweepProgress(console, quiet)],
+          max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],
           report_dir=Path("reports") / (study_name or space.name)).run()
 
 

@@ -1,11 +1,12 @@
-"""One training run end to end, with its files: data and split, training, test evaluation,
-cost figures, checkpoint. Used by ``bench train`` and ``bench compare``."""
+"""Training runs end to end, with their files: data and split, training, test evaluation, cost
+figures, checkpoint; one run (``bench train``) or one per seed (``bench compare --repeats``)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from torch import nn
 
@@ -19,6 +20,7 @@ from .errors import BenchError
 from .latency import Candidate, measure, measure_latency
 from .profile import profile_model
 from .recipe import Recipe
+from .stats import Estimate, estimate, mean_over_runs
 from .train import Progress, evaluate, train_model
 
 
@@ -47,9 +49,51 @@ def check_classes(arch: Architecture, data: SegmentationData) -> None:
 @dataclass
 class RunOutcome:
     name: str
-    summary: dict[str, Any]  # test metrics, cost, timing: plain values
+    summary: dict[str, Any]  # test metrics, cost, timing, per-image test foreground Dice: plain values
     out_dir: Path
     model: nn.Module  # trained, best validation weights
+
+
+@dataclass
+class RepeatedRuns:
+    """One network trained once per seed on one split; figures over the seeds."""
+
+    name: str
+    runs: list[RunOutcome]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.summary["seed"] for run in self.runs]
+
+    @property
+    def first(self) -> RunOutcome:
+        return self.runs[0]
+
+    def estimates(self) -> dict[str, Estimate]:
+        """Every test metric, the best validation Dice and the training time over the seeds."""
+        flat = [{**run.summary["test"], "best_val_dice_mean": run.summary["best_val_dice_mean"],
+                 "train_seconds": run.summary["train_seconds"]} for run in self.runs]
+        return {name: estimate([f[name] for f in flat]) for name in flat[0]}
+
+    def per_image(self) -> list[float]:
+        """Per-image test foreground Dice, averaged over the seeds (split order)."""
+        return mean_over_runs([run.summary["test_dice_fg_per_image"] for run in self.runs])
+
+
+def run_repeats(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe, size: int,
+                out_dir: Path, repeats: int,
+                progress: Callable[[int], Any] = lambda seed: nullcontext()) -> RepeatedRuns:
+    """``repeats`` runs of :func:`run_training` with seeds recipe.seed, recipe.seed + 1, ...
+    (initial weights, batch order and augmentation change; the split does not), each in
+    ``out_dir/seed_<seed>``. ``progress(seed)`` gives a context manager yielding the run's
+    progress callback (or None)."""
+    runs = []
+    for k in range(repeats):
+        seed = recipe.seed + k
+        with progress(seed) as report:
+            runs.append(run_training(arch, dataset, split, replace(recipe, seed=seed), size,
+                                     out_dir / f"seed_{seed}", report, latency=False))
+    return RepeatedRuns(arch.name, runs)
 
 
 def run_training(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe,
@@ -69,7 +113,9 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         "params": cost.train.params,
         "flops": cost.train.flops,
         "cost": cost.to_dict(),
+        "seed": recipe.seed,
         "test": metrics.summary(),
+        "test_dice_fg_per_image": [float(v) for v in metrics.per_image_mean_fg("dice")],
         "best_epoch": result.best_epoch,
         "best_val_dice_mean": result.best_val_dice,
         "train_seconds": result.seconds,
@@ -82,7 +128,8 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         "augmentation": AUGMENTATION if recipe.augment else "none",
         "data": {"source": dataset.source, "content_hash": dataset.content_hash, "size": size,
                  "classes": dataset.classes, "encoding": dataset.encoding, "notes": dataset.notes},
-        "split": {"hash": split.hash, "file": "split.json", "sizes": [len(split.train), len(split.val), len(split.test)]},
+        "split": {"hash": split.hash, "file": "split.json",
+                  "sizes": [len(split.train), len(split.val), len(split.test)]},
         "history": result.history,
         "metric_conventions": metrics.conventions,
     }

@@ -9,6 +9,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .evidence import indistinguishable
 from .listeners import SweepListener
 from .pareto import front_records
 from .records import COMPLETE, StudyInfo, SweepResult, TrialRecord
@@ -24,9 +25,10 @@ def describe(record: TrialRecord, objectives: Sequence[str]) -> str:
         return f"trial {record.number} failed: {sample}: {record.fail_reason}"
     if status == "not trained":
         return f"trial {record.number}: {sample} -> {record.skipped}"
-    values = ", ".join(f"{name} {fmt(record.value(name))}" for name in objectives)
+    values = ", ".join(f"{name} {shown(record, name)}" for name in objectives)
     note = f" (same network as trial {record.duplicate_of})" if status == "duplicate" else ""
-    return f"trial {record.number}: {sample} -> {values}{note}"
+    seeds = f" ({len(record.seeds)} seeds)" if len(record.seeds) > 1 and status == "trained" else ""
+    return f"trial {record.number}: {sample} -> {values}{seeds}{note}"
 
 
 def fmt(value: Optional[float]) -> str:
@@ -35,16 +37,31 @@ def fmt(value: Optional[float]) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
-def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], title: str) -> Table:
-    """The front of ``records`` as a rich table: trial, sample, objectives, test Dice."""
+def shown(record: TrialRecord, name: str) -> str:
+    """A value, as ``mean ± std`` where it comes from several seeds."""
+    figure = record.estimate(name)
+    if figure is not None and figure.n > 1:
+        return f"{fmt(figure.mean)} ± {fmt(figure.std)}"
+    return fmt(record.value(name) if name in record.values else record.metrics.get(name))
+
+
+def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], title: str,
+                result: Optional[SweepResult] = None) -> Table:
+    """The front of ``records`` as a rich table: trial, sample, objectives, test Dice, and with a
+    ``result`` the paired verdict against the stock network."""
     by_number = {r.number: r for r in records}
     best = [by_number[n] for n in front_records(records, objectives)]
     sampled = list(dict.fromkeys(k for r in best for k in r.sample))
-    table = Table("trial", *sampled, *objectives, "test Dice", title=title)
+    versus = ["vs stock (test Dice, paired)"] if result is not None and result.stock is not None else []
+    table = Table("trial", *sampled, *objectives, "test Dice", *versus, title=title)
     first = next(iter(objectives))
     for r in sorted(best, key=lambda r: r.value(first)):
+        verdict = []
+        if versus:
+            test = result.versus_stock.get(r.number)
+            verdict = ["stock" if r.number == result.stock else test.short() if test else "-"]
         table.add_row(str(r.number), *(str(r.sample.get(k, "")) for k in sampled),
-                      *(fmt(r.value(name)) for name in objectives), fmt(r.metrics.get("test_dice")))
+                      *(shown(r, name) for name in objectives), shown(r, "test_dice"), *verdict)
     return table
 
 
@@ -77,7 +94,8 @@ class SweepProgress(SweepListener):
             return
         data = info.data
         self.console.print(
-            f"study {info.study!r}: {len(past)} trials so far, running until {info.trials} complete "
+            f"study {info.study!r}: {sum(r.state not in ('RUNNING', 'WAITING') for r in past)} trials so far, "
+            f"running until {info.trials} complete "
             f"({info.sampler}, data {data['source']} at {data['size']} px, split {data['split_hash'][:12]}; "
             f"{info.workers} worker(s))")
         if self.console.is_terminal and not self.quiet and info.workers == 1:
@@ -108,14 +126,22 @@ class SweepProgress(SweepListener):
             self.live = None
         info = result.info
         complete = sum(1 for r in result.records if r.state == COMPLETE)
+        seeds = f"; means of {info.repeats} seeds ± std" if info.repeats > 1 else ""
         self.console.print(front_table(result.records, info.objectives,
                                        f"Pareto front of {info.study!r} ({len(result.front)} of {complete} "
-                                       "complete trials)"))
+                                       f"complete trials{seeds})", result))
+        if result.stock is None:
+            self.console.print("no paired verdicts: the study did not train the stock network", highlight=False)
+        same = indistinguishable(result)
+        if same:
+            self.console.print("front members the paired test on test Dice cannot tell apart: " + ", ".join(
+                f"{c.reference} and {c.candidate} (p {c.p_value:.2g})" for c in same), highlight=False)
         timed = result.front_latency
         if timed:
             self.console.print(
                 f"front timed again, interleaved with {timed['reference']} ({timed['reference_ms']:.2f} ms): "
-                + ", ".join(f"trial {n} {t['median_ms']:.2f} ms (x{t['ratio']:.2f})" for n, t in timed["trials"].items()))
+                + ", ".join(f"trial {n} {t['median_ms']:.2f} ms (x{t['ratio']:.2f})"
+                            for n, t in timed["trials"].items()))
         where = f"; report {result.report_paths[0].rsplit('/', 1)[0]}/" if result.report_paths else ""
         tracking = f"; MLflow {info.tracking_uri} (experiment {info.study!r})" if info.tracking_uri else ""
         self.console.print(f"{result.seconds or 0:.0f} s; storage {info.storage}{tracking}{where}")

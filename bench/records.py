@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .stats import Estimate, PairedComparison
 
 RUNNING, WAITING, COMPLETE, PRUNED, FAIL = "RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"
 DIED = "its worker stopped without recording a reason (killed, or its heartbeats stopped)"
@@ -33,6 +36,7 @@ class StudyInfo:
     sampler: str
     seed: int
     trials: int  # complete trials the sweep runs to
+    repeats: int = 1  # training runs per design (seeds seed, seed+1, ...)
     storage: str = ""  # password hidden
     tracking_uri: str = ""
     space_file: str = ""
@@ -53,9 +57,13 @@ class TrialRecord:
 
     ``values`` holds every objective quantity computed for the trial: those known before
     training (measured on the built network) always, those known after training only when the
-    network was trained (or copied from the trial that trained it). ``metrics`` holds the raw
-    training and test figures. ``violations`` maps each constraint to the amount by which it is
-    exceeded (<= 0: satisfied).
+    network was trained (or copied from the trial that trained it), as the mean over the seeds.
+    ``seeds`` holds each training run (seed, metrics, per-epoch history, per-image test
+    foreground Dice); ``metrics`` their means, ``estimates`` mean, std and the t 95 % interval of
+    every metric and after-training objective (:class:`bench.stats.Estimate` as dicts);
+    ``per_image`` the per-image test foreground Dice averaged over the seeds, in the study's test
+    split order, for paired comparisons. ``violations`` maps each constraint to the amount by
+    which it is exceeded (<= 0: satisfied).
     """
 
     number: int
@@ -71,7 +79,9 @@ class TrialRecord:
     values: dict[str, float] = field(default_factory=dict)
     violations: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)  # per epoch
+    estimates: dict[str, dict[str, float]] = field(default_factory=dict)
+    seeds: list[dict[str, Any]] = field(default_factory=list)
+    per_image: list[float] = field(default_factory=list)
     trained: bool = False  # accuracy figures exist (trained here, or by duplicate_of)
     duplicate_of: Optional[int] = None
     skipped: Optional[str] = None  # why it was not trained, or not run
@@ -122,12 +132,20 @@ class TrialRecord:
         design has no accuracy, never a 0)."""
         return self.values.get(name)
 
+    def estimate(self, name: str) -> Optional["Estimate"]:
+        """Mean, std and 95 % interval over the seeds of a metric or after-training objective."""
+        from .stats import Estimate
+
+        return Estimate.from_dict(self.estimates[name]) if name in self.estimates else None
+
 
 @dataclass
 class SweepResult:
-    """A sweep's records with its front (trial numbers, from :func:`bench.pareto.front_records`)
-    and, when the study has a timed objective, the front timed again interleaved with the stock
-    network (``front_latency``: reference, reference_ms, protocol, trials -> figures)."""
+    """A sweep's records with its front (trial numbers, from :func:`bench.pareto.front_records`);
+    when the study has a timed objective, the front timed again interleaved with the stock
+    network (``front_latency``: reference, reference_ms, protocol, trials -> figures); and the
+    paired evidence (:mod:`bench.evidence`): each front member against the stock network, when
+    the study trained it, and the front members against each other."""
 
     info: StudyInfo
     records: list[TrialRecord]
@@ -136,6 +154,9 @@ class SweepResult:
     status: str = "finished"  # finished, interrupted or failed
     seconds: Optional[float] = None
     report_paths: list[str] = field(default_factory=list)
+    stock: Optional[int] = None  # the trial that trained the space's stock network, if any
+    versus_stock: dict[int, "PairedComparison"] = field(default_factory=dict)  # front member -> test
+    front_pairs: list["PairedComparison"] = field(default_factory=list)  # front members, pairwise
 
     def record(self, number: int) -> TrialRecord:
         return next(r for r in self.records if r.number == number)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only: never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .evidence import indistinguishable  # noqa: E402
 from .objectives import OBJECTIVES  # noqa: E402
 from .records import SweepResult  # noqa: E402
 
@@ -24,6 +25,15 @@ def trial_rows(result: SweepResult) -> pd.DataFrame:
         row: dict[str, Any] = {"trial": r.number, "state": r.state, "status": r.status, **r.sample}
         row.update(r.values)
         row.update({f"metric_{k}": v for k, v in r.metrics.items() if k not in r.values})
+        for name, figure in r.estimates.items():
+            if figure["n"] > 1:
+                row.update({f"{name}_std": figure["std"], f"{name}_ci95_low": figure["ci_low"],
+                            f"{name}_ci95_high": figure["ci_high"]})
+        test = result.versus_stock.get(r.number)
+        if test is not None:
+            row.update({"vs_stock": test.verdict, "vs_stock_dice_fg_diff": test.mean_difference,
+                        "vs_stock_ci95_low": test.ci_low, "vs_stock_ci95_high": test.ci_high,
+                        "vs_stock_p": test.p_value})
         if timed:  # the front timed again in one interleaved session
             figures = timed.get(str(r.number), {})
             row.update({"latency_interleaved_ms": figures.get("median_ms"), "latency_ratio": figures.get("ratio")})
@@ -51,11 +61,29 @@ def write_report(result: SweepResult, out_dir: Path) -> list[Path]:
         f"# Study {result.info.study}\n\n{len(result.records)} trials, {result.count('trained')} trained, "
         f"{len(result.front)} on the Pareto front of {', '.join(f'{k} ({v})' for k, v in objectives.items())}.\n"
         "Rows marked reference are the stock architecture, when the study sampled it.\n\n"
-        + table.to_markdown(index=False, floatfmt=".4f") + "\n"
+        + table.to_markdown(index=False, floatfmt=".4f") + "\n\n" + _evidence(result)
     )
     (out_dir / "table.tex").write_text(table.to_latex(index=False, float_format="%.4f"))
     paths = [out_dir / name for name in ("results.csv", "pareto.csv", "report.md", "table.tex")]
     return paths + _plots(result, out_dir)
+
+
+def _evidence(result: SweepResult) -> str:
+    """The paired tests, in words."""
+    seeds = (f"each design trained {result.info.repeats} times (seeds {result.info.recipe['seed']} to "
+             f"{result.info.recipe['seed'] + result.info.repeats - 1}); per-image scores averaged over the seeds"
+             if result.info.repeats > 1 else "one seed per design: the tests see image-to-image variation only")
+    lines = [f"## Paired evidence\n\nPer-image foreground Dice on the test split, {seeds}. Verdicts need both "
+             "a Wilcoxon signed-rank p < 0.05 and a 95 % bootstrap interval of the mean difference that excludes 0.\n"]
+    if result.stock is None:
+        lines.append("The study did not train the stock network, so front members are not compared with it.\n")
+    for number, test in result.versus_stock.items():
+        lines.append(f"- trial {number} against the stock network (trial {result.stock}): {test.text()}")
+    same = indistinguishable(result)
+    if same:
+        lines.append("\nFront members that cannot be told apart on test Dice: " + ", ".join(
+            f"{c.reference} and {c.candidate} (p {c.p_value:.2g})" for c in same) + ".")
+    return "\n".join(lines) + "\n"
 
 
 def _plots(result: SweepResult, out_dir: Path) -> list[Path]:

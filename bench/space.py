@@ -13,7 +13,12 @@ A space file (``search_spaces/*.yaml``)::
     constraints: {params: {max: 1000000}}
     recipe: {name: default, epochs: 3}
     data: {source: synthetic, size: 48, count: 96}
-    study: {sampler: nsga2, trials: 12, seed: 0}
+    study: {sampler: nsga2, trials: 12, seed: 0, repeats: 3, stock: true}
+
+``study.repeats`` trains every design that many times (seeds seed, seed+1, ... on one split);
+objectives are the means, every metric gets its std and t 95 % interval. ``study.stock`` (default
+true) trains the base architecture first when the space can express it, so that every front
+member is compared with it image by image.
 
 Ties come from the architecture (``same_as``): varying ``encoder.block`` of TinyU-Net varies its
 decoder too. Every choice is checked against the grammar and the block registry when the file is
@@ -123,11 +128,17 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     constraints = _constraints(raw.get("constraints") or {})
     recipe = _recipe(raw.get("recipe") or {})
     data = {"source": "synthetic", "size": 48, "count": 96, **(raw.get("data") or {})}
-    study = {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0,
-             "timeout": None, **(raw.get("study") or {})}
+    study = {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0, "repeats": 1,
+             "stock": True, "timeout": None, **(raw.get("study") or {})}
+    for key in ("trials", "repeats"):
+        if not isinstance(study[key], int) or isinstance(study[key], bool) or study[key] < 1:
+            raise ConfigError(f"study.{key}", f"must be a whole number of at least 1, got {study[key]!r}.")
+    if not isinstance(study["stock"], bool):
+        raise ConfigError("study.stock", f"must be true or false, got {study['stock']!r}.")
     if study["sampler"] not in SAMPLERS:
         raise ConfigError("study.sampler", f"unknown sampler {study['sampler']!r}.",
-                          hint=f"{did_you_mean(str(study['sampler']), SAMPLERS)} Samplers: {', '.join(SAMPLERS)}.".lstrip())
+                          hint=f"{did_you_mean(str(study['sampler']), SAMPLERS)} "
+                          f"Samplers: {', '.join(SAMPLERS)}.".lstrip())
     return SearchSpace(path.stem, path, architecture, vary, objectives, constraints, recipe, data,
                        study, str(raw.get("description", "")), raw)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import socket
 import time
@@ -20,8 +21,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import optuna
 from optuna import TrialPruned
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
+from .config import get_path
 from .errors import BenchError
 from .records import StudyInfo, TrialRecord
 from .space import BlockChoice, Distribution, SearchSpace
@@ -29,7 +31,7 @@ from .storage import make_storage, retry_race
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-__all__ = ["TrialPruned", "open_study", "load_study", "sample_overrides", "records", "RecordWriter"]
+__all__ = ["TrialPruned", "FixedTrial", "open_study", "load_study", "sample_overrides", "records", "RecordWriter"]
 
 ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -48,6 +50,39 @@ def sample_overrides(trial: optuna.Trial, space: SearchSpace) -> list[str]:
         else:
             overrides.append(f"{path}={json.dumps(_suggest(trial, path, dist))}")
     return overrides
+
+
+def stock_sample(space: SearchSpace, stock: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The Optuna parameters that reproduce ``stock`` (the space's resolved base architecture),
+    or None when the space cannot express it (a block, parameter or value it does not offer)."""
+    params: dict[str, Any] = {}
+    for path, dist in space.vary.items():
+        if isinstance(dist, BlockChoice):
+            block = get_path(stock, path)
+            if not isinstance(block, dict) or block.get("type") not in dist.options:
+                return None
+            params[f"{path}.type"] = block["type"]
+            for param, sub in dist.options[block["type"]].items():
+                if not _admits(sub, block.get(param)):
+                    return None
+                params[f"{path}.{block['type']}.{param}"] = block[param]
+        elif _admits(dist, get_path(stock, path)):
+            params[path] = get_path(stock, path)
+        else:
+            return None
+    return params
+
+
+def _admits(dist: Distribution, value: Any) -> bool:
+    if value is None or isinstance(value, bool) != any(isinstance(c, bool) for c in dist.choices):
+        return False
+    if dist.kind == "choices":
+        return value in dist.choices
+    if not isinstance(value, (int, float)) or not dist.low <= value <= dist.high:
+        return False
+    if dist.kind == "int":
+        return float(value).is_integer() and (int(value) - int(dist.low)) % int(dist.step or 1) == 0
+    return dist.step is None or math.isclose((value - dist.low) / dist.step, round((value - dist.low) / dist.step))
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: Distribution) -> Any:
@@ -131,13 +166,18 @@ def bind(study: optuna.Study, info: StudyInfo) -> None:
     """Record what the study is (:class:`StudyInfo`); refuse a resume on another split.
 
     Raises:
-        BenchError: the study was run on data that gives another split.
+        BenchError: the study was run on data that gives another split, or with other repeats.
     """
-    recorded = study.user_attrs.get("info", {}).get("data", {}).get("split_hash")
-    split = info.data["split_hash"]
-    if recorded and recorded != split:
-        raise BenchError(f"study {study.study_name!r} was run on another split ({recorded[:12]}); this data "
-                         f"gives {split[:12]}. Use another --study name, or the same --data and --size.")
+    recorded = study.user_attrs.get("info", {})
+    split = recorded.get("data", {}).get("split_hash")
+    if split and split != info.data["split_hash"]:
+        raise BenchError(f"study {study.study_name!r} was run on another split ({split[:12]}); this data "
+                         f"gives {info.data['split_hash'][:12]}. Use another --study name, or the same --data "
+                         "and --size.")
+    if recorded and recorded.get("repeats", 1) != info.repeats:
+        raise BenchError(f"study {study.study_name!r} trains each design {recorded.get('repeats', 1)} time(s); "
+                         f"--repeats {info.repeats} would mix figures of different precision. Use --repeats "
+                         f"{recorded.get('repeats', 1)}, or another --study name.")
     study.set_user_attr("info", info.to_dict())
 
 

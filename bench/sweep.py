@@ -26,7 +26,7 @@ import math
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -39,6 +39,7 @@ from .data.dataset import SegmentationData, load_data
 from .data.split import Split, make_split
 from .design import Design
 from .errors import BenchError
+from .evidence import weigh_front
 from .experiment import check_classes
 from .latency import Candidate, Protocol, measure
 from .listeners import Listeners, SweepListener
@@ -46,15 +47,18 @@ from .objectives import OBJECTIVES, Objective
 from .pareto import front_records
 from .records import StudyInfo, SweepResult, TrialRecord
 from .space import SearchSpace, load_space
+from .stats import estimate, mean_over_runs
 from .storage import JOURNAL, redact
-from .study import (WORKER, RecordWriter, TrialPruned, ahead, all_under_way, bind, completed, front_latency,
-                    open_study, optimize_one, reap, sample_overrides, set_constraint, study_info, trained_by,
-                    worker_seed_offset)
+from .study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, completed,
+                    front_latency, open_study, optimize_one, reap, sample_overrides, set_constraint, stock_sample,
+                    study_info, trained_by, worker_seed_offset)
 from .study import records as study_records
 from .train import evaluate, train_model
 
 SWEEP_LATENCY = Protocol(max_seconds=3.0)  # per trial; the front is timed again, interleaved
 CATCH = (BenchError, RuntimeError, ValueError)  # a trial raising these fails; the sweep goes on
+DUPLICATED = ("cost", "memory", "latency", "values", "violations", "trained", "metrics", "estimates", "seeds",
+              "per_image")  # what a trial of an already trained network copies from it
 BLOCK_SLOTS = ("stem", "encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block",
                "decoder.up", "decoder", "head")
 
@@ -96,6 +100,8 @@ class Sweep:
         timeout: stop starting trials after this many seconds.
         heartbeat: seconds between trial heartbeats; a trial silent for 3x this is failed and
             retried (at most ``max_retry`` times).
+        repeats: training runs per design, with seeds seed, seed+1, ... on the same split
+            (default: the space's ``study.repeats``); objectives are their means.
         listeners: observers of the sweep (:class:`bench.listeners.SweepListener`).
         report_dir: where :meth:`run` writes the report at the end (default: nowhere; call
             :meth:`report`).
@@ -106,14 +112,19 @@ class Sweep:
                  storage: Optional[str] = None, tracking_uri: Optional[str] = DEFAULT_TRACKING,
                  data: Optional[str] = None, size: Optional[int] = None, trials: Optional[int] = None,
                  workers: int = 1, threads: Optional[int] = None, timeout: Optional[float] = None,
-                 heartbeat: int = 10, max_retry: int = 2, listeners: Sequence[SweepListener] = (),
-                 report_dir: Optional[str | Path] = None, worker_index: Optional[int] = None) -> None:
+                 heartbeat: int = 10, max_retry: int = 2, repeats: Optional[int] = None,
+                 listeners: Sequence[SweepListener] = (), report_dir: Optional[str | Path] = None,
+                 worker_index: Optional[int] = None) -> None:
         self.space = space if isinstance(space, SearchSpace) else load_space(str(space))
         self.name = study or self.space.name
         self.storage = storage or DEFAULT_STORAGE
         self.tracking_uri = tracking_uri
         self.data, self.size = data, size
         self.trials = int(trials or self.space.study["trials"])
+        self.repeats = int(repeats or self.space.study["repeats"])
+        if self.repeats < 1 or self.trials < 1:
+            raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {self.trials}, "
+                             f"repeats {self.repeats}")
         self.workers, self.worker_index = workers, worker_index
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.timeout, self.heartbeat, self.max_retry = timeout, heartbeat, max_retry
@@ -124,7 +135,8 @@ class Sweep:
         quantities = {*self.space.objectives, *self.space.constraints}
         # every cheap quantity on every trial; costly ones (timing) where the study names them
         self.measures = [o for o in OBJECTIVES if o.before_training and (not o.costly or o.name in quantities)]
-        self.scores = [o for o in OBJECTIVES if not o.before_training and (o.name in quantities or o.name == "val_dice")]
+        self.scores = [o for o in OBJECTIVES
+                       if not o.before_training and (o.name in quantities or o.name == "val_dice")]
         self.timed = any(OBJECTIVES.get(n).timed for n in quantities)
         self._study = None
         self._data: Optional[StudyData] = None
@@ -148,7 +160,7 @@ class Sweep:
                 self._run_trials()
             if self.worker_index is not None:
                 return self.result()
-            return self._finish(time.perf_counter() - started)
+            return self._finish(started)
         finally:
             torch.set_num_threads(previous_threads)
 
@@ -194,6 +206,8 @@ class Sweep:
         self.info = self._study_info(reference.hash)
         bind(study, self.info)
         self._study = study
+        if self.worker_index is None and not study.trials and self.space.study["stock"]:
+            self._enqueue_stock(reference)
         if self.tracking_uri:
             self.listeners.listeners.insert(0, MlflowTracker(self.tracking_uri))
         self.listeners.study_started(self.info, study_records(study))
@@ -218,20 +232,24 @@ class Sweep:
                              and "type" in n}
             save(record)  # the hash, early: later trials of the same network wait for this one
             check_classes(arch, self._data.dataset)
-            design = Design.build(arch, self._data.size, seed=self.space.recipe.seed, latency_protocol=SWEEP_LATENCY)
-            self._measure(record, design, trial)
-            save(record)
             original = trained_by(self.study, arch.hash, trial.number, self.waits)
-            if original is not None:
+            if original is not None:  # the same network: its measurements and results, not new ones
                 record.duplicate_of = original.duplicate_of if original.duplicate_of is not None else original.number
-                record.trained, record.metrics, record.history = original.trained, original.metrics, original.history
-                record.values.update({o.name: original.values[o.name] for o in self.scores if o.name in original.values})
-            elif not record.feasible:
-                record.skipped = "not trained: " + "; ".join(
-                    _violation_text(OBJECTIVES.get(q), record.values[q], self.space.constraints[q])
-                    for q, v in record.violations.items() if v > 0)
+                for name in DUPLICATED:
+                    setattr(record, name, getattr(original, name))
+                for quantity, violation in record.violations.items():
+                    set_constraint(trial, quantity, violation)
             else:
-                self._train(record, design)
+                design = Design.build(arch, self._data.size, seed=self.space.recipe.seed,
+                                      latency_protocol=SWEEP_LATENCY)
+                self._measure(record, design, trial)
+                save(record)
+                if record.feasible:
+                    self._train(record, design)
+                else:
+                    record.skipped = "not trained: " + "; ".join(
+                        _violation_text(OBJECTIVES.get(q), record.values[q], self.space.constraints[q])
+                        for q, v in record.violations.items() if v > 0)
             record.seconds = time.perf_counter() - started
             save(record)
         except CATCH as exc:
@@ -246,32 +264,55 @@ class Sweep:
     # ------------------------------------------------------------------------------ one trial
 
     def _measure(self, record: TrialRecord, design: Design, trial) -> None:
-        """Objectives known before training, and the constraints (told to the samplers)."""
-        record.values = {o.name: float(o.compute(design)) for o in self.measures}
+        """Objectives known before training, and the constraints (told to the samplers). Costly
+        quantities (timing) are measured only for a design whose cheap constraints hold: an
+        untrained design needs no latency."""
+        cheap = [o for o in self.measures if not o.costly]
+        record.values = {o.name: float(o.compute(design)) for o in cheap}
+        if all(_violation(record.values[q], b) <= 0 for q, b in self.space.constraints.items() if q in record.values):
+            record.values.update({o.name: float(o.compute(design)) for o in self.measures if o.costly})
         record.cost = design.cost.to_dict()
         if design.measured("memory"):
             record.memory = design.memory.to_dict()
         if design.measured("latency"):
             record.latency = design.latency.to_dict()
         for quantity, bound in self.space.constraints.items():
-            record.violations[quantity] = _violation(record.values[quantity], bound)
-            set_constraint(trial, quantity, record.violations[quantity])
+            if quantity in record.values:
+                record.violations[quantity] = _violation(record.values[quantity], bound)
+                set_constraint(trial, quantity, record.violations[quantity])
 
     def _train(self, record: TrialRecord, design: Design) -> None:
-        classes = design.arch.config["classes"]
+        """Train the design ``repeats`` times (seeds seed, seed+1, ...: initial weights, batch
+        order and augmentation change, the split does not) and score each run."""
+        classes, recipe = design.arch.config["classes"], self.space.recipe
+        for k in range(self.repeats):
+            seed = recipe.seed + k
+            model = design.model if k == 0 else build_model(design.arch, seed=seed)
 
-        def progress(event: str, done: int, total: int, values: dict) -> None:
-            if event == "epoch":
-                self.listeners.epoch_ended(record, {**values, "epochs": total})
+            def progress(event: str, done: int, total: int, values: dict) -> None:
+                if event == "epoch":
+                    self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
+                                                        "run": k + 1, "runs": self.repeats})
 
-        result = train_model(design.model, self._data.part("train"), self._data.part("val"), self.space.recipe,
-                             classes, progress)
-        test = evaluate(design.model, self._data.part("test"), classes).summary()
-        record.metrics = {"val_dice": result.best_val_dice, "test_dice": test["dice_mean"],
-                          "test_dice_fg": test["dice_mean_fg"], "test_iou": test["iou_mean"],
-                          "best_epoch": result.best_epoch, "train_seconds": result.seconds}
-        record.history = result.history
-        record.values.update({o.name: float(o.compute(record.metrics)) for o in self.scores})
+            result = train_model(model, self._data.part("train"), self._data.part("val"),
+                                 replace(recipe, seed=seed), classes, progress)
+            test = evaluate(model, self._data.part("test"), classes)
+            summary = test.summary()
+            record.seeds.append({
+                "seed": seed, "history": result.history,
+                "metrics": {"val_dice": result.best_val_dice, "test_dice": summary["dice_mean"],
+                            "test_dice_fg": summary["dice_mean_fg"], "test_iou": summary["iou_mean"],
+                            "test_hd95_fg": summary["hd95_mean_fg"], "best_epoch": result.best_epoch,
+                            "train_seconds": result.seconds},
+                "test_dice_fg_per_image": [float(v) for v in test.per_image_mean_fg("dice")]})
+        runs = [run["metrics"] for run in record.seeds]
+        samples = {name: [run[name] for run in runs] for name in runs[0]}
+        samples.update({o.name: [float(o.compute(run)) for run in runs] for o in self.scores})
+        estimates = {name: estimate(values) for name, values in samples.items()}
+        record.estimates = {name: e.to_dict() for name, e in estimates.items()}
+        record.metrics = {name: estimates[name].mean for name in runs[0]}
+        record.values.update({o.name: estimates[o.name].mean for o in self.scores})
+        record.per_image = mean_over_runs([run["test_dice_fg_per_image"] for run in record.seeds])
         record.trained = True
 
     # ------------------------------------------------------------------------------ the loop
@@ -326,15 +367,15 @@ class Sweep:
 
     # ------------------------------------------------------------------------------ the end
 
-    def _finish(self, seconds: float) -> SweepResult:
+    def _finish(self, started: float) -> SweepResult:
         result = self.result()
         if self.timed and result.front:
             self._time_front(result)
-        result.seconds = seconds
         if self.report_dir is not None:
             from .report import write_report
 
             result.report_paths = [str(p) for p in write_report(result, self.report_dir)]
+        result.seconds = time.perf_counter() - started
         self.listeners.study_ended(result)
         return result
 
@@ -357,6 +398,16 @@ class Sweep:
                        for r, t in zip(result.front_records, timed[1:])}}
         front_latency(self.study, result.front_latency)
 
+    def _enqueue_stock(self, reference: Architecture) -> None:
+        """Train the space's stock architecture first, when the space can express it: the
+        reference that every front member is compared with, image by image."""
+        sample = stock_sample(self.space, reference.config)
+        if sample is None:
+            return
+        overrides = sample_overrides(FixedTrial(sample), self.space)
+        if resolve_architecture(self.space.architecture, overrides).hash == reference.hash:
+            self.study.enqueue_trial(sample)
+
     def _study_info(self, reference_hash: str) -> StudyInfo:
         data, space = self._data, self.space
         return StudyInfo(
@@ -366,8 +417,8 @@ class Sweep:
                   "classes": data.dataset.classes, "train": len(data.split.train), "val": len(data.split.val),
                   "test": len(data.split.test)},
             recipe=space.recipe.to_dict(), sampler=space.study["sampler"], seed=int(space.study["seed"]),
-            trials=self.trials, storage=redact(self.storage), tracking_uri=redact(self.tracking_uri or ""),
-            space_file=str(space.source), workers=self.workers)
+            trials=self.trials, repeats=self.repeats, storage=redact(self.storage),
+            tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers)
 
 
 def load_result(study: Any) -> SweepResult:
@@ -375,7 +426,9 @@ def load_result(study: Any) -> SweepResult:
     alone, see :func:`bench.study.load_study`)."""
     info = study_info(study)
     found = study_records(study)
-    return SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
+    result = SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
+    weigh_front(result)
+    return result
 
 
 def _worker_main(settings: dict[str, Any]) -> None:

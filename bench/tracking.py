@@ -133,6 +133,11 @@ class MlflowTracker(SweepListener):
             self.client.set_tag(self.parent, "bench.latency_reference",
                                 f"{timed['reference']}: {timed['reference_ms']:.3f} ms")
         self.client.set_tag(self.parent, "bench.front", ",".join(map(str, sorted(front))))
+        if result.stock is not None:
+            self.client.set_tag(self.parent, "bench.stock_trial", str(result.stock))
+        for number, test in result.versus_stock.items():
+            if number in logged:
+                self.client.set_tag(logged[number], "bench.vs_stock", test.text())
         for path in result.report_paths:
             self.client.log_artifact(self.parent, path, "report")
 
@@ -184,6 +189,7 @@ class MlflowTracker(SweepListener):
         FAILED / KILLED."""
         tags = {"mlflow.parentRunId": self.parent, "bench.trial": str(record.number),
                 "bench.state": record.state, "bench.status": record.status, "bench.trained": str(record.trained),
+                "bench.seeds": ",".join(str(run["seed"]) for run in record.seeds),
                 "bench.config_hash": record.config_hash, **{f"block.{k}": v for k, v in record.blocks.items()}}
         if record.latency:
             tags.update(latency_tags(record.latency))
@@ -208,6 +214,12 @@ class MlflowTracker(SweepListener):
         values = {**record.metrics, **record.values}
         if record.cost:
             values.update({f"deploy_{k}": record.cost["deploy"][k] for k in ("params", "macs", "flops")})
+        for name, figure in record.estimates.items():  # over the seeds: the mean is values[name]
+            if figure["n"] > 1:
+                values.update({f"{name}_std": figure["std"], f"{name}_ci95_low": figure["ci_low"],
+                               f"{name}_ci95_high": figure["ci_high"]})
+        for run in record.seeds if len(record.seeds) > 1 else []:
+            values.update({f"{name}/seed_{run['seed']}": v for name, v in run["metrics"].items()})
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items() if isinstance(v, (int, float))],

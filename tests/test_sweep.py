@@ -34,7 +34,8 @@ def test_quick_sweep_from_python_completes_and_its_front_matches_an_independent_
         assert r.config_hash and r.config["encoder"]["block"]["type"] == r.sample["encoder.block.type"]
         assert r.cost["params"] == r.values["params"] and r.cost["deploy"]["params"] > 0
         assert r.values["peak_memory_mb"] > 0 and r.worker and r.overrides and r.blocks["encoder.block"]
-        assert r.trained and r.metrics["test_dice"] >= 0 and len(r.history) == 1
+        assert r.trained and r.metrics["test_dice"] >= 0 and len(r.seeds) == 1
+        assert len(r.seeds[0]["history"]) == 1
     unique = [r for r in complete if r.duplicate_of is None]
     expected = [unique[i].number for i in pareto_front([(r.value("val_dice"), r.value("params")) for r in unique],
                                                         ["maximize", "minimize"])]
@@ -259,3 +260,72 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_does_not_block_the
     assert result.record(orphan.number).state == "FAIL"
     assert "worker stopped" in result.record(orphan.number).fail_reason
     assert [r.state for r in result.records[1:]] == ["COMPLETE"]
+
+
+def untimed(record) -> str:
+    """Everything a trial found except wall-clock figures, as text."""
+    import json
+
+    seeds = [{**s, "metrics": {k: v for k, v in s["metrics"].items() if k != "train_seconds"},
+              "history": [{k: v for k, v in h.items() if k != "seconds"} for h in s["history"]]} for s in record.seeds]
+    return json.dumps([record.sample, {k: v for k, v in record.values.items()}, seeds, record.per_image])
+
+
+def test_repeats_train_each_design_with_consecutive_seeds_and_the_front_is_on_means(tmp_path):
+    result = quick(tmp_path, trials=2, repeats=2).run()
+    trained = [r for r in result.records if r.status == "trained"]
+    assert trained and result.info.repeats == 2
+    for r in trained:
+        assert [s["seed"] for s in r.seeds] == [0, 1]
+        first, second = (s["metrics"]["val_dice"] for s in r.seeds)
+        assert first != second  # other initial weights, batch order and augmentation
+        assert r.value("val_dice") == pytest.approx((first + second) / 2)
+        assert r.estimate("val_dice").n == 2 and r.estimate("val_dice").std > 0
+        assert len(r.per_image) == result.info.data["test"]
+        assert r.per_image[0] == pytest.approx(sum(s["test_dice_fg_per_image"][0] for s in r.seeds) / 2)
+    unique = [r for r in result.records if r.state == "COMPLETE" and r.duplicate_of is None]
+    on_means = [unique[i].number for i in pareto_front([(r.value("val_dice"), r.value("params")) for r in unique],
+                                                       ["maximize", "minimize"])]
+    assert sorted(result.front) == sorted(on_means)
+
+
+def test_the_same_seed_gives_the_same_figures_to_the_last_digit_with_repeats(tmp_path):
+    first = quick(tmp_path / "a", trials=1, repeats=2).run().records
+    second = quick(tmp_path / "b", trials=1, repeats=2).run().records
+    assert [untimed(r) for r in first] == [untimed(r) for r in second]
+
+
+def test_the_stock_network_is_trained_first_and_every_front_member_is_tested_against_it(tmp_path, write_yaml):
+    write_yaml("base.yaml", "base: tinyunet\nwidth_multiplier: 0.25\n")
+    space = write_yaml("small.yaml", """
+        architecture: base.yaml
+        vary:
+          encoder.block:
+            cmrf: {N: {choices: [4, 8]}}
+            double_conv: {}
+        objectives: {val_dice: maximize, params: minimize}
+        recipe: {name: default, epochs: 1, batch: 8}
+        data: {source: synthetic, size: 32, count: 40}
+        study: {sampler: random, trials: 3, seed: 0, repeats: 2}
+    """)
+    result = quick(tmp_path, str(space), report_dir=tmp_path / "report").run()
+    stock = result.records[0]
+    assert stock.sample == {"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 8}
+    assert stock.config_hash == result.info.reference_hash and result.stock == 0
+    others = [n for n in result.front if n != 0]
+    assert set(result.versus_stock) == set(others)
+    for number, test in result.versus_stock.items():
+        assert test.n == result.info.data["test"] - test.dropped and test.seeds == 2
+        assert test.verdict in ("better", "worse", "not distinguishable")
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Paired evidence" in report and "each design trained 2 times" in report
+    for number, test in result.versus_stock.items():
+        assert f"trial {number} against the stock network (trial 0): {test.text()}" in report
+
+
+def test_a_resumed_study_refuses_other_repeats(tmp_path):
+    from bench.errors import BenchError
+
+    quick(tmp_path, trials=1).run()
+    with pytest.raises(BenchError, match=r"trains each design 1 time\(s\); --repeats 2 would mix"):
+        quick(tmp_path, trials=2, repeats=2).run()

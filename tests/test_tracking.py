@@ -9,7 +9,7 @@ from bench.pareto import pareto_front
 
 def test_sweep_is_tracked_in_mlflow(run_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run_cli("run", "--space", "quick", "--trials", "3", "--quiet")
+    result = run_cli("run", "--space", "quick", "--trials", "3", "--repeats", "2", "--quiet")
     assert result.exit_code == 0, result.output
     client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
     experiment = client.get_experiment_by_name("quick")
@@ -34,8 +34,13 @@ def test_sweep_is_tracked_in_mlflow(run_cli, tmp_path, monkeypatch):
         assert tags["bench.state"] in ("COMPLETE", "FAIL") and tags["bench.on_front"] in ("yes", "no")
         assert "block.encoder.block" in tags
         if tags["bench.state"] == "COMPLETE":
-            assert {"val_dice", "params", "macs", "flops", "deploy_params", "deploy_macs"} <= set(child.data.metrics)
+            metrics = child.data.metrics
+            assert {"val_dice", "params", "macs", "flops", "deploy_params", "deploy_macs"} <= set(metrics)
             assert any(f.path == "architecture.yaml" for f in client.list_artifacts(child.info.run_id))
+            # each seed's figures beside their mean, std and 95 % interval
+            assert tags["bench.seeds"] == "0,1"
+            assert metrics["val_dice"] == (metrics["val_dice/seed_0"] + metrics["val_dice/seed_1"]) / 2
+            assert {"val_dice_std", "val_dice_ci95_low", "val_dice_ci95_high", "test_dice/seed_1"} <= set(metrics)
 
     candidates = [c for c in children if c.data.tags["bench.state"] == "COMPLETE"
                   and c.data.tags["bench.trained"] == "True" and "bench.duplicate_of" not in c.data.tags]

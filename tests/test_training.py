@@ -75,22 +75,36 @@ def test_class_count_that_disagrees_with_the_masks(run_cli):
     assert "Use --classes 2 (or 1, for a single sigmoid output)" in result.output
 
 
-def test_compare_writes_tables_whose_costs_match_profile(run_cli, tmp_path):
-    result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1",
+def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_that_match_profile(run_cli, tmp_path):
+    result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1", "--repeats", "2",
                      "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "table.csv")
-    assert list(table["Model"]) == ["tinyunet", "ulite"]
-    for name, row in zip(table["Model"], table.itertuples()):
-        profile = json.loads(run_cli("profile", name, "--size", "32", "--format", "json").output)
-        assert row[2] == pytest.approx(profile["params"] / 1e6, abs=1e-4)
-        assert row[3] == pytest.approx(profile["flops"] / 1e9, abs=1e-4)
-    assert "IoU mean (%)" in table.columns and "Dice class 1 (%)" in table.columns
-    assert (tmp_path / "table.md").read_text().startswith("| Model")
+    assert list(table["Model"]) == ["tinyunet", "ulite"] and list(table["Seeds"]) == [2, 2]
+    for _, row in table.iterrows():
+        profile = json.loads(run_cli("profile", row["Model"], "--size", "32", "--format", "json").output)
+        assert row["Params (M)"] == pytest.approx(profile["params"] / 1e6, abs=1e-6)
+        assert row["FLOPs (G)"] == pytest.approx(profile["flops"] / 1e9, abs=1e-6)
+    runs = {name: [json.loads((tmp_path / name / f"seed_{s}" / "metrics.json").read_text()) for s in (0, 1)]
+            for name in ("tinyunet", "ulite")}
+    for name, (first, second) in runs.items():  # the table's cells are the seeds' mean and std
+        row = table[table["Model"] == name].iloc[0]
+        dice = [100 * r["test"]["dice_mean"] for r in (first, second)]
+        assert row["Dice mean (%)"] == pytest.approx(sum(dice) / 2)
+        assert row["Dice mean (%) std"] == pytest.approx(abs(dice[0] - dice[1]) / 2 ** 0.5)
+        assert (first["seed"], second["seed"]) == (0, 1) and first["split"]["hash"] == second["split"]["hash"]
+    markdown = (tmp_path / "table.md").read_text()
+    assert markdown.startswith("| Model") and " ± " in markdown and "Verdict" in markdown
     assert "\\begin{tabular}" in (tmp_path / "table.tex").read_text()
-    splits = {json.loads((tmp_path / n / "split.json").read_text())["hash"] for n in ("tinyunet", "ulite")}
-    assert len(splits) == 1  # the same split for every network
+    assert table["Verdict"][0] == "reference" and table["Verdict"][1] in ("better", "worse", "not distinguishable")
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    paired = comparison["paired"][0]
+    assert paired["reference"] == "tinyunet" and paired["candidate"] == "ulite" and paired["seeds"] == 2
+    assert paired["n"] + paired["dropped"] == len(runs["ulite"][0]["test_dice_fg_per_image"])
+    assert f"ulite against tinyunet, paired over {paired['n']} test images" in " ".join(result.output.split())
+    splits = {r["split"]["hash"] for pair in runs.values() for r in pair}
+    assert len(splits) == 1  # the same split for every network and seed
     assert list(table["Latency ratio"])[0] == 1.0  # timed together, tinyunet the reference
-    timed = json.loads((tmp_path / "ulite" / "metrics.json").read_text())["latency"]
+    timed = runs["ulite"][0]["latency"]
     assert timed["reference"] == "tinyunet" and timed["protocol"]["interleaved_with"] == "tinyunet"
     assert timed["ratio"] == pytest.approx(timed["median_ms"] / table["Latency (ms)"][0], rel=1e-3)
