@@ -41,6 +41,7 @@ class Objective:
         summary: one line for ``bench list objectives``.
         costly: measured only in studies that name it (timing takes seconds; counting does not).
         timed: a wall-clock figure; the sweep's front is timed again, interleaved, at the end.
+        bounds: the range a value can take, if bounded (plots clip intervals to it).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Objective:
     summary: str
     costly: bool = False
     timed: bool = False
+    bounds: Optional[tuple[float, float]] = None
 
     def __post_init__(self) -> None:
         if self.direction not in (MINIMIZE, MAXIMIZE):
@@ -68,6 +70,15 @@ class Objective:
     @property
     def before_training(self) -> bool:
         return self.known == BEFORE_TRAINING
+
+    def show(self, value: float) -> str:
+        """A value in the display unit: ``1.49 M``, ``12.3 ms, 1 thread``."""
+        return f"{value * self.scale:.3g}" + (f" {self.unit}" if self.unit else "")
+
+    def bounds_text(self, bound: dict[str, float]) -> str:
+        """A constraint for people: ``params <= 1 M``."""
+        parts = [f"{self.name} >= {self.show(bound['min'])}"] if "min" in bound else []
+        return " and ".join(parts + ([f"{self.name} <= {self.show(bound['max'])}"] if "max" in bound else []))
 
 
 class ObjectiveRegistry:
@@ -113,7 +124,8 @@ OBJECTIVES = ObjectiveRegistry()
 
 OBJECTIVES.register(Objective(
     "val_dice", MAXIMIZE, AFTER_TRAINING, "Validation Dice", "", 1.0, lambda metrics: metrics["val_dice"],
-    "mean Dice over classes (background included) on the validation split, at the best epoch"))
+    "mean Dice over classes (background included) on the validation split, at the best epoch",
+    bounds=(0.0, 1.0)))
 OBJECTIVES.register(Objective(
     "params", MINIMIZE, BEFORE_TRAINING, "Parameters", "M", 1e-6, lambda design: design.cost.train.params,
     "trainable parameters of the training form"))

@@ -19,6 +19,21 @@ RUNNING, WAITING, COMPLETE, PRUNED, FAIL = "RUNNING", "WAITING", "COMPLETE", "PR
 DIED = "its worker stopped without recording a reason (killed, or its heartbeats stopped)"
 
 
+def design_label(sample: dict[str, Any]) -> str:
+    """Block types by name, their sampled parameters as ``N=8``, the width multiplier as ``x0.5``,
+    other values as ``leaf=value``: ``cmrf N=8 x1.0``."""
+    words = []
+    for key, value in sample.items():
+        leaf = key.rpartition(".")[2]
+        if leaf == "type":
+            words.append(str(value))
+        elif key == "width_multiplier":
+            words.append(f"x{value}")
+        else:
+            words.append(f"{leaf}={value}")
+    return " ".join(words)
+
+
 @dataclass
 class StudyInfo:
     """What a study sweeps, on what data, towards what: recorded in the study when it is
@@ -41,6 +56,7 @@ class StudyInfo:
     tracking_uri: str = ""
     space_file: str = ""
     workers: int = 1
+    vary: dict[str, str] = field(default_factory=dict)  # config path -> what is sampled, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +105,7 @@ class TrialRecord:
     worker: str = ""  # host:pid
     seconds: Optional[float] = None
     links: dict[str, str] = field(default_factory=dict)  # e.g. mlflow_run_id
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> local file (weights per seed)
     retry_of: Optional[int] = None  # the trial (whose worker died) this one retries
     started: Optional[datetime] = None
     finished: Optional[datetime] = None
@@ -110,6 +127,11 @@ class TrialRecord:
         if record.state == FAIL and not record.fail_reason:
             record.fail_reason = DIED
         return record
+
+    @property
+    def label(self) -> str:
+        """A short design name from the sample: ``cmrf N=8 x1.0``, ``repvgg x0.25``."""
+        return design_label(self.sample) or f"trial {self.number}"
 
     @property
     def feasible(self) -> bool:
@@ -157,6 +179,11 @@ class SweepResult:
     stock: Optional[int] = None  # the trial that trained the space's stock network, if any
     versus_stock: dict[int, "PairedComparison"] = field(default_factory=dict)  # front member -> test
     front_pairs: list["PairedComparison"] = field(default_factory=list)  # front members, pairwise
+    hypervolume: Optional[float] = None  # of the front, see HYPERVOLUME
+    links: dict[str, str] = field(default_factory=dict)  # set by listeners, e.g. mlflow_runs_url
+
+    HYPERVOLUME = ("objectives min-max normalised over the trained designs (0 best, 1 worst), "
+                   "reference point 1.1 in each")
 
     def record(self, number: int) -> TrialRecord:
         return next(r for r in self.records if r.number == number)

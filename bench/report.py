@@ -1,118 +1,144 @@
-"""Study reports from a sweep's records: every trial and the Pareto front as CSV, Markdown and
-LaTeX tables, and the front as a static (PNG) and an interactive (HTML) plot."""
+"""A sweep's report, from its records: ``report.md``, a page to read (what was swept on what
+data, what became of every trial, the plot, the front table, the comparison with the stock
+network); ``table.md``/``.tex``/``.csv``, the front in the form of the seed papers' Table 1;
+``results.csv`` (every trial, full precision) and ``pareto.csv`` (the front, full precision);
+``pareto.png``/``.pdf``/``.html``, the plots (:mod:`bench.plots`)."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only: never open a window
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .evidence import indistinguishable  # noqa: E402
-from .objectives import OBJECTIVES  # noqa: E402
-from .records import SweepResult  # noqa: E402
+from .evidence import indistinguishable
+from .objectives import OBJECTIVES
+from .plots import write_plots
+from .records import SweepResult
+from .tables import display_table, front_table, write_tables
 
 
 def trial_rows(result: SweepResult) -> pd.DataFrame:
-    """One row per trial: number, state, status, sample, values, metrics, flags."""
+    """One row per trial, every figure at full precision, each once: number, state, status,
+    design, sample, objective values, metrics (means over seeds) with std and 95 % interval,
+    the front's interleaved latency, the paired test against the stock network, flags."""
     on_front = set(result.front)
     timed = (result.front_latency or {}).get("trials", {})
     rows = []
     for r in result.records:
-        row: dict[str, Any] = {"trial": r.number, "state": r.state, "status": r.status, **r.sample}
-        row.update(r.values)
-        row.update({f"metric_{k}": v for k, v in r.metrics.items() if k not in r.values})
+        row: dict[str, Any] = {"trial": r.number, "state": r.state, "status": r.status, "design": r.label,
+                               **r.sample, **r.values}
+        row.update({k: v for k, v in r.metrics.items() if k not in r.values})
         for name, figure in r.estimates.items():
             if figure["n"] > 1:
                 row.update({f"{name}_std": figure["std"], f"{name}_ci95_low": figure["ci_low"],
                             f"{name}_ci95_high": figure["ci_high"]})
+        if timed:  # the front timed again in one interleaved session
+            figures = timed.get(str(r.number), {})
+            row.update({"latency_interleaved_ms": figures.get("median_ms"), "latency_ratio": figures.get("ratio")})
         test = result.versus_stock.get(r.number)
         if test is not None:
             row.update({"vs_stock": test.verdict, "vs_stock_dice_fg_diff": test.mean_difference,
                         "vs_stock_ci95_low": test.ci_low, "vs_stock_ci95_high": test.ci_high,
                         "vs_stock_p": test.p_value})
-        if timed:  # the front timed again in one interleaved session
-            figures = timed.get(str(r.number), {})
-            row.update({"latency_interleaved_ms": figures.get("median_ms"), "latency_ratio": figures.get("ratio")})
-        row.update({"trained": r.trained, "duplicate_of": r.duplicate_of, "feasible": r.feasible,
-                    "on_front": r.number in on_front, "reference": r.config_hash == result.info.reference_hash,
-                    "config_hash": r.config_hash, "skipped": r.skipped or "", "fail_reason": r.fail_reason or ""})
+        row.update({"seeds": len(r.seeds), "trained": r.trained, "duplicate_of": r.duplicate_of,
+                    "feasible": r.feasible, "on_front": r.number in on_front, "stock": r.number == result.stock,
+                    "config_hash": r.config_hash, "skipped": r.skipped or "", "fail_reason": r.fail_reason or "",
+                    "seconds": r.seconds, "mlflow_run_id": r.links.get("mlflow_run_id", "")})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def write_report(result: SweepResult, out_dir: Path) -> list[Path]:
-    """``results.csv``, ``pareto.csv``, ``report.md``, ``table.tex``, ``pareto.png`` and
-    ``pareto.html`` in ``out_dir``; returns the paths."""
+    """Every file of the report in ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    objectives = result.info.objectives
     results = trial_rows(result)
     results.to_csv(out_dir / "results.csv", index=False)
-    shown = results[results["on_front"] | results["reference"]] if len(results) else results
-    pareto = results[results["on_front"]] if len(results) else results
-    pareto.to_csv(out_dir / "pareto.csv", index=False)
-    columns = [c for c in shown.columns if c not in ("state", "config_hash", "fail_reason", "skipped", "feasible",
-                                                     "on_front")]
-    table = shown[columns].sort_values(list(objectives)[0], ascending=False) if len(shown) else shown
-    (out_dir / "report.md").write_text(
-        f"# Study {result.info.study}\n\n{len(result.records)} trials, {result.count('trained')} trained, "
-        f"{len(result.front)} on the Pareto front of {', '.join(f'{k} ({v})' for k, v in objectives.items())}.\n"
-        "Rows marked reference are the stock architecture, when the study sampled it.\n\n"
-        + table.to_markdown(index=False, floatfmt=".4f") + "\n\n" + _evidence(result)
-    )
-    (out_dir / "table.tex").write_text(table.to_latex(index=False, float_format="%.4f"))
-    paths = [out_dir / name for name in ("results.csv", "pareto.csv", "report.md", "table.tex")]
-    return paths + _plots(result, out_dir)
+    (results[results["on_front"]] if len(results) else results).to_csv(out_dir / "pareto.csv", index=False)
+    info = result.info
+    tables = write_tables(front_table(result), out_dir, "table", _table_caption(result),
+                          f"tab:{info.study}") if result.front else []
+    plots = write_plots(result, out_dir)
+    (out_dir / "report.md").write_text(report_page(result, bool(plots)))
+    return [out_dir / "report.md", out_dir / "results.csv", out_dir / "pareto.csv", *tables, *plots]
+
+
+def _table_caption(result: SweepResult) -> str:
+    info = result.info
+    seeds = f"mean ± std over {info.repeats} seeds" if info.repeats > 1 else "one seed per design"
+    return (f"Pareto front of study {info.study} ({', '.join(info.objectives)}) on "
+            f"{Path(str(info.data['source'])).name} at {info.data['size']} px, test split of {info.data['test']} "
+            f"images; {seeds}.")
+
+
+def report_page(result: SweepResult, plotted: bool) -> str:
+    """``report.md``: the study in words, figures and one table; no NaN, no raw dumps."""
+    info = result.info
+    recipe = info.recipe
+    seeds = (f"{info.repeats} seeds per design ({recipe['seed']} to {recipe['seed'] + info.repeats - 1})"
+             if info.repeats > 1 else f"one seed per design ({recipe['seed']})")
+    lines = [f"# Study {info.study}", "", info.description or f"Search space {info.space}.", "",
+             "## What was swept", ""]
+    varied = "; ".join(f"`{path}` in {what}" for path, what in info.vary.items())
+    lines.append(f"- Base architecture: `{Path(info.architecture).stem}`" + (f"; varied: {varied}." if varied else "."))
+    bounds = ", ".join(OBJECTIVES.get(k).bounds_text(bound) for k, bound in info.constraints.items())
+    lines.append("- Objectives: " + ", ".join(f"`{k}` ({v})" for k, v in info.objectives.items())
+                 + (f"; constraints: {bounds}" if bounds else "") + ".")
+    data = info.data
+    lines.append(f"- Data: {Path(str(data['source'])).name} at {data['size']} px: {data['train']} training, "
+                 f"{data['val']} validation and {data['test']} test images (split {data['split_hash'][:12]}).")
+    lines.append(f"- Recipe: {recipe['optimizer']}, learning rate {recipe['lr']:g}, {recipe['schedule']} schedule, "
+                 f"{recipe['epochs']} epochs, batch {recipe['batch']}, loss {recipe['loss']}; {seeds}.")
+    lines.append(f"- Sampler {info.sampler} (seed {info.seed}), {info.trials} complete trials asked for, "
+                 f"{len(result.records)} trials run" + (f" in {result.seconds:.0f} s" if result.seconds else "") + ".")
+    lines += ["", "## What became of the trials", ""]
+    counts = Counter(r.status for r in result.records)
+    lines.append(f"- {counts['trained']} designs trained; {counts['duplicate']} trials sampled a design already "
+                 f"trained and reused its results.")
+    untrained = Counter(f"{r.label} ({r.skipped.removeprefix('not trained: ')})" for r in result.records
+                        if r.status == "not trained")
+    if untrained:
+        lines.append(f"- {counts['not trained']} designs not trained, violating a constraint: "
+                     + "; ".join(f"{why} ({n}x)" if n > 1 else why for why, n in untrained.items()) + ".")
+    failures = Counter((r.fail_reason or "")[:160] for r in result.records if r.status == "failed")
+    if failures:
+        lines.append(f"- {counts['failed']} failed: " + "; ".join(f"{why} ({n}x)" if n > 1 else why
+                                                               for why, n in failures.items()) + ".")
+    if counts["skipped"]:
+        lines.append(f"- {counts['skipped']} skipped: the study already had enough trials under way.")
+    lines += ["", "## Pareto front", ""]
+    if not result.front:
+        lines.append("No design reached the front: none was trained.")
+    else:
+        if plotted:
+            lines += ["![Pareto front](pareto.png)", "", "Interactive: [pareto.html](pareto.html); "
+                      "for print: [pareto.pdf](pareto.pdf).", ""]
+        lines += [_table_caption(result), "", display_table(front_table(result)).to_markdown(index=False), ""]
+        if result.hypervolume is not None:
+            lines.append(f"Hypervolume of the front: {result.hypervolume:.4f} ({SweepResult.HYPERVOLUME}).")
+    lines += ["", "## Against the stock network", "", _evidence(result)]
+    lines += ["## Files", "", "`results.csv` holds every trial at full precision (sample, values, metrics with "
+              "std and interval, status and reasons), `pareto.csv` the front, `table.tex` the front for LaTeX "
+              "(booktabs)."]
+    return "\n".join(lines) + "\n"
 
 
 def _evidence(result: SweepResult) -> str:
     """The paired tests, in words."""
-    seeds = (f"each design trained {result.info.repeats} times (seeds {result.info.recipe['seed']} to "
-             f"{result.info.recipe['seed'] + result.info.repeats - 1}); per-image scores averaged over the seeds"
-             if result.info.repeats > 1 else "one seed per design: the tests see image-to-image variation only")
-    lines = [f"## Paired evidence\n\nPer-image foreground Dice on the test split, {seeds}. Verdicts need both "
-             "a Wilcoxon signed-rank p < 0.05 and a 95 % bootstrap interval of the mean difference that excludes 0.\n"]
+    info = result.info
+    seeds = (f"each design trained {info.repeats} times; per-image scores averaged over the seeds"
+             if info.repeats > 1 else "one seed per design: the tests see image-to-image variation only")
+    lines = [f"Per-image foreground Dice on the test split, {seeds}. A verdict needs both a Wilcoxon signed-rank "
+             "p < 0.05 and a 95 % bootstrap interval of the mean difference that excludes 0.", ""]
     if result.stock is None:
-        lines.append("The study did not train the stock network, so front members are not compared with it.\n")
+        lines.append(f"The study did not train the stock {Path(info.architecture).stem}, so the front is not "
+                     "compared with it.")
+    stock = next((r for r in result.records if r.number == result.stock), None)
     for number, test in result.versus_stock.items():
-        lines.append(f"- trial {number} against the stock network (trial {result.stock}): {test.text()}")
+        lines.append(f"- {result.record(number).label} (trial {number}) against the stock {stock.label} "
+                     f"(trial {result.stock}): {test.text()}.")
     same = indistinguishable(result)
     if same:
-        lines.append("\nFront members that cannot be told apart on test Dice: " + ", ".join(
-            f"{c.reference} and {c.candidate} (p {c.p_value:.2g})" for c in same) + ".")
+        lines += ["", "Front members the paired test cannot tell apart on test Dice: " + ", ".join(
+            f"{c.reference} and {c.candidate} (p {c.p_value:.2g})" for c in same) + "."]
     return "\n".join(lines) + "\n"
-
-
-def _plots(result: SweepResult, out_dir: Path) -> list[Path]:
-    """Accuracy against each cost objective; the front marked."""
-    names = list(result.info.objectives)
-    accuracy = [n for n in names if not OBJECTIVES.get(n).before_training]
-    costs = [n for n in names if OBJECTIVES.get(n).before_training]
-    points = [r for r in result.records if r.state == "COMPLETE" and all(r.value(n) is not None for n in names)]
-    if not accuracy or not costs or not points:
-        return []
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    y = accuracy[0]
-    front = set(result.front)
-    figure, axes = plt.subplots(1, len(costs), figsize=(5 * len(costs), 4), squeeze=False)
-    html = make_subplots(rows=1, cols=len(costs))
-    for i, x in enumerate(costs):
-        for on_front, colour in ((False, "#1f77b4"), (True, "#d62728")):
-            group = [r for r in points if (r.number in front) == on_front]
-            xs, ys = [r.value(x) for r in group], [r.value(y) for r in group]
-            axes[0, i].scatter(xs, ys, color=colour, label="Pareto front" if on_front else "trials")
-            html.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker={"color": colour},
-                                      text=[f"trial {r.number}" for r in group],
-                                      name="Pareto front" if on_front else "trials"), row=1, col=i + 1)
-        axes[0, i].set_xlabel(OBJECTIVES.get(x).label)
-        axes[0, i].set_ylabel(OBJECTIVES.get(y).label)
-        axes[0, i].legend()
-    figure.savefig(out_dir / "pareto.png", dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    html.write_html(out_dir / "pareto.html", include_plotlyjs=True)  # self-contained, offline
-    return [out_dir / "pareto.png", out_dir / "pareto.html"]

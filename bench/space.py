@@ -74,6 +74,19 @@ class SearchSpace:
     raw: dict = field(default_factory=dict)
 
 
+def describe(dist: Distribution | BlockChoice) -> str:
+    """What a ``vary`` entry samples, for people: ``cmrf (N in {2, 4}), double_conv``,
+    ``{0.25, 0.5}``, ``float in [0.5, 1.0] (log)``."""
+    if isinstance(dist, BlockChoice):
+        return ", ".join(name + (" (" + ", ".join(f"{p} in {describe(d)}" for p, d in params.items()) + ")"
+                                 if params else "") for name, params in dist.options.items())
+    if dist.kind == "choices":
+        return "{" + ", ".join(map(str, dist.choices)) + "}"
+    scale = ", log" if dist.log else ""
+    step = f", step {dist.step}" if dist.step else ""
+    return f"{dist.kind} in [{dist.low}, {dist.high}]{step}{scale}"
+
+
 def builtin_spaces() -> dict[str, Path]:
     return {p.stem: p for p in sorted(builtin_dir("search_spaces").glob("*.yaml"))}
 
