@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
@@ -276,10 +275,27 @@ def training_options(command: Callable) -> Callable:
         click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
                      help="Reuse a split.json (checked against the folder)."),
         click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder."),
+        click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+                     help="MLflow tracking URI (default sqlite:///runs/mlflow.db; env MLFLOW_TRACKING_URI)."),
+        click.option("--experiment", default=None, help="MLflow experiment (default: train: 'bench train'; "
+                     "compare: one per comparison, named as its output folder)."),
+        click.option("--no-tracking", is_flag=True, help="Do not log to MLflow."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[str]:
+    """The MLflow store to log to (checked now, before any training), or None."""
+    if no_tracking:
+        return None
+    from .defaults import DEFAULT_TRACKING
+    from .tracking import check_tracking
+
+    uri = tracking_uri or DEFAULT_TRACKING
+    check_tracking(uri)
+    return uri
 
 
 def _recipe_and_data(arch_channels: int, data: Optional[str], layout: Optional[str], size: Optional[int],
@@ -298,28 +314,6 @@ def _run_dir(kind: str, data: Optional[str]) -> Path:
     return Path("runs") / f"{kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-@contextmanager
-def training_progress(label: str):
-    """A rich progress callback for :func:`bench.train.train_model`, or None off a terminal."""
-    if not console.is_terminal:
-        yield None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        epochs = progress.add_task(f"{label}: epoch", total=None)
-        batches = progress.add_task("batch", total=None)
-
-        def report(event: str, done: int, total: int, values: dict) -> None:
-            if event == "batch":
-                progress.update(batches, completed=done, total=total,
-                                description=f"batch (loss {values['loss']:.3f})")
-            else:
-                progress.update(epochs, completed=done, total=total,
-                                description=f"{label}: epoch (val Dice {values['val_dice_mean']:.3f})")
-
-        yield report
-
-
 def _metrics_table(title: str, test: dict, classes: int) -> Table:
     table = Table("metric", *(f"class {c}" for c in range(classes)), "mean", "mean fg", title=title)
     for name in ("dice", "iou", "precision", "recall", "hd95"):
@@ -334,18 +328,22 @@ def _metrics_table(title: str, test: dict, classes: int) -> Table:
 @training_options
 def train(architecture: str, classes: Optional[int], overrides: Sequence[str], data: Optional[str],
           layout: Optional[str], size: Optional[int], recipe: str, epochs, batch, lr, seed: int,
-          split_file: Optional[str], out: Optional[str]) -> None:
+          split_file: Optional[str], out: Optional[str], tracking_uri: Optional[str], experiment: Optional[str],
+          no_tracking: bool) -> None:
     """Train an architecture on a dataset (default: synthetic) and evaluate it on the test split.
 
-    Writes split.json, model.pt (weights + resolved config) and metrics.json to --out.
+    Writes split.json, model.pt (weights + resolved config) and metrics.json to --out, and logs
+    the run to MLflow (curves, metrics, cost, weights).
     """
-    from .experiment import run_training
+    from .experiment import RepeatedRuns, run_training, tracking_entry
+    from .progress import training_progress
 
     arch = resolve(architecture, classes, overrides)
+    tracking = _tracking_uri(tracking_uri, no_tracking)
     chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], data, layout, size,
                                                     recipe, epochs, batch, lr, seed, split_file)
     out_dir = Path(out) if out else _run_dir(arch.name, data)
-    with training_progress(arch.name) as progress:
+    with training_progress(arch.name, console) as progress:
         outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress)
     s = outcome.summary
     console.print(_metrics_table(f"{arch.name}: test set ({len(split.test)} images, {size} px)",
@@ -353,6 +351,13 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     console.print(f"{s['params']:,} params, {s['flops'] / 1e9:.3f} G FLOPs, latency "
                   f"{s['latency']['median_ms']:.2f} ms; best epoch {s['best_epoch']}, trained in "
                   f"{s['train_seconds']:.0f} s; split {split.hash[:12]}; wrote {out_dir}/")
+    if tracking:
+        from .tracking import track_networks
+
+        entry = tracking_entry(RepeatedRuns(arch.name, [outcome]), chosen, dataset, split, size, arch.config)
+        entry["artifacts"][""].append(out_dir / "split.json")
+        url, _ = track_networks(tracking, experiment or "bench train", [entry])
+        console.print(f"MLflow: {url}", highlight=False, soft_wrap=True)
 
 
 @cli.command()
@@ -395,17 +400,19 @@ def evaluate(checkpoint: str, data: Optional[str], layout: Optional[str], size: 
               help="Train each network this many times, seeds SEED, SEED+1, ... (the split stays).")
 def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[str], size: Optional[int],
             recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str],
-            repeats: int) -> None:
+            tracking_uri: Optional[str], experiment: Optional[str], no_tracking: bool, repeats: int) -> None:
     """Train several architectures on the same split, recipe and seeds; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU, Dice and HD95 (mean ± std over the
     seeds), and test each network against the first image by image (paired: the difference of
     per-image foreground Dice, its bootstrap 95 % interval, a Wilcoxon signed-rank p-value).
     """
-    from .experiment import check_classes, run_repeats, time_together
+    from .experiment import check_classes, run_repeats, time_together, tracking_entry
+    from .progress import training_progress
     from .stats import compare_paired
     from .tables import display_table, results_table, write_tables
 
     archs = [resolve(name, None, ()) for name in architectures]
+    tracking = _tracking_uri(tracking_uri, no_tracking)
     chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], data, layout, size,
                                                     recipe, epochs, batch, lr, seed, split_file)
     for arch in archs:  # refuse a mismatch before any training starts
@@ -414,14 +421,18 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     if len({arch.name for arch in archs}) != len(archs):
         raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
     networks = [run_repeats(arch, dataset, split, chosen, size, out_dir / arch.name, repeats,
-                            lambda s, name=arch.name: training_progress(f"{name} seed {s}")) for arch in archs]
+                            lambda s, name=arch.name: training_progress(f"{name} seed {s}", console))
+                for arch in archs]
     with console.status("timing the networks together") if console.is_terminal else nullcontext():
         time_together([n.first for n in networks], archs[0].config["in_channels"], size)
     reference = networks[0]
     versus = [None] + [compare_paired(reference.per_image(), n.per_image(), reference_name=reference.name,
                                       candidate_name=n.name, seeds=repeats) for n in networks[1:]]
     table = results_table(networks, dataset.classes, versus=versus if len(networks) > 1 else None)
-    paths = write_tables(table, out_dir)
+    caption = (f"{', '.join(a.name for a in archs)} on {Path(dataset.source).name} at {size} px, recipe {recipe}, "
+               f"{chosen.epochs} epochs, test split of {len(split.test)} images; mean ± std over {repeats} seed(s); "
+               f"paired per-image test of foreground Dice against {archs[0].name}.")
+    paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
     (out_dir / "comparison.json").write_text(json.dumps({
         "seeds": networks[0].seeds, "split": split.hash, "data": dataset.source, "size": size,
         "recipe": chosen.to_dict(), "networks": {n.name: {k: e.to_dict() for k, e in n.estimates().items()}
@@ -440,6 +451,17 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
                       f"Dice, {averaged}): {test.text()}", highlight=False)
     console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
                   f"{repeats} seed(s); wrote {', '.join(map(str, paths))}", highlight=False)
+    if tracking:
+        from .tracking import track_networks
+
+        entries = [tracking_entry(n, chosen, dataset, split, size, a.config, v)
+                   for n, a, v in zip(networks, archs, versus)]
+        url, _ = track_networks(tracking, experiment or out_dir.name, entries, parent={
+            "name": f"compare {' '.join(a.name for a in archs)}", "description": caption,
+            "params": {"data.source": dataset.source, "data.size": size, "data.split": split.hash[:12],
+                       "seeds": ",".join(map(str, networks[0].seeds)), "networks": ",".join(a.name for a in archs)},
+            "artifacts": [*paths, out_dir / "comparison.json"]})
+        console.print(f"MLflow: {url}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------- sweeps
@@ -514,13 +536,21 @@ def report(study_name: str, storage: Optional[str], out: Optional[str]) -> None:
 @click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
               help="Backend store (default: sqlite:///runs/mlflow.db).")
 @click.option("--port", type=int, default=5000, show_default=True)
-def ui(tracking_uri: Optional[str], port: int) -> None:
+@click.option("--experiment", default=None, help="Print only this study's (experiment's) address.")
+def ui(tracking_uri: Optional[str], port: int, experiment: Optional[str]) -> None:
     """Start the MLflow UI on 127.0.0.1 over the local store (one worker, no background job
-    execution). For a server that many workers log to, see `bench server`."""
+    execution), and print the address that opens each study's runs table. For a server that many
+    workers log to, see `bench server`."""
     from .defaults import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
+    from .tracking import experiment_urls
 
-    _exec_mlflow_server(tracking_uri or DEFAULT_TRACKING, DEFAULT_ARTIFACTS, "127.0.0.1", port, 1, "MLflow UI",
-                        serve_artifacts=False)
+    store = tracking_uri or DEFAULT_TRACKING
+    urls = experiment_urls(store, f"http://127.0.0.1:{port}", experiment)
+    if experiment and not urls:
+        raise BenchError(f"no experiment {experiment!r} in {store}; `bench ui` without --experiment lists them all.")
+    for name, url in urls:
+        console.print(f"runs of {name}: {url}", highlight=False, soft_wrap=True)
+    _exec_mlflow_server(store, DEFAULT_ARTIFACTS, "127.0.0.1", port, 1, "MLflow UI", serve_artifacts=False)
 
 
 @cli.command()

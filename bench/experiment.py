@@ -80,6 +80,45 @@ class RepeatedRuns:
         return mean_over_runs([run.summary["test_dice_fg_per_image"] for run in self.runs])
 
 
+def tracking_entry(net: RepeatedRuns, recipe: Recipe, dataset: SegmentationData, split: Split, size: int,
+                   config: dict[str, Any], versus: Optional[Any] = None) -> dict[str, Any]:
+    """What :func:`bench.tracking.track_networks` logs of one network trained with its seeds:
+    recipe, data and seeds as parameters; cost, test metrics (mean over seeds, with spread),
+    per-epoch curves; the resolved architecture; every seed's weights and metrics."""
+    first = net.first.summary
+    figures = net.estimates()
+    metrics: dict[str, Any] = {"n_params": first["params"], "flops": first["flops"], "macs": first["cost"]["macs"],
+                               "deploy_n_params": first["cost"]["deploy"]["params"]}
+    for key, figure in figures.items():  # test metrics as test_*, the selection figure as a sweep names it
+        name = {"best_val_dice_mean": "val_dice_best", "train_seconds": "train_seconds"}.get(key, f"test_{key}")
+        metrics[name] = figure.mean
+        if figure.n > 1:
+            metrics.update({f"{name}_std": figure.std, f"{name}_ci95_low": figure.ci_low,
+                            f"{name}_ci95_high": figure.ci_high})
+    if "latency" in first:
+        metrics["latency_ms"] = first["latency"]["median_ms"]
+        if first["latency"].get("ratio") is not None:
+            metrics["latency_ratio"] = first["latency"]["ratio"]
+    dice = figures["dice_mean"]
+    seeds = ", ".join(map(str, net.seeds))
+    description = (f"{net.name} trained with seed(s) {seeds} on {Path(dataset.source).name} at {size} px: test Dice "
+                   f"{dice.text()}, {first['params'] / 1e6:.3f} M params")
+    tags = {}
+    if versus is not None:
+        tags["bench.vs_reference"] = versus.text()
+        description += f"; against {versus.reference}: {versus.text()}"
+    return {
+        "name": net.name, "seeds": net.seeds, "histories": [run.summary["history"] for run in net.runs],
+        "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
+                   "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
+                   "data.split": split.hash[:12], "config_hash": first["config_hash"]},
+        "metrics": metrics, "config": config, "description": description + ".", "tags": tags,
+        "artifacts": {run.out_dir.name if len(net.runs) > 1 else "": [run.out_dir / "model.pt",
+                                                                       run.out_dir / "metrics.json"]
+                      for run in net.runs},
+    }
+
+
 def run_repeats(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe, size: int,
                 out_dir: Path, repeats: int,
                 progress: Callable[[int], Any] = lambda seed: nullcontext()) -> RepeatedRuns:
@@ -119,6 +158,7 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         "best_epoch": result.best_epoch,
         "best_val_dice_mean": result.best_val_dice,
         "train_seconds": result.seconds,
+        "history": result.history,
     }
     if latency:  # compare times its networks together instead (time_together)
         summary["latency"] = measure_latency(model, arch.config["in_channels"], size).to_dict()
@@ -130,7 +170,6 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
                  "classes": dataset.classes, "encoding": dataset.encoding, "notes": dataset.notes},
         "split": {"hash": split.hash, "file": "split.json",
                   "sizes": [len(split.train), len(split.val), len(split.test)]},
-        "history": result.history,
         "metric_conventions": metrics.conventions,
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,16 @@
-"""Sweeps on the terminal: a sweep listener that prints one line per trial, and on a terminal a
-live panel (trials complete, the running trial's epoch, the front so far), then the front."""
+"""Progress on the terminal. Sweeps: one line per trial, and on a terminal a live panel (trials
+complete, the running trial's epoch, the front so far), then the front. Training (``bench train``,
+``bench compare``): progress bars on a terminal, one line per epoch otherwise (a log file, CI,
+nohup)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -47,21 +52,20 @@ def shown(record: TrialRecord, name: str) -> str:
 
 def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], title: str,
                 result: Optional[SweepResult] = None) -> Table:
-    """The front of ``records`` as a rich table: trial, sample, objectives, test Dice, and with a
+    """The front of ``records`` as a rich table: trial, design, objectives, test Dice, and with a
     ``result`` the paired verdict against the stock network."""
     by_number = {r.number: r for r in records}
     best = [by_number[n] for n in front_records(records, objectives)]
-    sampled = list(dict.fromkeys(k for r in best for k in r.sample))
-    versus = ["vs stock (test Dice, paired)"] if result is not None and result.stock is not None else []
-    table = Table("trial", *sampled, *objectives, "test Dice", *versus, title=title)
+    versus = ["vs stock (paired)"] if result is not None and result.stock is not None else []
+    table = Table("trial", "design", *objectives, "test Dice", *versus, title=title)
     first = next(iter(objectives))
     for r in sorted(best, key=lambda r: r.value(first)):
         verdict = []
         if versus:
             test = result.versus_stock.get(r.number)
             verdict = ["stock" if r.number == result.stock else test.short() if test else "-"]
-        table.add_row(str(r.number), *(str(r.sample.get(k, "")) for k in sampled),
-                      *(shown(r, name) for name in objectives), shown(r, "test_dice"), *verdict)
+        table.add_row(str(r.number), r.label, *(shown(r, name) for name in objectives), shown(r, "test_dice"),
+                      *verdict)
     return table
 
 
@@ -144,7 +148,12 @@ class SweepProgress(SweepListener):
                             for n, t in timed["trials"].items()))
         where = f"; report {result.report_paths[0].rsplit('/', 1)[0]}/" if result.report_paths else ""
         tracking = f"; MLflow {info.tracking_uri} (experiment {info.study!r})" if info.tracking_uri else ""
-        self.console.print(f"{result.seconds or 0:.0f} s; storage {info.storage}{tracking}{where}")
+        self.console.print(f"{result.status}: {result.seconds or 0:.0f} s; storage {info.storage}{tracking}{where}",
+                           highlight=False)
+        if "mlflow_runs_url" in result.links:
+            ui = "" if info.tracking_uri.startswith("http") else " (start the UI with `bench ui`)"
+            self.console.print(f"MLflow runs of this study: {result.links['mlflow_runs_url']}{ui}", highlight=False,
+                               soft_wrap=True)
 
     def _render(self) -> Group:
         records = list(self.records.values())
@@ -152,3 +161,38 @@ class SweepProgress(SweepListener):
         objectives = self.info.objectives if self.info else {}
         return Group(Text(f"{complete}/{self.info.trials if self.info else '?'} trials complete"),
                      Text(self.current), front_table(records, objectives, "best so far"))
+
+
+Report = Callable[[str, int, int, dict], None]  # bench.train.Progress
+
+
+@contextmanager
+def training_progress(label: str, console: Optional[Console] = None) -> Iterator[Report]:
+    """A progress callback for :func:`bench.train.train_model`: rich bars on a terminal; off a
+    terminal, one line per epoch (epoch, training loss, validation Dice, elapsed time)."""
+    console = console or Console()
+    if not console.is_terminal:
+        started = time.perf_counter()
+
+        def line(event: str, done: int, total: int, values: dict) -> None:
+            if event == "epoch":
+                console.print(f"{label}: epoch {done}/{total}, loss {values['train_loss']:.4f}, val Dice "
+                              f"{values['val_dice_mean']:.4f}, {time.perf_counter() - started:.0f} s",
+                              highlight=False, soft_wrap=True)
+
+        yield line
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        epochs = progress.add_task(f"{label}: epoch", total=None)
+        batches = progress.add_task("batch", total=None)
+
+        def report(event: str, done: int, total: int, values: dict) -> None:
+            if event == "batch":
+                progress.update(batches, completed=done, total=total,
+                                description=f"batch (loss {values['loss']:.3f})")
+            else:
+                progress.update(epochs, completed=done, total=total,
+                                description=f"{label}: epoch (val Dice {values['val_dice_mean']:.3f})")
+
+        yield report

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from .assemble import build_model
+from .checkpoint import save_checkpoint
 from .config import Architecture, get_path, resolve_architecture
 from .defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
 from .data.dataset import SegmentationData, load_data
@@ -46,12 +48,12 @@ from .listeners import Listeners, SweepListener
 from .objectives import OBJECTIVES, Objective
 from .pareto import front_records
 from .records import StudyInfo, SweepResult, TrialRecord
-from .space import SearchSpace, load_space
+from .space import SearchSpace, describe, load_space
 from .stats import estimate, mean_over_runs
 from .storage import JOURNAL, redact
 from .study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, completed,
-                    front_latency, open_study, optimize_one, reap, sample_overrides, set_constraint, stock_sample,
-                    study_info, trained_by, worker_seed_offset)
+                    front_latency, hypervolume, open_study, optimize_one, reap, sample_overrides, set_constraint,
+                    stock_sample, study_info, trained_by, worker_seed_offset)
 from .study import records as study_records
 from .train import evaluate, train_model
 
@@ -105,6 +107,9 @@ class Sweep:
         listeners: observers of the sweep (:class:`bench.listeners.SweepListener`).
         report_dir: where :meth:`run` writes the report at the end (default: nowhere; call
             :meth:`report`).
+        weights_dir: where every trained network's weights go, one ``model.pt`` per seed as
+            ``bench train`` writes it (``{study}`` is replaced by the study name; None: not kept); the
+            MLflow tracker uploads them to the trial's run.
         worker_index: run trials only, as worker ``worker_index`` of a sweep coordinated elsewhere.
     """
 
@@ -114,6 +119,7 @@ class Sweep:
                  workers: int = 1, threads: Optional[int] = None, timeout: Optional[float] = None,
                  heartbeat: int = 10, max_retry: int = 2, repeats: Optional[int] = None,
                  listeners: Sequence[SweepListener] = (), report_dir: Optional[str | Path] = None,
+                 weights_dir: Optional[str | Path] = "runs/{study}/weights",
                  worker_index: Optional[int] = None) -> None:
         self.space = space if isinstance(space, SearchSpace) else load_space(str(space))
         self.name = study or self.space.name
@@ -129,6 +135,7 @@ class Sweep:
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.timeout, self.heartbeat, self.max_retry = timeout, heartbeat, max_retry
         self.report_dir = Path(report_dir) if report_dir is not None else None
+        self.weights_dir = Path(str(weights_dir).format(study=self.name)) if weights_dir is not None else None
         self.grace = 3 * heartbeat
         self.waits = None if self.storage.startswith(JOURNAL) else self.grace  # journals have no heartbeats
         self.listeners = Listeners(listeners)
@@ -161,6 +168,12 @@ class Sweep:
             if self.worker_index is not None:
                 return self.result()
             return self._finish(started)
+        except KeyboardInterrupt:
+            self._ended_early("interrupted", started)
+            raise
+        except Exception:
+            self._ended_early("failed", started)
+            raise
         finally:
             torch.set_num_threads(previous_threads)
 
@@ -227,6 +240,7 @@ class Sweep:
             record.overrides = sample_overrides(trial, self.space)
             record.sample = dict(trial.params)
             arch = resolve_architecture(self.space.architecture, record.overrides)
+            arch = self._named(arch, record)
             record.config, record.config_hash = arch.config, arch.hash
             record.blocks = {p: n["type"] for p in BLOCK_SLOTS if isinstance(n := get_path(arch.config, p), dict)
                              and "type" in n}
@@ -263,6 +277,14 @@ class Sweep:
 
     # ------------------------------------------------------------------------------ one trial
 
+    def _named(self, arch: Architecture, record: TrialRecord) -> Architecture:
+        """The sampled architecture under its own name and description (the hash ignores both)."""
+        base = Path(self.space.architecture).stem
+        config = {**arch.config, "name": f"{base}-{re.sub(r'[^A-Za-z0-9.=]+', '-', record.label)}",
+                  "description": f"{base} with " + ", ".join(f"{k} = {v}" for k, v in record.sample.items())
+                  + f" (study {self.name}, trial {record.number})"}
+        return Architecture(config["name"], config, arch.source, arch.origins)
+
     def _measure(self, record: TrialRecord, design: Design, trial) -> None:
         """Objectives known before training, and the constraints (told to the samplers). Costly
         quantities (timing) are measured only for a design whose cheap constraints hold: an
@@ -298,6 +320,13 @@ class Sweep:
                                  replace(recipe, seed=seed), classes, progress)
             test = evaluate(model, self._data.part("test"), classes)
             summary = test.summary()
+            if self.weights_dir is not None:
+                path = self.weights_dir / f"trial_{record.number}" / f"seed_{seed}" / "model.pt"
+                save_checkpoint(path, model, design.arch, {
+                    "recipe": replace(recipe, seed=seed).to_dict(), "test": summary, "best_epoch": result.best_epoch,
+                    "data": {"source": self._data.dataset.source, "size": self._data.size},
+                    "split": {"hash": self._data.split.hash}, "study": self.name, "trial": record.number})
+                record.artifacts[f"seed_{seed}/model.pt"] = str(path.resolve())
             record.seeds.append({
                 "seed": seed, "history": result.history,
                 "metrics": {"val_dice": result.best_val_dice, "test_dice": summary["dice_mean"],
@@ -346,7 +375,8 @@ class Sweep:
         context = multiprocessing.get_context("spawn")  # no forked torch or database state
         settings = dict(space=self.space, study=self.name, storage=self.storage, tracking_uri=self.tracking_uri,
                         data=self.data, size=self.size, trials=self.trials, threads=self.threads,
-                        timeout=self.timeout, heartbeat=self.heartbeat, max_retry=self.max_retry)
+                        timeout=self.timeout, heartbeat=self.heartbeat, max_retry=self.max_retry,
+                        repeats=self.repeats, weights_dir=self.weights_dir)
         processes = [context.Process(target=_worker_main, name=f"bench worker {i}",
                                      args=({**settings, "worker_index": i,
                                             "listeners": self.listeners.for_worker(i).listeners},))
@@ -366,6 +396,14 @@ class Sweep:
                              "their errors are printed above")
 
     # ------------------------------------------------------------------------------ the end
+
+    def _ended_early(self, status: str, started: float) -> None:
+        """Tell the listeners that the sweep stopped (interrupted or failed), with what it has."""
+        if self._study is None or self.worker_index is not None:
+            return
+        result = self.result()
+        result.status, result.seconds = status, time.perf_counter() - started
+        self.listeners.study_ended(result)
 
     def _finish(self, started: float) -> SweepResult:
         result = self.result()
@@ -418,7 +456,8 @@ class Sweep:
                   "test": len(data.split.test)},
             recipe=space.recipe.to_dict(), sampler=space.study["sampler"], seed=int(space.study["seed"]),
             trials=self.trials, repeats=self.repeats, storage=redact(self.storage),
-            tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers)
+            tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers,
+            vary={path: describe(dist) for path, dist in space.vary.items()})
 
 
 def load_result(study: Any) -> SweepResult:
@@ -428,7 +467,25 @@ def load_result(study: Any) -> SweepResult:
     found = study_records(study)
     result = SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
     weigh_front(result)
+    result.hypervolume = front_hypervolume(result)
     return result
+
+
+def front_hypervolume(result: SweepResult) -> Optional[float]:
+    """The hypervolume of the front, as :data:`SweepResult.HYPERVOLUME` states it."""
+    names = list(result.info.objectives)
+    trained = [r for r in result.records if r.state == "COMPLETE" and r.feasible and r.duplicate_of is None
+               and all(r.value(n) is not None for n in names)]
+    if not trained:
+        return None
+    losses = []
+    for name, direction in result.info.objectives.items():
+        values = [r.value(name) for r in trained]
+        low, span = min(values), (max(values) - min(values)) or 1.0
+        losses.append([(v - low) / span if direction == "minimize" else 1 - (v - low) / span for v in values])
+    front = {r.number for r in result.front_records}
+    points = [[axis[i] for axis in losses] for i, r in enumerate(trained) if r.number in front]
+    return hypervolume(points, [1.1] * len(names))
 
 
 def _worker_main(settings: dict[str, Any]) -> None:
@@ -443,8 +500,6 @@ def _violation(value: float, bound: dict[str, float]) -> float:
 
 def _violation_text(objective: Objective, value: float, bound: dict[str, float]) -> str:
     """``params 1.49 M > 1 M``: a violated constraint, in the objective's display unit."""
-    unit = f" {objective.unit}" if objective.unit else ""
-    shown = lambda v: f"{v * objective.scale:.3g}{unit}"  # noqa: E731
     if value > bound.get("max", math.inf):
-        return f"{objective.name} {shown(value)} > {shown(bound['max'])}"
-    return f"{objective.name} {shown(value)} < {shown(bound['min'])}"
+        return f"{objective.name} {objective.show(value)} > {objective.show(bound['max'])}"
+    return f"{objective.name} {objective.show(value)} < {objective.show(bound['min'])}"

@@ -318,9 +318,9 @@ def test_the_stock_network_is_trained_first_and_every_front_member_is_tested_aga
         assert test.n == result.info.data["test"] - test.dropped and test.seeds == 2
         assert test.verdict in ("better", "worse", "not distinguishable")
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "## Paired evidence" in report and "each design trained 2 times" in report
+    assert "## Against the stock network" in report and "each design trained 2 times" in report
     for number, test in result.versus_stock.items():
-        assert f"trial {number} against the stock network (trial 0): {test.text()}" in report
+        assert f"(trial {number}) against the stock cmrf N=8 (trial 0): {test.text()}." in report
 
 
 def test_a_resumed_study_refuses_other_repeats(tmp_path):

@@ -57,7 +57,7 @@ def test_diverging_loss_is_a_clear_error():
 def test_train_writes_checkpoint_that_evaluate_reproduces(run_cli, tmp_path):
     out = tmp_path / "run"
     result = run_cli("train", "tinyunet", "--set", "width_multiplier=0.25", "--size", "32",
-                     "--epochs", "1", "--out", str(out))
+                     "--epochs", "1", "--out", str(out), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
     assert result.exit_code == 0, result.output
     record = json.loads((out / "metrics.json").read_text())
     assert record["split"]["hash"] == json.loads((out / "split.json").read_text())["hash"]
@@ -69,7 +69,7 @@ def test_train_writes_checkpoint_that_evaluate_reproduces(run_cli, tmp_path):
 
 
 def test_class_count_that_disagrees_with_the_masks(run_cli):
-    result = run_cli("train", "tinyunet", "--classes", "3", "--size", "32", "--epochs", "1")
+    result = run_cli("train", "tinyunet", "--classes", "3", "--size", "32", "--epochs", "1", "--no-tracking")
     assert result.exit_code == 2
     assert "tinyunet has classes: 3, but the masks of synthetic have 2 classes" in result.output
     assert "Use --classes 2 (or 1, for a single sigmoid output)" in result.output
@@ -77,7 +77,7 @@ def test_class_count_that_disagrees_with_the_masks(run_cli):
 
 def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_that_match_profile(run_cli, tmp_path):
     result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1", "--repeats", "2",
-                     "--out", str(tmp_path))
+                     "--out", str(tmp_path), "--no-tracking")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "table.csv")
     assert list(table["Model"]) == ["tinyunet", "ulite"] and list(table["Seeds"]) == [2, 2]
