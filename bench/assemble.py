@@ -15,9 +15,10 @@ from torch import nn
 
 from .blocks import BLOCKS
 from .blocks.multiscale_skip import MultiScaleSkip
-from .blocks.registry import DOWN, BlockEntry, ContractViolation
+from .blocks.registry import DOWN, UP, BlockEntry, ContractViolation
 from .config import Architecture, get_path
 from .errors import BenchError, ConfigError
+from .limits import how_to_raise, limit
 from .network import SkipPaths, UDecoder, UNet
 
 
@@ -276,16 +277,59 @@ def check_input_size(arch: Architecture, plan: Plan, size: int) -> None:
             ))
 
 
-def build_model(arch: Architecture, seed: Optional[int] = None, plan: Optional[Plan] = None) -> UNet:
+def meta_params(plan: Plan) -> Optional[int]:
+    """Parameters and buffers of the network, counted on the ``meta`` device: nothing is
+    allocated (None if it cannot be built)."""
+    try:
+        with torch.device("meta"):
+            network = build_plan(plan)
+    except (ValueError, RuntimeError, TypeError):
+        return None
+    return sum(p.numel() for p in network.parameters())
+
+
+def check_budget(arch: Architecture, plan: Plan, size: Optional[int] = None) -> None:
+    """Refuse a network too large to build, before anything is allocated: its parameters, counted
+    exactly on a network built on the ``meta`` device (shapes without storage), and with ``size``
+    the activations of one forward pass, estimated from the plan as every block's output at its
+    resolution in float32 (kernels' internal buffers not counted: a lower bound).
+
+    Raises:
+        BenchError: over :mod:`bench.limits`' ``params`` or ``activation_bytes``, with the figure.
+    """
+    params = meta_params(plan)
+    if params is None:
+        return  # the real build will say what is wrong
+    if params > limit("params"):
+        raise BenchError(f"{arch.name} would have {params:,} parameters, over the limit of {limit('params'):,}; "
+                         f"look at its widths ({arch.source or 'the config'}). {how_to_raise('params', params)}")
+    if size is None:
+        return
+    activations = 0
+    for p in plan.placements():
+        stride = p.stride * 2 if p.entry.kind == DOWN else max(1, p.stride // 2) if p.entry.kind == UP else p.stride
+        activations += 4 * p.out_channels * max(1, size // stride) ** 2
+    if activations > limit("activation_bytes"):
+        allowed = limit("activation_bytes") / 2**30
+        raise BenchError(f"{arch.name} at {size} x {size} px needs at least {activations / 2**30:.1f} GiB of "
+                         f"activations for one forward pass, over the limit of {allowed:.1f} GiB; "
+                         f"use a smaller --size or narrower widths. {how_to_raise('activation_bytes', activations)}")
+
+
+def build_model(arch: Architecture, seed: Optional[int] = None, plan: Optional[Plan] = None,
+                size: Optional[int] = None) -> UNet:
     """Plan, check and build ``arch`` (or build ``plan``, already checked for it); with ``seed``,
     the initial weights depend on it alone (drawn from a forked RNG, so the global one is left
-    as it was).
+    as it was). The network's size is checked against the limits first (:func:`check_budget`,
+    activations too with ``size``).
 
     Raises:
         ConfigError: a contract the config breaks, located at its file line or ``--set``.
-        BenchError: a block failed to build for a reason its contract check did not foresee.
+        BenchError: a network over the limits, or a block that failed to build for a reason its
+            contract check did not foresee.
     """
     plan = plan or plan_architecture(arch)
+    check_budget(arch, plan, size)
     try:
         if seed is None:
             return build_plan(plan)
@@ -306,5 +350,5 @@ def build_checked(arch: Architecture, size: int, seed: Optional[int] = None) -> 
     """
     plan = plan_architecture(arch)
     check_input_size(arch, plan, size)
-    return build_model(arch, seed=seed, plan=plan)
+    return build_model(arch, seed=seed, plan=plan, size=size)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,15 +13,39 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .assemble import build_checked, build_model, plan_architecture
+from .assemble import build_checked, build_model, check_budget, check_input_size, meta_params, plan_architecture
 from .blocks import BLOCKS
 from .counting import count_params
 from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
 from .errors import BenchError
+from .files import ensure_writable, write_text
 from .latency import FORMS
 from .runtimes import BACKENDS
 
 console = Console()
+
+
+class Finite(click.ParamType):
+    """A finite number above ``minimum`` (click's FloatRange lets NaN through)."""
+
+    name = "number"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        if not math.isfinite(number) or number <= self.minimum:
+            self.fail(f"{value!r} is not a finite number above {self.minimum:g}.", param, ctx)
+        return number
+
+
+SIZE = click.IntRange(8, 16384)  # pixels a side
+PORT = click.IntRange(1, 65535)
+COUNT = click.IntRange(1, 1_000_000)
 
 
 class UserError(click.ClickException):
@@ -35,6 +60,10 @@ class BenchGroup(click.Group):
             return super().invoke(ctx)
         except BenchError as exc:
             raise UserError(str(exc)) from None
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was stopped is recorded; no traceback
+            click.echo("interrupted: what ran was recorded (a stopped sweep trial as failed, "
+                       "'interrupted'); run the same command again to go on.", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,6 +144,7 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
     """
     arch = resolve(architecture, classes, overrides)
     plan = plan_architecture(arch)
+    check_budget(arch, plan)  # before any block is built
     table = Table("where", "config path", "block", "channels", "params",
                   title=f"{arch.name} ({arch.source})")
     for placement in plan.placements():
@@ -135,7 +165,7 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
 
 @cli.command()
 @architecture_options
-@click.option("--size", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--size", type=click.IntRange(1, 16384), default=256, show_default=True,
               help="Input height and width in pixels.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--latency", is_flag=True, help="Also time the forward pass (see --form, --backend).")
@@ -146,7 +176,7 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
               help="Backend(s) to time (repeatable; default eager). onnxruntime needs the onnx extra.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Intra-op threads while timing.")
-@click.option("--max-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--max-seconds", type=Finite(0.0), default=10.0, show_default=True,
               help="Time cap per timed variant, if the median is not stable before.")
 @click.option("--isolate", is_flag=True, help="Time each variant in a fresh process.")
 @click.option("--memory", is_flag=True,
@@ -171,7 +201,7 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     if latency:
         from .latency import Candidate, Protocol, measure
 
-        candidates = [Candidate(f"{form}/{backend}", model, form, backend)
+        candidates = [Candidate(f"{form}/{backend}", model, form, backend, arch.config)
                       for form in (forms or ["deploy"]) for backend in (backends or ["eager"])]
         protocol = Protocol(threads=threads, batch=batch, max_seconds=max_seconds)
         with console.status(f"timing {len(candidates)} variant(s) of {arch.name}") \
@@ -264,12 +294,12 @@ def training_options(command: Callable) -> Callable:
     options = [
         click.option("--data", default=None, help="Dataset folder (default: the built-in synthetic set)."),
         click.option("--layout", default=None, help="Force the dataset layout."),
-        click.option("--size", type=click.IntRange(min=8), default=None,
+        click.option("--size", type=SIZE, default=None,
                      help="Train and evaluate at SIZE x SIZE (default: 64 for synthetic, else the images' size)."),
         click.option("--recipe", default="default", show_default=True,
                      help="default, tinyunet, alnet or lmnet (the papers' recipes)."),
-        click.option("--epochs", type=click.IntRange(min=1), default=None),
-        click.option("--batch", type=click.IntRange(min=1), default=None),
+        click.option("--epochs", type=click.IntRange(1, 100_000), default=None),
+        click.option("--batch", type=click.IntRange(1, 100_000), default=None),
         click.option("--lr", type=float, default=None),
         click.option("--seed", type=int, default=0, show_default=True, help="Split and training seed."),
         click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
@@ -303,10 +333,29 @@ def _recipe_and_data(arch_channels: int, data: Optional[str], layout: Optional[s
     from .experiment import prepare_data
     from .recipe import get_recipe
 
-    chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed)
+    from .recipe import RecipeError
+
+    try:
+        chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed)
+    except RecipeError as exc:
+        option = f"--{exc.field}" if exc.field in ("epochs", "batch", "lr", "seed") else f"recipe {recipe}"
+        raise BenchError(f"{option}: {exc.message}") from None
     dataset, split = prepare_data(data, size, arch_channels, seed,
                                   Path(split_file) if split_file else None, layout)
     return chosen, dataset, split, int(dataset.images.shape[-1])
+
+
+def _check_outputs(out_dir: Path, archs: Sequence[Architecture], repeats: int, size: Optional[int]) -> None:
+    """Before any data is read or network trained: every network within the limits at ``size``,
+    and ``out_dir`` writable with room for every run's weights (and a margin)."""
+    needed = 0
+    for arch in archs:
+        plan = plan_architecture(arch)
+        if size is not None:
+            check_input_size(arch, plan, size)
+        check_budget(arch, plan, size)
+        needed += repeats * 4 * (meta_params(plan) or 0)
+    ensure_writable(out_dir, needed=needed + 16 * 2**20, create=False)
 
 
 def _run_dir(kind: str, data: Optional[str]) -> Path:
@@ -340,9 +389,10 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
 
     arch = resolve(architecture, classes, overrides)
     tracking = _tracking_uri(tracking_uri, no_tracking)
+    out_dir = Path(out) if out else _run_dir(arch.name, data)
+    _check_outputs(out_dir, [arch], 1, size)
     chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], data, layout, size,
                                                     recipe, epochs, batch, lr, seed, split_file)
-    out_dir = Path(out) if out else _run_dir(arch.name, data)
     with training_progress(arch.name, console) as progress:
         outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress)
     s = outcome.summary
@@ -364,7 +414,7 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
 @click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
 @click.option("--data", default=None, help="Dataset folder (default: the checkpoint's).")
 @click.option("--layout", default=None)
-@click.option("--size", type=click.IntRange(min=8), default=None, help="Default: the training size.")
+@click.option("--size", type=SIZE, default=None, help="Default: the training size.")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
               help="Evaluate only the --subset of this split (default: every image).")
 @click.option("--subset", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
@@ -379,8 +429,14 @@ def evaluate(checkpoint: str, data: Optional[str], layout: Optional[str], size: 
     from .train import evaluate as evaluate_model
 
     model, arch, record = load_checkpoint(Path(checkpoint))
-    source = data or record["data"]["source"]
-    dataset = load_data(source, size or record["data"]["size"], arch.config["in_channels"], layout)
+    stored = record.get("data") if isinstance(record.get("data"), dict) else {}
+    source = data or stored.get("source")
+    if source is None:
+        raise BenchError(f"{checkpoint} does not say what data it was trained on; give --data.")
+    size = size or stored.get("size")
+    if size is not None:  # before any image is read
+        check_input_size(arch, plan_architecture(arch), int(size))
+    dataset = load_data(source, size, arch.config["in_channels"], layout)
     check_classes(arch, dataset)
     if split_file:
         split = load_split(Path(split_file), dataset.stems, dataset.content_hash)
@@ -418,6 +474,7 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     for arch in archs:  # refuse a mismatch before any training starts
         check_classes(arch, dataset)
     out_dir = Path(out) if out else _run_dir("compare", data)
+    _check_outputs(out_dir, archs, repeats, size)
     if len({arch.name for arch in archs}) != len(archs):
         raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
     networks = [run_repeats(arch, dataset, split, chosen, size, out_dir / arch.name, repeats,
@@ -433,7 +490,7 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
                f"{chosen.epochs} epochs, test split of {len(split.test)} images; mean ± std over {repeats} seed(s); "
                f"paired per-image test of foreground Dice against {archs[0].name}.")
     paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
-    (out_dir / "comparison.json").write_text(json.dumps({
+    write_text(out_dir / "comparison.json", json.dumps({
         "seeds": networks[0].seeds, "split": split.hash, "data": dataset.source, "size": size,
         "recipe": chosen.to_dict(), "networks": {n.name: {k: e.to_dict() for k, e in n.estimates().items()}
                                                  for n in networks},
@@ -471,10 +528,10 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
 @click.option("--space", "space_ref", required=True, help="Search space: built-in name or YAML path.")
 @click.option("--study", "study_name", default=None, help="Study name (default: the space's); "
               "an existing study is resumed, and workers given the same name share it.")
-@click.option("--trials", type=click.IntRange(min=1), default=None,
+@click.option("--trials", type=COUNT, default=None,
               help="Completed trials to reach (default: the space's).")
 @click.option("--data", default=None, help="Dataset folder (default: the space's, usually synthetic).")
-@click.option("--size", type=click.IntRange(min=8), default=None)
+@click.option("--size", type=SIZE, default=None)
 @click.option("--storage", default=None, envvar="BENCH_STORAGE",
               help="Optuna storage: sqlite:///FILE (default sqlite:///runs/optuna.db), "
               "postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://..., or journal:FILE. Env: BENCH_STORAGE.")
@@ -485,7 +542,7 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
               help="Worker processes to start on this machine, all on the same study.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads per worker (default: the cores divided among the workers).")
-@click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds.")
+@click.option("--timeout", type=Finite(0.0), default=None, help="Stop starting trials after this many seconds.")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Seconds between trial heartbeats; a trial silent for 3x this is failed and retried.")
 @click.option("--max-retry", type=click.IntRange(min=0), default=2, show_default=True,
@@ -535,7 +592,7 @@ def report(study_name: str, storage: Optional[str], out: Optional[str]) -> None:
 @cli.command()
 @click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
               help="Backend store (default: sqlite:///runs/mlflow.db).")
-@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--port", type=PORT, default=5000, show_default=True)
 @click.option("--experiment", default=None, help="Print only this study's (experiment's) address.")
 def ui(tracking_uri: Optional[str], port: int, experiment: Optional[str]) -> None:
     """Start the MLflow UI on 127.0.0.1 over the local store (one worker, no background job
@@ -560,10 +617,14 @@ def ui(tracking_uri: Optional[str], port: int, experiment: Optional[str]) -> Non
               help="Where the server keeps artifacts it receives (a folder, or s3://... etc.).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 to accept other machines.")
-@click.option("--port", type=int, default=5000, show_default=True)
-@click.option("--workers", "server_workers", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--port", type=PORT, default=5000, show_default=True)
+@click.option("--workers", "server_workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Server worker processes.")
-def server(backend_store: str, artifacts: str, host: str, port: int, server_workers: int) -> None:
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name clients use to reach the server (repeatable; with --host other than "
+              "127.0.0.1). This machine's own names and local addresses are allowed anyway.")
+def server(backend_store: str, artifacts: str, host: str, port: int, server_workers: int,
+           allowed_hosts: Sequence[str]) -> None:
     """Start an MLflow tracking server for sweeps on many machines: a database backend store,
     artifacts served through the server (workers need no shared disk), no background jobs.
 
@@ -571,33 +632,66 @@ def server(backend_store: str, artifacts: str, host: str, port: int, server_work
     """
     from .storage import check_storage
 
-    check_storage(backend_store)  # a clear error now, not a traceback from the server
+    if "://" not in artifacts:  # before the store: a refusal here leaves no database behind
+        ensure_writable(Path(artifacts), "--artifacts", create=False)
+    check_storage(backend_store, "--backend-store")  # a clear error now, not a traceback from the server
     if "://" not in artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
-    _exec_mlflow_server(backend_store, artifacts, host, port, server_workers, "MLflow tracking server")
+    _exec_mlflow_server(backend_store, artifacts, host, port, server_workers, "MLflow tracking server",
+                        allowed_hosts=allowed_hosts)
 
 
 def _exec_mlflow_server(store: str, artifacts: str, host: str, port: int, workers: int, what: str,
-                        serve_artifacts: bool = True) -> None:
-    """Replace this process with ``mlflow server`` (which then receives Ctrl-C and SIGTERM).
-    Served artifacts go through the server; otherwise clients write ``artifacts`` directly."""
+                        serve_artifacts: bool = True, allowed_hosts: Sequence[str] = ()) -> None:
+    """Replace this process with ``mlflow server`` (which then receives Ctrl-C and SIGTERM)."""
     import os
     import sys
 
     from .storage import redact
 
-    destination = artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri()
-    console.print(f"{what} for {redact(store)}, artifacts in {destination}: http://{host}:{port}  "
-                  "(Ctrl-C stops it)")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+    command, env, names = mlflow_server_command(store, artifacts, host, port, workers, serve_artifacts, allowed_hosts)
+    console.print(f"{what} for {redact(store)}, artifacts in {_artifact_uri(artifacts)}: http://{host}:{port}  "
+                  "(Ctrl-C stops it)", highlight=False)
+    if names:
+        console.print(f"accepting requests addressed to {', '.join(names)} and to local and private addresses "
+                      "(add names with --allowed-host)", highlight=False)
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
+
+
+def _artifact_uri(artifacts: str) -> str:
+    return artifacts if "://" in artifacts else Path(artifacts).resolve().as_uri()
+
+
+def mlflow_server_command(store: str, artifacts: str, host: str, port: int, workers: int,
+                          serve_artifacts: bool = True,
+                          allowed_hosts: Sequence[str] = ()) -> tuple[list[str], dict[str, str], list[str]]:
+    """The ``mlflow server`` command line, its environment and the host names it accepts.
+
+    Served artifacts go through the server; otherwise clients write ``artifacts`` directly. The
+    store URL (it may hold a password) reaches MLflow through its environment variable, not the
+    command line that ``ps`` shows. On an address other than loopback, MLflow's protection
+    against DNS rebinding stays on: it accepts the Host names given (``allowed_hosts``), this
+    machine's own names and its local and private addresses, never any name ("*")."""
+    import os
+    import socket
+    import sys
+
+    destination = _artifact_uri(artifacts)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_BACKEND_STORE_URI": store}
+    command = [sys.executable, "-m", "mlflow", "server",
                *(["--artifacts-destination", destination, "--serve-artifacts"] if serve_artifacts
                  else ["--default-artifact-root", destination, "--no-serve-artifacts"]),
                "--host", host, "--port", str(port), "--workers", str(workers)]
+    names: list[str] = []
     if host not in ("127.0.0.1", "localhost"):  # MLflow 3 refuses other Host headers by default
-        command += ["--allowed-hosts", "*"]
-    sys.stdout.flush()
-    os.execve(sys.executable, command, env)
+        from mlflow.server.security_utils import get_default_allowed_hosts  # loopback and private addresses
+
+        names = sorted({n for n in (*allowed_hosts, socket.gethostname(), socket.getfqdn(),
+                                     *([host] if host != "0.0.0.0" else [])) if n and n != "*"})
+        patterns = [p for name in names for p in (name, f"{name}:*")]
+        command += ["--allowed-hosts", ",".join([*get_default_allowed_hosts(), *patterns])]
+    return command, env, names
 
 
 def main() -> None:

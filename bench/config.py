@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -42,8 +43,9 @@ from typing import Any, Iterable, Optional, Sequence
 import yaml
 
 from .blocks import BLOCKS
-from .blocks.registry import CONTEXT, DECODER, DOWN, FEATURE, HEAD, UP
+from .blocks.registry import CONTEXT, DECODER, DOWN, FEATURE, HEAD, MAX_INT, UP
 from .errors import ConfigError, did_you_mean
+from .safe_yaml import load_mapping
 
 Origin = tuple[str, Optional[int]]  # (file or "--set ...", line)
 
@@ -164,51 +166,14 @@ def find_architecture(ref: str, relative_to: Optional[Path] = None) -> Path:
     return known[ref]
 
 
-def load_yaml(path: Path) -> tuple[dict, dict[str, int]]:
-    """The mapping in ``path`` and the 1-based line of every key, by dotted path.
+def load_yaml(path: Path, what: str = "an architecture file") -> tuple[dict, dict[str, int]]:
+    """The mapping in ``path`` and the 1-based line of every key, by dotted path, read safely
+    (:func:`bench.safe_yaml.load_mapping`: size, encoding, aliases, depth, duplicate keys).
 
     Raises:
-        ConfigError: unreadable file, YAML syntax error (with its line), or not a mapping.
+        ConfigError: anything wrong with the file, with its line where it has one.
     """
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read the file: {exc.strerror}.", file=path) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        opened = f" {context} that starts on line {context_mark.line + 1}:" if context and context_mark else ""
-        raise ConfigError(
-            "",
-            f"YAML syntax error{opened} {problem}" + (f" (column {mark.column + 1})." if mark else "."),
-            file=path,
-            line=mark.line + 1 if mark else None,
-            hint="Check for an unclosed bracket or quote, the indentation, and a ': ' after "
-            "every key.",
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            "", "an architecture file must be a YAML mapping of slots (key: value).", file=path
-        )
-    lines: dict[str, int] = {}
-    _collect_lines(node, "", lines)
-    return data, lines
-
-
-def _collect_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = f"{prefix}.{key.value}" if prefix else str(key.value)
-            lines[path] = key.start_mark.line + 1
-            _collect_lines(value, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[f"{prefix}.{i}"] = item.start_mark.line + 1
-            _collect_lines(item, f"{prefix}.{i}", lines)
+    return load_mapping(path, what)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +249,26 @@ def resolve_architecture(ref: str | Path, overrides: Sequence[str] = ()) -> Arch
         arch.config = _normalize_section(raw, SCHEMA, "")
     except ConfigError as exc:
         raise arch.locate(exc) from None
+    return arch
+
+
+def architecture_from_config(config: Any, source: Path | str, name: Optional[str] = None) -> Architecture:
+    """An architecture from a resolved config as bench stores it (checkpoints, sweep records),
+    validated as a file would be: a config edited or damaged in storage is refused, not built.
+
+    Raises:
+        ConfigError: not a mapping, or not a valid config, naming ``source``.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError("", f"the stored architecture is a {type(config).__name__}, not a mapping of slots.",
+                          file=source)
+    raw = copy.deepcopy(config)
+    arch = Architecture(str(name or raw.get("name") or Path(str(source)).stem), {}, Path(str(source)), {})
+    try:
+        _resolve_ties(raw)
+        arch.config = _normalize_section(raw, SCHEMA, "")
+    except ConfigError as exc:
+        raise exc.located(source, None) from None
     return arch
 
 
@@ -555,12 +540,12 @@ def _normalize_value(value: Any, fld: Field, path: str) -> Any:
     if fld.kind == "slot":
         return normalize_block(value, path, fld.block_kinds, sized=fld.sized)
     if fld.kind == "int":
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(path, f"expected a positive integer, got {value!r}.")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_INT:
+            raise ConfigError(path, f"expected a positive integer up to {MAX_INT:,}, got {value!r}.")
         return value
     if fld.kind == "float":
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(path, f"expected a positive number, got {value!r}.")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise ConfigError(path, f"expected a positive finite number, got {value!r}.")
         return float(value)
     if fld.kind == "str":
         if not isinstance(value, str):
@@ -575,11 +560,11 @@ def _normalize_value(value: Any, fld: Field, path: str) -> Any:
         return value
     if fld.kind == "ints":
         ok = isinstance(value, list) and value and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= fld.minimum for v in value
+            isinstance(v, int) and not isinstance(v, bool) and fld.minimum <= v <= MAX_INT for v in value
         )
         if not ok:
             raise ConfigError(
-                path, f"expected a non-empty list of integers >= {fld.minimum}, got {value!r}."
+                path, f"expected a non-empty list of integers from {fld.minimum} to {MAX_INT:,}, got {value!r}."
             )
         return list(value)
     raise AssertionError(f"unknown field kind {fld.kind}")

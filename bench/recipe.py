@@ -5,8 +5,9 @@ override them with --epochs on a CPU). ``default`` is a short recipe that trains
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from .errors import BenchError, did_you_mean
 
@@ -42,8 +43,51 @@ class Recipe:
     precise_bn: bool = True
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name, ok, wanted in _CHECKS:
+            value = getattr(self, name)
+            if not ok(value):
+                raise RecipeError(name, f"{value!r} is out of range: {wanted}.")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class RecipeError(BenchError):
+    """A recipe setting out of its range; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+        super().__init__(f"recipe {field}: {message}")
+
+
+def _whole(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= 2**31 - 1
+
+
+def _real(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Callable[[Any], bool]:
+    def ok(v: Any) -> bool:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    return ok
+
+
+_CHECKS = (
+    ("optimizer", lambda v: v in ("adam", "adamw", "sgd"), "adam, adamw or sgd"),
+    ("lr", _real(0, 10, low_open=True), "a number in (0, 10]"),
+    ("weight_decay", _real(0, 1), "a number in [0, 1]"),
+    ("momentum", _real(0, 1, high_open=True), "a number in [0, 1)"),
+    ("schedule", lambda v: v in ("cosine", "step", "none"), "cosine, step or none"),
+    ("min_lr", _real(0, 10), "a number in [0, 10]"),
+    ("step_gamma", _real(0, 1, low_open=True), "a number in (0, 1]"),
+    ("epochs", _whole(1), "a whole number of at least 1"),
+    ("batch", _whole(1), "a whole number of at least 1"),
+    ("loss", lambda v: v in ("ce_dice", "bce_dice", "weighted_ce"), "ce_dice, bce_dice or weighted_ce"),
+    ("augment", lambda v: isinstance(v, bool), "true or false"),
+    ("precise_bn", lambda v: isinstance(v, bool), "true or false"),
+    ("seed", _whole(0), "a whole number of at least 0"),
+)
 
 
 RECIPES: dict[str, Recipe] = {

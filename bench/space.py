@@ -26,6 +26,7 @@ loaded, so a bad space fails before any trial runs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -34,7 +35,7 @@ from .blocks import BLOCKS
 from .config import SCHEMA, schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
 from .errors import ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
-from .recipe import RECIPES, Recipe
+from .recipe import RECIPES, Recipe, RecipeError
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
 _KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study")
@@ -110,7 +111,7 @@ def load_space(ref: str) -> SearchSpace:
         ConfigError: anything wrong, with the file, line and path.
     """
     path = find_space(ref)
-    raw, lines = load_yaml(path)
+    raw, lines = load_yaml(path, "a search space file")
     try:
         return _validate(raw, path)
     except ConfigError as exc:
@@ -140,12 +141,21 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     objectives = _objectives(raw["objectives"])
     constraints = _constraints(raw.get("constraints") or {})
     recipe = _recipe(raw.get("recipe") or {})
-    data = {"source": "synthetic", "size": 48, "count": 96, **(raw.get("data") or {})}
-    study = {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0, "repeats": 1,
-             "stock": True, "timeout": None, **(raw.get("study") or {})}
-    for key in ("trials", "repeats"):
-        if not isinstance(study[key], int) or isinstance(study[key], bool) or study[key] < 1:
-            raise ConfigError(f"study.{key}", f"must be a whole number of at least 1, got {study[key]!r}.")
+    data = _section(raw, "data", {"source": "synthetic", "size": 48, "count": 96})
+    study = _section(raw, "study", {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0,
+                                    "repeats": 1, "stock": True, "timeout": None})
+    if not isinstance(data["source"], str) or not data["source"]:
+        raise ConfigError("data.source", f"expected a folder or 'synthetic', got {data['source']!r}.")
+    for section, key, low, high in (("data", "size", 8, 16384), ("data", "count", 3, 100_000),
+                                    ("study", "trials", 1, 1_000_000), ("study", "repeats", 1, 100),
+                                    ("study", "seed", 0, 2**31 - 1)):
+        value = (data if section == "data" else study)[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ConfigError(f"{section}.{key}", f"must be a whole number from {low} to {high:,}, got {value!r}.")
+    timeout = study["timeout"]
+    if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+                                    and math.isfinite(timeout) and timeout > 0):
+        raise ConfigError("study.timeout", f"must be a positive number of seconds, got {timeout!r}.")
     if not isinstance(study["stock"], bool):
         raise ConfigError("study.stock", f"must be true or false, got {study['stock']!r}.")
     if study["sampler"] not in SAMPLERS:
@@ -154,6 +164,18 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
                           f"Samplers: {', '.join(SAMPLERS)}.".lstrip())
     return SearchSpace(path.stem, path, architecture, vary, objectives, constraints, recipe, data,
                        study, str(raw.get("description", "")), raw)
+
+
+def _section(raw: dict, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """A mapping section with its defaults filled in; unknown keys refused."""
+    given = raw.get(name) or {}
+    if not isinstance(given, dict):
+        raise ConfigError(name, f"expected a mapping, got {given!r}.")
+    for key in given:
+        if key not in defaults:
+            raise ConfigError(f"{name}.{key}", f"not a {name} setting.",
+                              hint=f"{did_you_mean(str(key), defaults)} Settings: {', '.join(defaults)}.".lstrip())
+    return {**defaults, **given}
 
 
 def _vary_entry(path: str, spec: Any, base: dict) -> Distribution | BlockChoice:
@@ -205,14 +227,35 @@ def _grammar_paths(schema: dict, prefix: str):
 def _distribution(path: str, spec: Any) -> Distribution:
     if not isinstance(spec, dict):
         return Distribution("choices", (spec,))  # a fixed value
-    log, step = bool(spec.get("log", False)), spec.get("step")
-    if "choices" in spec and isinstance(spec["choices"], list) and spec["choices"]:
+    unknown = set(spec) - {"choices", "int", "float", "log", "step"}
+    if unknown:
+        raise ConfigError(f"{path}.{sorted(unknown)[0]}", "not part of a distribution.",
+                          hint="A distribution is {choices: [...]}, or {int: [lo, hi]} / {float: [lo, hi]} with "
+                          "optional log: true and step.")
+    log, step = spec.get("log", False), spec.get("step")
+    if not isinstance(log, bool):
+        raise ConfigError(f"{path}.log", f"must be true or false, got {log!r}.")
+    if "choices" in spec:
+        if not isinstance(spec["choices"], list) or not spec["choices"]:
+            raise ConfigError(f"{path}.choices", f"expected a non-empty list, got {spec['choices']!r}.")
         return Distribution("choices", tuple(spec["choices"]))
     for kind in ("int", "float"):
         if kind in spec:
             bounds = spec[kind]
-            if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
-                raise ConfigError(path, f"{kind}: expected [low, high] with low <= high, got {bounds!r}.")
+            number = int if kind == "int" else (int, float)
+            if not (isinstance(bounds, list) and len(bounds) == 2 and all(
+                    isinstance(b, number) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+                    and bounds[0] <= bounds[1]):
+                raise ConfigError(f"{path}.{kind}", f"expected [low, high] of finite {kind}s with low <= high, "
+                                  f"got {bounds!r}.")
+            if log and bounds[0] <= 0:
+                raise ConfigError(f"{path}.{kind}", f"a log scale needs low > 0, got {bounds[0]!r}.",
+                                  hint="Start the range above 0, or drop log: true.")
+            if step is not None and not (isinstance(step, number) and not isinstance(step, bool)
+                                         and math.isfinite(step) and step > 0):
+                raise ConfigError(f"{path}.step", f"expected a positive {kind}, got {step!r}.")
+            if step is not None and log:
+                raise ConfigError(f"{path}.step", "a log scale takes no step (Optuna refuses both).")
             return Distribution(kind, (), bounds[0], bounds[1], log, step)
     raise ConfigError(path, f"expected {{choices: [...]}}, {{int: [lo, hi]}} or {{float: [lo, hi]}}, got {spec!r}.")
 
@@ -242,6 +285,9 @@ def _constraints(raw: Any) -> dict[str, dict[str, float]]:
         OBJECTIVES.get(str(name), f"constraints.{name}", known=BEFORE_TRAINING)
         if not isinstance(bound, dict) or not set(bound) <= {"max", "min"} or not bound:
             raise ConfigError(f"constraints.{name}", f"expected {{max: value}} and/or {{min: value}}, got {bound!r}.")
+        for side, value in bound.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"constraints.{name}.{side}", f"expected a finite number, got {value!r}.")
         out[str(name)] = {k: float(v) for k, v in bound.items()}
     return out
 
@@ -258,4 +304,7 @@ def _recipe(raw: dict) -> Recipe:
         if key != "name" and key not in fields:
             raise ConfigError(f"recipe.{key}", "not a recipe setting.",
                               hint=f"{did_you_mean(str(key), fields)} Settings: {', '.join(sorted(fields))}.".lstrip())
-    return get_recipe(name, **{k: v for k, v in raw.items() if k != "name"})
+    try:
+        return get_recipe(name, **{k: v for k, v in raw.items() if k != "name"})
+    except RecipeError as exc:
+        raise ConfigError(f"recipe.{exc.field}", exc.message) from None

@@ -50,8 +50,11 @@ def test_synthetic_default_learns_well_above_chance_at_32px():
 
 
 def test_diverging_loss_is_a_clear_error():
+    train, val, _ = small_split()
+    train.images[0, 0, 0, 0] = float("inf")  # one non-finite pixel: the loss becomes NaN
+    model = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.5"]), seed=0)
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
-        fit(2, optimizer="sgd", lr=1e12, augment=False)
+        train_model(model, train, val, get_recipe("default", epochs=1, augment=False, batch=30), 2)
 
 
 def test_train_writes_checkpoint_that_evaluate_reproduces(run_cli, tmp_path):

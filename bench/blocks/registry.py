@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ KINDS = (FEATURE, DOWN, UP, CONTEXT, DECODER, HEAD)
 # Supplied by the wiring, never by a config: channel counts, and the encoder pyramid's widths
 # for pyramid-aware blocks (their forward also receives the pyramid).
 _WIRED = ("in_channels", "out_channels", "pyramid_channels")
+
+
+MAX_INT = 2**31 - 1  # what the convolution kernels take
 
 
 class ContractViolation(ValueError):
@@ -59,6 +63,10 @@ class Param:
         """``value`` checked against the annotation (ints widen to float); raises ConfigError."""
         ok, coerced = _coerce(self.annotation, value)
         if not ok:
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+                raise ConfigError(path, f"{value} is too large: at most {MAX_INT:,}.")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(path, f"expected a finite number, got {value!r}.")
             raise ConfigError(
                 path,
                 f"expected {_type_name(self.annotation)}, got {value!r} ({type(value).__name__}).",
@@ -216,9 +224,9 @@ def _coerce(annotation: Any, value: Any) -> tuple[bool, Any]:
     if annotation is bool:
         return isinstance(value, bool), value
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT, value
     if annotation is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return ok, float(value) if ok else value
     if annotation is str:
         return isinstance(value, str), value

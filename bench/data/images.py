@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BenchError
+from ..limits import how_to_raise, limit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -42,15 +43,27 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
+def _too_large(path: Path, width: int, height: int) -> BenchError:
+    pixels = width * height
+    size = f"is {width} x {height} = {pixels:,} pixels" if pixels else "decodes to too many pixels"
+    return BenchError(f"{path} {size}, over the limit of {limit('image_pixels'):,}: downscale it. "
+                      f"{how_to_raise('image_pixels', max(pixels, 2 * limit('image_pixels')))}")
+
+
 class _open:
     def __init__(self, path: Path, load: bool = True) -> None:
         self.path, self.load = path, load
 
     def __enter__(self) -> Image.Image:
         try:
-            self.image = Image.open(self.path)
+            self.image = Image.open(self.path)  # the header only
+            width, height = self.image.size
+            if width * height > limit("image_pixels"):
+                raise _too_large(self.path, width, height)
             if self.load:
                 self.image.load()
+        except Image.DecompressionBombError:  # PIL's own guard, on files that lie in their header
+            raise _too_large(self.path, 0, 0) from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise BenchError(
                 f"{self.path}: cannot read this image ({exc}). The file may be truncated or not "
