@@ -17,6 +17,7 @@ from .data.dataset import SegmentationData, load_data
 from .data.split import Split, load_split, make_split
 from .data.transforms import DESCRIPTION as AUGMENTATION
 from .errors import BenchError
+from .files import write_text
 from .latency import Candidate, measure, measure_latency
 from .profile import profile_model
 from .recipe import Recipe
@@ -175,7 +176,7 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
     out_dir.mkdir(parents=True, exist_ok=True)
     split.save(out_dir / "split.json")
     save_checkpoint(out_dir / "model.pt", model, arch, record)
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    write_text(out_dir / "metrics.json", json.dumps(record, indent=1, default=str) + "\n")
     return RunOutcome(arch.name, summary, out_dir, model)
 
 
@@ -188,4 +189,4 @@ def time_together(outcomes: list[RunOutcome], in_channels: int, size: int) -> No
         path = outcome.out_dir / "metrics.json"
         record = json.loads(path.read_text())
         record["latency"] = result.to_dict()
-        path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+        write_text(path, json.dumps(record, indent=1, default=str) + "\n")

@@ -34,6 +34,7 @@ from torch import nn
 
 from .deploy import deploy
 from .errors import BenchError
+from .files import write_text
 from .runtimes import check_backend, prepare
 
 FORMS = ("train", "deploy")
@@ -183,6 +184,7 @@ class Candidate:
     model: nn.Module
     form: str = "deploy"
     backend: str = "eager"
+    config: Optional[dict] = None  # the resolved architecture of ``model``: what a fresh process rebuilds
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
@@ -252,10 +254,14 @@ def _measure_here(candidates: Sequence[Candidate], in_channels: int, size: int, 
 
 
 def _measure_in_subprocess(candidate: Candidate, in_channels: int, size: int, protocol: Protocol) -> Latency:
+    if candidate.config is None:
+        raise BenchError(f"timing {candidate.label!r} in a fresh process needs its architecture config "
+                         "(Candidate(config=...)); the process rebuilds the network from it and its weights.")
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         spec, out = Path(tmp) / "spec.pt", Path(tmp) / "latency.json"
-        torch.save({"candidate": candidate, "in_channels": in_channels, "size": size,
-                    "protocol": asdict(protocol)}, spec)
+        torch.save({"label": candidate.label, "form": candidate.form, "backend": candidate.backend,
+                    "config": json.dumps(candidate.config), "state_dict": candidate.model.state_dict(),
+                    "in_channels": in_channels, "size": size, "protocol": json.dumps(asdict(protocol))}, spec)
         done = subprocess.run([sys.executable, "-m", "bench.latency", str(spec), str(out)],
                               capture_output=True, text=True)
         if done.returncode != 0 or not out.exists():
@@ -268,12 +274,18 @@ def _measure_in_subprocess(candidate: Candidate, in_channels: int, size: int, pr
 
 
 def _main(argv: Sequence[str]) -> None:
+    from .assemble import build_model
+    from .config import Architecture
+
     spec_path, out_path = argv
-    # our own file, written a moment ago by the parent process: a whole pickled module
-    spec = torch.load(spec_path, weights_only=False)
-    result = _measure_here([spec["candidate"]], spec["in_channels"], spec["size"],
-                           Protocol(**spec["protocol"]), time.perf_counter, isolated=True)[0]
-    Path(out_path).write_text(json.dumps(result.to_dict()))
+    spec = torch.load(spec_path, weights_only=True)  # tensors and strings: no code is unpickled
+    config = json.loads(spec["config"])
+    model = build_model(Architecture(config.get("name", spec["label"]), config))
+    model.load_state_dict(spec["state_dict"])
+    candidate = Candidate(spec["label"], model, spec["form"], spec["backend"], config)
+    result = _measure_here([candidate], spec["in_channels"], spec["size"],
+                           Protocol(**json.loads(spec["protocol"])), time.perf_counter, isolated=True)[0]
+    write_text(Path(out_path), json.dumps(result.to_dict()))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .files import atomic  # noqa: E402
 from .objectives import OBJECTIVES, Objective  # noqa: E402
 from .records import SweepResult, TrialRecord  # noqa: E402
 
@@ -123,10 +124,12 @@ def write_plots(result: SweepResult, out_dir: Path) -> list[Path]:
     text = caption(result, points)
     figure = _matplotlib(result, points, accuracy, costs, text)
     paths = [out_dir / "pareto.png", out_dir / "pareto.pdf", out_dir / "pareto.html"]
-    figure.savefig(paths[0], dpi=150, bbox_inches="tight")
-    figure.savefig(paths[1], bbox_inches="tight")
+    for path, options in ((paths[0], {"format": "png", "dpi": 150}), (paths[1], {"format": "pdf"})):
+        with atomic(path) as tmp:
+            figure.savefig(tmp, bbox_inches="tight", **options)
     plt.close(figure)
-    _plotly(result, points, accuracy, costs, text).write_html(paths[2], include_plotlyjs=True)  # offline
+    with atomic(paths[2]) as tmp:
+        _plotly(result, points, accuracy, costs, text).write_html(tmp, include_plotlyjs=True)  # offline
     return paths
 
 

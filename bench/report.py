@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .evidence import indistinguishable
+from .files import atomic, write_text
 from .objectives import OBJECTIVES
 from .plots import write_plots
 from .records import SweepResult
@@ -53,13 +54,15 @@ def write_report(result: SweepResult, out_dir: Path) -> list[Path]:
     """Every file of the report in ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = trial_rows(result)
-    results.to_csv(out_dir / "results.csv", index=False)
-    (results[results["on_front"]] if len(results) else results).to_csv(out_dir / "pareto.csv", index=False)
+    with atomic(out_dir / "results.csv") as tmp:
+        results.to_csv(tmp, index=False)
+    with atomic(out_dir / "pareto.csv") as tmp:
+        (results[results["on_front"]] if len(results) else results).to_csv(tmp, index=False)
     info = result.info
     tables = write_tables(front_table(result), out_dir, "table", _table_caption(result),
                           f"tab:{info.study}") if result.front else []
     plots = write_plots(result, out_dir)
-    (out_dir / "report.md").write_text(report_page(result, bool(plots)))
+    write_text(out_dir / "report.md", report_page(result, bool(plots)))
     return [out_dir / "report.md", out_dir / "results.csv", out_dir / "pareto.csv", *tables, *plots]
 
 

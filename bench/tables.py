@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import pandas as pd
 
+from .files import atomic, write_text
 from .records import SweepResult
 from .stats import Estimate, PairedComparison
 
@@ -137,9 +138,10 @@ def write_tables(table: pd.DataFrame, out_dir: Path, stem: str = "table", captio
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
     shown = display_table(table)
-    paths[0].write_text(shown.to_markdown(index=False) + "\n")
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(latex_table(shown, caption, label or f"tab:{stem}"))
+    write_text(paths[0], shown.to_markdown(index=False) + "\n")
+    with atomic(paths[1]) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(paths[2], latex_table(shown, caption, label or f"tab:{stem}"))
     return paths
 
 

@@ -6,6 +6,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 from .data.dataset import SegmentationData
 from .data.transforms import augment
 from .errors import BenchError
+from .files import atomic
 from .losses import SegmentationLoss, inverse_frequency_weights
 from .metrics import SegmentationMetrics, segmentation_metrics
 from .recipe import Recipe
@@ -92,10 +94,16 @@ def recompute_bn_statistics(model: nn.Module, images: torch.Tensor, batch: int) 
 
 
 def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData, recipe: Recipe,
-                model_classes: int, progress: Optional[Progress] = None) -> TrainResult:
+                model_classes: int, progress: Optional[Progress] = None,
+                checkpoint: Optional[Path] = None) -> TrainResult:
     """Train ``model`` by ``recipe``; keep the weights of the best validation mean Dice.
 
-    Deterministic on CPU: the same seed, data and thread count give the same weights.
+    Deterministic on CPU: the same seed, data and thread count give the same weights. With
+    ``checkpoint``, the state after every epoch (weights, optimiser, schedule, both random
+    generators, history, best weights) is written there atomically, and a run that finds it
+    (same recipe, data and network) goes on after its last completed epoch, to the same final
+    weights as a run never stopped; the history marks the epoch it resumed after. The file is
+    removed when training ends.
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite.
@@ -112,7 +120,21 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
     if n % recipe.batch == 1 and batches > 1:
         batches -= 1  # drop a final batch of one sample: BN cannot train on it
     result, best_state, started = TrainResult(), None, time.perf_counter()
-    for epoch in range(1, recipe.epochs + 1):
+    identity = {"recipe": recipe.to_dict(), "train": train.stems, "val": val.stems,
+                "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
+    first, resumed = 1, None
+    if checkpoint is not None and checkpoint.exists():
+        saved = _load_epoch_state(checkpoint, identity)
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            schedule.load_state_dict(saved["schedule"])
+            torch.set_rng_state(saved["rng"])
+            g.set_state(saved["generator"])
+            result.history, best_state = saved["history"], saved["best_state"]
+            result.best_epoch, result.best_val_dice = saved["best_epoch"], saved["best_val_dice"]
+            first = resumed = saved["epoch"] + 1
+    for epoch in range(first, recipe.epochs + 1):
         model.train()
         order, total = torch.randperm(n, generator=g), 0.0
         for b in range(batches):
@@ -138,13 +160,35 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         val_dice = mean_dice(model, val, classes)
         record = {"epoch": epoch, "train_loss": total / batches, "val_dice_mean": val_dice, "lr": lr,
                   "seconds": time.perf_counter() - started}
+        if epoch == resumed:
+            record["resumed_after_epoch"] = epoch - 1
         result.history.append(record)
         if val_dice > result.best_val_dice:
             result.best_epoch, result.best_val_dice = epoch, val_dice
             best_state = copy.deepcopy(model.state_dict())
+        if checkpoint is not None:
+            with atomic(checkpoint) as tmp:
+                torch.save({**identity, "epoch": epoch, "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                            "rng": torch.get_rng_state(), "generator": g.get_state(), "history": result.history,
+                            "best_state": best_state, "best_epoch": result.best_epoch,
+                            "best_val_dice": result.best_val_dice}, tmp)
         if progress:
             progress("epoch", epoch, recipe.epochs, record)
     if best_state is not None:
         model.load_state_dict(best_state)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _load_epoch_state(path: Path, identity: dict) -> Optional[dict]:
+    """The epoch state saved at ``path`` if it belongs to this training run (same recipe, data
+    and network shapes); None otherwise (a stale or foreign file is ignored, not trusted)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated or not ours: start over rather than fail the trial
+        return None
+    same = isinstance(saved, dict) and all(saved.get(k) == v for k, v in identity.items())
+    return saved if same else None

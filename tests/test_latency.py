@@ -153,11 +153,28 @@ def test_backends_run_the_same_network(backend):
         assert "onnxruntime" in runner.versions
 
 
-def test_isolated_measurement_runs_in_a_fresh_process():
-    (result,) = measure([Candidate("deploy/eager", tiny_net())], 3, 16,
+def test_isolated_measurement_runs_in_a_fresh_process_from_config_and_weights():
+    from bench.assemble import build_model
+    from bench.config import resolve_architecture
+
+    arch = resolve_architecture("tinyunet", ["width_multiplier=0.25"])
+    model = build_model(arch, seed=0)
+    (result,) = measure([Candidate("deploy/eager", model, config=arch.config)], 3, 16,
                         Protocol(warmup=1, min_repeats=3, max_seconds=0.2), isolate=True)
     assert result.protocol["isolate"] is True and result.n >= 3 and result.median_ms > 0
     assert result.ci95_ms[0] <= result.median_ms <= result.ci95_ms[1]
+
+
+def test_a_fresh_process_is_not_handed_a_pickled_module():
+    """The spec travels as a config and weights loaded with weights_only=True: a module without a
+    config is refused, and the child never calls torch.load(weights_only=False)."""
+    import inspect
+
+    import bench.latency
+
+    with pytest.raises(BenchError, match="needs its architecture config"):
+        measure([Candidate("deploy/eager", tiny_net())], 3, 16, Protocol(warmup=1, min_repeats=3), isolate=True)
+    assert "weights_only=False" not in inspect.getsource(bench.latency)
 
 
 def test_peak_memory_counts_live_operator_outputs():

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import BenchError
+from ..files import write_text
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,8 @@ class Split:
         return hashlib.sha256(lists.encode()).hexdigest()
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         record = {**asdict(self), "hash": self.hash}
-        path.write_text(json.dumps(record, indent=1) + "\n")
+        write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def make_split(stems: list[str], source: str, content_hash: str, seed: int = 0,
