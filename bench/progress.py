@@ -128,6 +128,8 @@ class SweepProgress(SweepListener):
         if self.live is not None:
             self.live.stop()
             self.live = None
+        if result.status != "finished":  # interrupted or failed: the command's own line says it
+            return
         info = result.info
         complete = sum(1 for r in result.records if r.state == COMPLETE)
         seeds = f"; means of {info.repeats} seeds ± std" if info.repeats > 1 else ""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 RUNNING, WAITING, COMPLETE, PRUNED, FAIL = "RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"
 DIED = "its worker stopped without recording a reason (killed, or its heartbeats stopped)"
+INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the network is retried when the sweep runs again
 
 
 def design_label(sample: dict[str, Any]) -> str:
@@ -122,7 +123,8 @@ class TrialRecord:
         stored = {f.name for f in fields(cls)} - set(cls._FROM_OPTUNA)
         attrs = {k: v for k, v in trial.user_attrs.items() if k in stored}
         record = cls(trial.number, trial.state.name, dict(trial.params),
-                     retry_of=trial.system_attrs.get("failed_trial"), started=trial.datetime_start,
+                     retry_of=trial.system_attrs.get("failed_trial", trial.user_attrs.get("retry_of")),
+                     started=trial.datetime_start,
                      finished=trial.datetime_complete, **attrs)
         if record.state == FAIL and not record.fail_reason:
             record.fail_reason = DIED

@@ -20,6 +20,7 @@ import zlib
 from typing import Any, Callable, Optional, Sequence
 
 import optuna
+import sqlalchemy
 from optuna import TrialPruned
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
@@ -27,9 +28,10 @@ from .config import get_path
 from .errors import BenchError
 from .records import StudyInfo, TrialRecord
 from .space import BlockChoice, Distribution, SearchSpace
-from .storage import make_storage, retry_race
+from .storage import check_storage, damaged, make_storage, redact, retry_race
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Optuna logs every failed trial with its traceback; bench records the reason and prints one line
+optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 __all__ = ["TrialPruned", "FixedTrial", "open_study", "load_study", "sample_overrides", "records", "RecordWriter"]
 
@@ -154,12 +156,19 @@ def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10,
 
 
 def load_study(name: str, storage: str) -> optuna.Study:
-    """An existing study. Raises BenchError if there is none of that name in ``storage``."""
+    """An existing study, without creating anything.
+
+    Raises:
+        BenchError: no storage there, a damaged one, or no study of that name in it.
+    """
+    check_storage(storage, create=False)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        raise BenchError(f"no study {name!r} in {storage}. Run `bench run --space SPACE --study {name}` "
+        raise BenchError(f"no study {name!r} in {redact(storage)}. Run `bench run --space SPACE --study {name}` "
                          "first, or pass --storage.") from None
+    except sqlalchemy.exc.DatabaseError as exc:
+        raise damaged(storage, exc) from None
 
 
 def bind(study: optuna.Study, info: StudyInfo) -> None:
@@ -240,7 +249,8 @@ def all_under_way(study: optuna.Study, trials: int) -> bool:
 
 
 def trained_by(study: optuna.Study, config_hash: str, number: int, grace: Optional[float],
-               poll: float = 0.5) -> Optional[TrialRecord]:
+               poll: float = 0.5,
+               on_reaped: Callable[[list[int]], None] = lambda numbers: None) -> Optional[TrialRecord]:
     """The complete trial whose results trial ``number`` reuses, or None if it trains itself.
 
     The network is trained by the lowest-numbered trial with its config hash; trial numbers come
@@ -260,24 +270,28 @@ def trained_by(study: optuna.Study, config_hash: str, number: int, grace: Option
         if grace is None or not same and all(
                 t.user_attrs.get("config_hash") for t in earlier if t.state == TrialState.RUNNING):
             return None
-        reap(study, grace)
+        on_reaped(reap(study, grace))
         time.sleep(poll)
 
 
-def reap(study: optuna.Study, grace: float) -> None:
-    """Fail the trials of dead workers: those whose heartbeats stopped (Optuna; they are retried),
-    and those RUNNING for longer than ``grace`` without their objective having begun (a worker
-    killed before the trial's first heartbeat, which Optuna never notices)."""
+def reap(study: optuna.Study, grace: float) -> list[int]:
+    """Fail the trials of dead workers: those whose heartbeats stopped (Optuna; they are retried,
+    and the storage's callback hears of them), and those RUNNING for longer than ``grace``
+    without their objective having begun (a worker killed before the trial's first heartbeat,
+    which Optuna never notices). Returns the numbers of the latter."""
     with warnings.catch_warnings():  # "experimental" in Optuna 5, and what heartbeats are for
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     limit = datetime.datetime.now() - datetime.timedelta(seconds=grace)
+    failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if "worker" not in t.user_attrs and t.datetime_start is not None and t.datetime_start < limit:
             try:
                 study.tell(t.number, state=TrialState.FAIL)
+                failed.append(t.number)
             except (ValueError, RuntimeError):  # it finished meanwhile, or another worker reaped it
                 pass
+    return failed
 
 
 def hypervolume(losses: Sequence[Sequence[float]], reference: Sequence[float]) -> float:

@@ -26,14 +26,17 @@ import math
 import multiprocessing
 import os
 import re
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
-from .assemble import build_model
+from .assemble import build_model, check_budget, check_input_size, plan_architecture
 from .checkpoint import save_checkpoint
 from .config import Architecture, get_path, resolve_architecture
 from .defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
@@ -43,11 +46,12 @@ from .design import Design
 from .errors import BenchError
 from .evidence import weigh_front
 from .experiment import check_classes
+from .files import ensure_writable
 from .latency import Candidate, Protocol, measure
 from .listeners import Listeners, SweepListener
 from .objectives import OBJECTIVES, Objective
 from .pareto import front_records
-from .records import StudyInfo, SweepResult, TrialRecord
+from .records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
 from .space import SearchSpace, describe, load_space
 from .stats import estimate, mean_over_runs
 from .storage import JOURNAL, redact
@@ -109,7 +113,9 @@ class Sweep:
             :meth:`report`).
         weights_dir: where every trained network's weights go, one ``model.pt`` per seed as
             ``bench train`` writes it (``{study}`` is replaced by the study name; None: not kept); the
-            MLflow tracker uploads them to the trial's run.
+            MLflow tracker uploads them to the trial's run. Training also keeps its state after every
+            epoch there (``resume/``), so that a network whose worker died or was interrupted is
+            trained on from its last completed epoch when it is retried.
         worker_index: run trials only, as worker ``worker_index`` of a sweep coordinated elsewhere.
     """
 
@@ -148,6 +154,7 @@ class Sweep:
         self._study = None
         self._data: Optional[StudyData] = None
         self.info: Optional[StudyInfo] = None
+        self._ended: set[int] = set()  # trials this process has told the listeners about
 
     # ------------------------------------------------------------------------------ public
 
@@ -159,23 +166,25 @@ class Sweep:
         started = time.perf_counter()
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        try:
-            self.open()
-            if self.workers > 1:
-                self._run_workers()
-            else:
-                self._run_trials()
-            if self.worker_index is not None:
-                return self.result()
-            return self._finish(started)
-        except KeyboardInterrupt:
-            self._ended_early("interrupted", started)
-            raise
-        except Exception:
-            self._ended_early("failed", started)
-            raise
-        finally:
-            torch.set_num_threads(previous_threads)
+        with _sigterm_as_interrupt():
+            try:
+                self.open()
+                if self.workers > 1:
+                    self._run_workers()
+                else:
+                    self._run_trials()
+                if self.worker_index is not None:
+                    return self.result()
+                return self._finish(started)
+            except KeyboardInterrupt:
+                self._interrupted()
+                self._ended_early("interrupted", started)
+                raise
+            except Exception:
+                self._ended_early("failed", started)
+                raise
+            finally:
+                torch.set_num_threads(previous_threads)
 
     def records(self) -> list[TrialRecord]:
         """Every trial of the study, as records."""
@@ -207,11 +216,22 @@ class Sweep:
         what it is, and start the listeners. Both stores are checked before either is written."""
         if self._study is not None:
             return
+        reference = resolve_architecture(self.space.architecture)
+        size = int(self.size or self.space.data["size"])
+        plan = plan_architecture(reference)
+        try:  # every sample is checked again in its trial
+            check_input_size(reference, plan, size)
+            check_budget(reference, plan, size)
+        except BenchError as exc:
+            given = "--size" if self.size else f"{self.space.source}: data.size"
+            raise BenchError(f"{given} {size}: {exc}") from None
+        for folder, what in ((self.report_dir, "report_dir"), (self.weights_dir, "weights_dir")):
+            if folder is not None:
+                ensure_writable(folder, what, create=False)
         if self.tracking_uri:
             from .tracking import MlflowTracker, check_tracking
 
             check_tracking(self.tracking_uri)
-        reference = resolve_architecture(self.space.architecture)
         self._data = prepare_study_data(self.space, self.data, self.size, reference.config["in_channels"])
         study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
                            on_stale=self._trial_died,
@@ -221,6 +241,8 @@ class Sweep:
         self._study = study
         if self.worker_index is None and not study.trials and self.space.study["stock"]:
             self._enqueue_stock(reference)
+        if self.worker_index is None:
+            self._enqueue_interrupted()
         if self.tracking_uri:
             self.listeners.listeners.insert(0, MlflowTracker(self.tracking_uri))
         self.listeners.study_started(self.info, study_records(study))
@@ -246,7 +268,7 @@ class Sweep:
                              and "type" in n}
             save(record)  # the hash, early: later trials of the same network wait for this one
             check_classes(arch, self._data.dataset)
-            original = trained_by(self.study, arch.hash, trial.number, self.waits)
+            original = trained_by(self.study, arch.hash, trial.number, self.waits, on_reaped=self._orphans_failed)
             if original is not None:  # the same network: its measurements and results, not new ones
                 record.duplicate_of = original.duplicate_of if original.duplicate_of is not None else original.number
                 for name in DUPLICATED:
@@ -268,6 +290,11 @@ class Sweep:
             save(record)
         except CATCH as exc:
             record.fail_reason = f"{type(exc).__name__}: {exc}"
+            record.seconds = time.perf_counter() - started
+            save(record)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: Optuna marks the trial FAIL; say why
+            record.fail_reason = INTERRUPTED
             record.seconds = time.perf_counter() - started
             save(record)
             raise
@@ -316,8 +343,10 @@ class Sweep:
                     self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
                                                         "run": k + 1, "runs": self.repeats})
 
+            resume = (self.weights_dir / "resume" / f"{design.arch.hash[:16]}-seed{seed}.pt"
+                      if self.weights_dir else None)
             result = train_model(model, self._data.part("train"), self._data.part("val"),
-                                 replace(recipe, seed=seed), classes, progress)
+                                 replace(recipe, seed=seed), classes, progress, checkpoint=resume)
             test = evaluate(model, self._data.part("test"), classes)
             summary = test.summary()
             if self.weights_dir is not None:
@@ -358,10 +387,11 @@ class Sweep:
             if self.timeout is not None and time.monotonic() - started > self.timeout:
                 return
             if self.waits is not None and all_under_way(self.study, self.trials):
-                reap(self.study, self.grace)
+                self._orphans_failed(reap(self.study, self.grace))
                 time.sleep(poll)
                 continue
             record = optimize_one(self.study, self.objective, CATCH)
+            self._ended.add(record.number)
             self.listeners.trial_ended(record)
             if record.status != "skipped":  # a trial others got to first is no attempt
                 attempts += 1
@@ -369,6 +399,11 @@ class Sweep:
     def _trial_died(self, trial) -> None:
         """A trial whose worker stopped sending heartbeats, just failed by this process."""
         self.listeners.trial_ended(TrialRecord.from_trial(trial))
+
+    def _orphans_failed(self, numbers: Sequence[int]) -> None:
+        """Trials of workers killed before their first heartbeat, just failed by this process."""
+        for number in numbers:
+            self.listeners.trial_ended(TrialRecord.from_trial(self.study.trials[number]))
 
     def _run_workers(self) -> None:
         """Run trials in ``workers`` child processes on this study, and wait for them."""
@@ -386,9 +421,11 @@ class Sweep:
         try:
             for process in processes:
                 process.join()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # the workers got it too (one process group), or get SIGTERM now
             for process in processes:
                 process.terminate()
+            for process in processes:
+                process.join(60)
             raise
         codes = [p.exitcode for p in processes]
         if any(codes):
@@ -396,6 +433,15 @@ class Sweep:
                              "their errors are printed above")
 
     # ------------------------------------------------------------------------------ the end
+
+    def _interrupted(self) -> None:
+        """Tell the listeners about this process's trials that Ctrl-C or SIGTERM stopped (Optuna
+        marked them FAIL; their record says "interrupted")."""
+        if self._study is None:
+            return
+        for record in study_records(self._study):
+            if record.worker == WORKER and record.fail_reason == INTERRUPTED and record.number not in self._ended:
+                self.listeners.trial_ended(record)
 
     def _ended_early(self, status: str, started: float) -> None:
         """Tell the listeners that the sweep stopped (interrupted or failed), with what it has."""
@@ -435,6 +481,15 @@ class Sweep:
             "trials": {str(r.number): {"median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "ratio": t.ratio}
                        for r, t in zip(result.front_records, timed[1:])}}
         front_latency(self.study, result.front_latency)
+
+    def _enqueue_interrupted(self) -> None:
+        """Networks whose training Ctrl-C or SIGTERM stopped are tried again first (a trial
+        whose worker died is retried by Optuna's heartbeat callback instead)."""
+        found = study_records(self.study)
+        retried = {r.retry_of for r in found if r.retry_of is not None}
+        for record in found:
+            if record.fail_reason == INTERRUPTED and record.sample and record.number not in retried:
+                self.study.enqueue_trial(record.sample, user_attrs={"retry_of": record.number})
 
     def _enqueue_stock(self, reference: Architecture) -> None:
         """Train the space's stock architecture first, when the space can express it: the
@@ -490,7 +545,27 @@ def front_hypervolume(result: SweepResult) -> Optional[float]:
 
 def _worker_main(settings: dict[str, Any]) -> None:
     """One worker process of :meth:`Sweep._run_workers`."""
-    Sweep(**settings).run()
+    try:
+        Sweep(**settings).run()
+    except KeyboardInterrupt:  # its trial is marked; the coordinating process says so
+        raise SystemExit(130) from None
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a sweep as Ctrl-C does (in the main thread; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _violation(value: float, bound: dict[str, float]) -> float:

@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+import sqlalchemy
 import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -37,8 +38,8 @@ from . import __version__
 from .defaults import DEFAULT_ARTIFACTS
 from .errors import BenchError
 from .listeners import SweepListener
-from .records import COMPLETE, FAIL, PRUNED, RUNNING, StudyInfo, SweepResult, TrialRecord
-from .storage import CONNECT_TIMEOUT_S, redact
+from .records import COMPLETE, FAIL, INTERRUPTED, PRUNED, RUNNING, StudyInfo, SweepResult, TrialRecord
+from .storage import CONNECT_TIMEOUT_S, damaged, redact, sqlite_file, store_lock
 
 LOGGING_GRACE_S = 60  # a live worker logs its finished trial well within this
 UI = "http://127.0.0.1:5000"  # where `bench ui` serves a local store by default
@@ -59,12 +60,15 @@ def _git_revision() -> str:
 
 
 def check_tracking(tracking_uri: str) -> None:
-    """Reach the tracking server (``/health``) before a sweep writes anything.
+    """Check an MLflow store before anything is written to it or to the study storage: a server
+    answers ``/health``; a SQLite store's folder is writable and its file, if any, a readable
+    database; any other URI is one MLflow can use (the file store, in maintenance, is refused).
 
     Raises:
-        BenchError: the server does not answer, or answers with an error.
+        BenchError: what is wrong, naming the URI (password hidden) and a fix.
     """
     if not tracking_uri.startswith(("http://", "https://")):
+        _check_local_tracking(tracking_uri)
         return
     import requests
 
@@ -75,6 +79,32 @@ def check_tracking(tracking_uri: str) -> None:
         raise BenchError(f"cannot reach the MLflow tracking server {redact(tracking_uri)}: "
                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}. Start one with `bench server`, "
                          "or fix --tracking-uri / MLFLOW_TRACKING_URI.") from None
+
+
+def _check_local_tracking(tracking_uri: str) -> None:
+    import sqlite3
+
+    from .files import ensure_writable
+
+    fix = "use sqlite:///FILE (default sqlite:///runs/mlflow.db) or http://HOST:PORT"
+    database = sqlite_file(tracking_uri)
+    if database is not None:
+        ensure_writable(database.parent, "--tracking-uri folder", create=False)
+        if database.is_file() and database.stat().st_size:
+            try:
+                with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+                    connection.execute("PRAGMA schema_version")
+            except sqlite3.DatabaseError as exc:
+                raise damaged(tracking_uri, exc, "MLflow store") from None
+        return
+    if tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        raise BenchError(f"--tracking-uri {tracking_uri}: MLflow's file store is in maintenance mode and bench "
+                         f"does not use it; {fix}.")
+    try:
+        MlflowClient(tracking_uri)
+    except MlflowException as exc:
+        raise BenchError(f"--tracking-uri {redact(tracking_uri)}: MLflow cannot use it "
+                         f"({str(exc).splitlines()[0][:160]}); {fix}.") from None
 
 
 def latency_tags(record: dict[str, Any], prefix: str = "latency.") -> dict[str, str]:
@@ -139,6 +169,21 @@ def spread(estimates: dict[str, dict], rename: dict[str, str] = RENAMED) -> dict
     return out
 
 
+def _forget_cached_store(tracking_uri: str) -> None:
+    """Drop MLflow's per-process caches of stores and database engines (kept by URI), so that a
+    SQLite store deleted or replaced since it was first opened in this process is opened afresh."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+        _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+        engine = SqlAlchemyStore._engine_map.pop(tracking_uri, None)
+        if engine is not None:
+            engine.dispose()
+    except (ImportError, AttributeError):  # another MLflow version: a new process is unaffected anyway
+        pass
+
+
 class MlflowStore:
     """The MLflow calls bench makes, on one tracking URI."""
 
@@ -149,7 +194,17 @@ class MlflowStore:
             database.parent.mkdir(parents=True, exist_ok=True)
             tracking_uri = f"sqlite:///{database}"
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
+        database = sqlite_file(tracking_uri)
+        if database is not None and not database.exists():
+            _forget_cached_store(tracking_uri)  # MLflow keeps one store per URI: it may be a deleted file
+        with store_lock(tracking_uri):  # the first query creates (migrates) a fresh SQLite store
+            try:
+                self.client = MlflowClient(tracking_uri)
+                self.client.search_experiments(max_results=1)
+            except (MlflowException, sqlalchemy.exc.DatabaseError) as exc:
+                if sqlite_file(tracking_uri) is None:
+                    raise
+                raise damaged(tracking_uri, exc, "MLflow store") from None
         self.location = None
         if not tracking_uri.startswith(("http://", "https://")):  # a server keeps its own artifacts
             self.location = Path(artifact_root or DEFAULT_ARTIFACTS).resolve().as_uri()
@@ -220,8 +275,14 @@ class MlflowTracker(SweepListener):
                 time.sleep(0.5)
                 parent = self._find_parent()
         if parent is None:
-            parent = self._create_parent(info)
-        elif self.client.get_run(parent).info.status != "RUNNING":
+            self.parent = self._create_parent(info)
+            # a study with trials but no record of it here: the store is new (deleted, reset, moved);
+            # the study is the source of truth, so its finished trials are logged again
+            for record in past:
+                if record.state not in (RUNNING, "WAITING"):
+                    self.log_trial(record)
+            return
+        if self.client.get_run(parent).info.status != "RUNNING":
             self.client.update_run(parent, status="RUNNING")  # the study resumes
         self.parent = parent
 
@@ -349,9 +410,8 @@ class MlflowTracker(SweepListener):
         elif record.skipped:
             tags["bench.skipped"] = record.skipped
         run_id = record.links.get("mlflow_run_id")
-        if run_id and record.retry_of is not None \
-                and self.client.get_run(run_id).data.tags.get("bench.trial") != str(record.number):
-            run_id = None  # a retry inherits the dead trial's attributes, its run id among them
+        if run_id and not self._is_run_of(run_id, record.number):
+            run_id = None  # a retry inherits the dead trial's run id; a re-created store lacks it
         if run_id is None:
             run_id = self.store.create_run(self.experiment_id, name, {**tags, **self.sources}, parent=self.parent,
                                            start=record.started)
@@ -383,9 +443,18 @@ class MlflowTracker(SweepListener):
         for artifact, path in record.artifacts.items():
             if Path(path).is_file():
                 self.store.upload(run_id, path, str(Path(artifact).parent))
-        status = {COMPLETE: "FINISHED", PRUNED: "KILLED" if record.status == "skipped" else "FINISHED"}
+        status = {COMPLETE: "FINISHED", PRUNED: "KILLED" if record.status == "skipped" else "FINISHED",
+                  FAIL: "KILLED" if record.fail_reason == INTERRUPTED else "FAILED"}
         self.store.finish(run_id, status.get(record.state, "FAILED"), record.finished)
         return run_id
+
+    def _is_run_of(self, run_id: str, number: int) -> bool:
+        """Whether ``run_id`` is trial ``number``'s run in this store and experiment."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        return run.info.experiment_id == self.experiment_id and run.data.tags.get("bench.trial") == str(number)
 
     def _new_params(self, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """MLflow refuses to change a logged parameter: leave out those already there."""

@@ -128,11 +128,25 @@ def tracked_runs(uri: str, study: str):
     return client, parents, children
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_study(postgres, tracking, tmp_path):
     storage = postgres.database("three")  # a fresh schema: the workers race to create it
     worker = bench("run", "--space", "quick", "--study", "shared", "--trials", "6", "--workers", "3",
                    "--storage", storage, "--tracking-uri", tracking, "--heartbeat", "2", cwd=tmp_path)
+    children: dict[int, str] = {}  # the worker processes, as `ps` shows them: no password there
+    while worker.poll() is None and len(children) < 3:
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == worker.pid and "spawn_main" in cmdline:
+                children[int(entry.name)] = cmdline
+        time.sleep(0.2)
     output = worker.communicate(timeout=600)[0]
+    assert len(children) == 3, children
+    assert not any("bench:bench@" in cmdline for cmdline in children.values())
     assert worker.returncode == 0, output
     study = optuna.load_study(study_name="shared", storage=storage)
     trials = records(study)
@@ -160,6 +174,7 @@ def test_three_workers_share_one_study(postgres, tracking, tmp_path):
     assert "Pareto front of 'shared'" in output
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_and_the_others_finish(postgres, tracking, tmp_path):
     storage = postgres.database("killed")
     args = ("run", "--space", "quick", "--study", "killed", "--trials", "4", "--storage", storage,

@@ -9,6 +9,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -16,6 +18,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ui_serves_on_localhost(tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench", "ui", "--port", str(port)], cwd=tmp_path,
@@ -38,3 +41,17 @@ def test_ui_serves_on_localhost(tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             output = server.communicate()[0]
     assert f"http://127.0.0.1:{port}" in output
+
+
+def test_a_server_for_other_machines_keeps_dns_rebinding_protection_and_its_password_off_the_command_line():
+    from bench.cli import mlflow_server_command
+
+    store = "postgresql://bench:s3cret@db-host/mlflow"
+    command, env, names = mlflow_server_command(store, "/srv/artifacts", "0.0.0.0", 5000, 2,
+                                                allowed_hosts=["tracking.example.org"])
+    assert "s3cret" not in " ".join(command) and env["MLFLOW_BACKEND_STORE_URI"] == store
+    allowed = command[command.index("--allowed-hosts") + 1].split(",")
+    assert "*" not in allowed and "tracking.example.org" in allowed and "tracking.example.org:*" in allowed
+    assert "127.0.0.1" in allowed and "tracking.example.org" in names
+    local, _, _ = mlflow_server_command(store, "/srv/artifacts", "127.0.0.1", 5000, 1)
+    assert "--allowed-hosts" not in local  # on loopback MLflow's own defaults hold
