@@ -10,7 +10,7 @@ from PIL import Image
 from ..errors import BenchError
 from ..limits import how_to_raise, limit
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -75,49 +75,65 @@ class _open:
         self.image.close()
 
 
+IGNORE = 255  # label value of pixels left out of the loss and of every metric
+MAX_INDEX_CLASSES = 32
+BAND = 64  # binary masks keep their pixels within BAND of 0 or of 255 (JPEG noise, interpolation)
+BINARY_SHARE = 0.85  # ... for at least this share of their pixels (edges of small objects, JPEG)
+
+
 @dataclass(frozen=True)
 class MaskEncoding:
-    """How stored mask values map to class indices.
+    """How one mask file's stored values map to class indices, decided from that file alone.
 
-    kind: ``binary01`` (values 0/1), ``binary255`` (0/255, values > 127 are foreground, which
-    also covers masks resized with interpolation), or ``index`` (values are class indices).
+    kind: ``binary01`` (values 0/1), ``binary255`` (values near 0 and near 255, as stored 0/255,
+    resized with interpolation or saved as JPEG: foreground > 127), ``index`` (values are class
+    indices 0..K-1) or ``instances`` (values are instance ids: foreground > 0).
     """
 
     kind: str
     classes: int  # background included
 
     def to_classes(self, mask: np.ndarray) -> np.ndarray:
+        """(H, W) uint8 class indices."""
         if self.kind == "binary255":
-            return (mask > 127).astype(np.int64)
-        return mask.astype(np.int64)
+            return (mask > 127).astype(np.uint8)
+        if self.kind == "instances":
+            return (mask > 0).astype(np.uint8)
+        return mask.astype(np.uint8)
 
     def describe(self) -> str:
         return {
             "binary01": "binary, stored 0/1",
-            "binary255": "binary, stored 0/255 (foreground > 127)",
+            "binary255": "binary, stored near 0/255 (foreground > 127)",
             "index": f"class indices 0..{self.classes - 1}",
+            "instances": "instance ids, merged to binary (foreground > 0)",
         }[self.kind]
 
 
-MAX_INDEX_CLASSES = 32
-
-
-def detect_encoding(values: set[int], where: str) -> MaskEncoding:
-    """The encoding of masks whose stored values (over the whole dataset) are ``values``.
+def mask_encoding(mask: np.ndarray, path: Path, instances: bool = False) -> MaskEncoding:
+    """The encoding of the mask stored in ``path`` (values ``mask`` (H, W)), from this file alone.
 
     Raises:
-        BenchError: values that are neither binary nor a small set of class indices.
+        BenchError: values that are neither binary, nor class indices, nor (with ``instances``)
+            instance ids: noise with no two dominant modes, naming the file.
     """
-    if values <= {0, 1}:
+    if instances:
+        return MaskEncoding("instances", 2)
+    values, counts = np.unique(mask, return_counts=True)
+    if values.min() < 0:
+        raise BenchError(f"{path}: negative mask values ({int(values.min())}); masks hold 0/255, 0/1 or "
+                         "class indices 0..K-1.")
+    if values.max() <= 1:
         return MaskEncoding("binary01", 2)
-    # 0/255, or 0/255 resized with interpolation: many distinct values in between
-    if values <= {0, 255} or ({0, 255} <= values and len(values) > MAX_INDEX_CLASSES):
+    if values.max() < MAX_INDEX_CLASSES:
+        return MaskEncoding("index", int(values.max()) + 1)
+    near_ends = counts[(values < BAND) | ((values > 255 - BAND) & (values <= 255))].sum()
+    if values.max() <= 255 and near_ends >= BINARY_SHARE * counts.sum():
         return MaskEncoding("binary255", 2)
-    if 0 in values and max(values) < MAX_INDEX_CLASSES:
-        return MaskEncoding("index", max(values) + 1)
-    shown = ", ".join(map(str, sorted(values)[:12])) + (" ..." if len(values) > 12 else "")
+    shown = ", ".join(map(str, values[:12].tolist())) + (" ..." if len(values) > 12 else "")
     raise BenchError(
-        f"{where}: mask values {{{shown}}} are neither binary (0/1 or 0/255) nor class indices "
-        f"0..K-1 (K <= {MAX_INDEX_CLASSES}). Save masks as 0/255 or as class indices, or as a "
-        "palette PNG."
+        f"{path}: mask values {{{shown}}} ({len(values)} distinct) are neither binary (0/1, or near 0 and "
+        f"255 for {BINARY_SHARE:.0%} of the pixels) nor class indices 0..K-1 (K <= {MAX_INDEX_CLASSES}); "
+        f"only {near_ends / counts.sum():.0%} of its pixels are near 0 or 255. Save it as 0/255 or as class "
+        "indices (a palette PNG keeps them); if its values are instance ids, give --instances."
     )

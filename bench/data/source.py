@@ -1,0 +1,106 @@
+"""What a run trains on, as a user names it: a folder (its layout detected, or folders and name
+patterns given), or the synthetic set; and the input protocol. The same keys serve the CLI
+(``--images``, ``--mask-pattern``, ``--patch``, ...) and a search space's ``data:`` section."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import BenchError
+from .dataset import SYNTHETIC, SegmentationData, load_data
+from .layouts import Layout, explicit_layout, named_layout, with_patterns
+from .protocol import Protocol
+
+FOLDER_KEYS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern", "instances")
+PROTOCOL_KEYS = ("size", "patch", "scale", "oversample")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A dataset folder (None: synthetic) with its layout (None: detected), and the protocol.
+
+    ``protocol_given`` says whether the user chose the protocol (else a default applies:
+    a checkpoint's own, or a space's).
+    """
+
+    folder: Optional[str] = None
+    layout: Optional[Layout] = None
+    protocol: Protocol = field(default_factory=Protocol)
+    protocol_given: bool = False
+
+    @property
+    def name(self) -> str:
+        return Path(self.folder).name if self.folder else SYNTHETIC
+
+    def load(self, channels: int, synthetic_count: int = 120, seed: int = 0) -> SegmentationData:
+        return load_data(self.folder, self.protocol, channels, self.layout, synthetic_count, seed)
+
+    def with_protocol(self, protocol: Protocol) -> "DataSource":
+        return DataSource(self.folder, self.layout, protocol, True)
+
+
+def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, images: Optional[str] = None,
+                masks: Optional[str] = None, image_pattern: Optional[str] = None,
+                mask_pattern: Optional[str] = None, ignore: Optional[str] = None,
+                ignore_pattern: Optional[str] = None, instances: bool = False, size: Optional[int] = None,
+                patch: Optional[int] = None, scale: Optional[float] = None,
+                oversample: Optional[float] = None) -> DataSource:
+    """A :class:`DataSource` from the CLI options / space keys of the same names.
+
+    ``images`` and ``masks`` (relative to ``data`` when given, else to the working folder) name
+    the folders explicitly; patterns alone adjust a detected or ``layout``-named one.
+
+    Raises:
+        BenchError: one folder without the other, explicit folders with ``layout``, a pattern
+            without ``{stem}``, a protocol that contradicts itself.
+    """
+    if (images is None) != (masks is None):
+        raise BenchError(f"--images and --masks go together (got only {'--images' if images else '--masks'}): "
+                         "name the image folder and the mask folder.")
+    if images is not None and layout is not None:
+        raise BenchError(f"--layout {layout} and --images/--masks exclude each other: the layout names its own "
+                         "folders.")
+    chosen: Optional[Layout] = None
+    folder = data if data not in (None, SYNTHETIC) else None
+    if images is not None:
+        base = Path(folder) if folder else Path.cwd()
+        paths = [base / images, base / masks] + ([base / ignore] if ignore else [])
+        for path, option in zip(paths, ("--images", "--masks", "--ignore")):
+            if not path.is_dir():
+                raise BenchError(f"{option} {path}: no such folder.")
+        root = Path(os.path.commonpath([p.resolve() for p in paths]))
+        folder = str(root)
+        chosen = explicit_layout(*(os.path.relpath(p.resolve(), root) for p in paths[:2]), image_pattern,
+                                 mask_pattern, os.path.relpath(paths[2].resolve(), root) if ignore else None,
+                                 ignore_pattern, instances)
+    elif any((layout, image_pattern, mask_pattern, ignore, ignore_pattern, instances)):
+        if folder is None:
+            raise BenchError("--layout, the name patterns, --ignore and --instances describe a dataset folder: give "
+                             "--data FOLDER (or --images and --masks).")
+        base = named_layout(layout) if layout else None
+        if base is None:
+            from .layouts import detect_layout
+
+            _, base = detect_layout(Path(folder)) if Path(folder).is_dir() else (None, None)
+        if base is not None:
+            chosen = with_patterns(base, mask_pattern, image_pattern, ignore, ignore_pattern, instances)
+    given = any(v is not None for v in (size, patch, scale, oversample))
+    protocol = Protocol(size=size, patch=patch, scale=1.0 if scale is None else scale,
+                        oversample=0.33 if oversample is None else oversample)
+    return DataSource(folder, chosen, protocol, given)
+
+
+def source_from_space(data: dict[str, Any], folder: Optional[str] = None,
+                      protocol: Optional[dict[str, Any]] = None) -> DataSource:
+    """The source a space's ``data:`` section names, with ``folder`` (``--data``) and
+    ``protocol`` options (``--size``, ``--patch``, ... where given) in place of its own."""
+    keys = {k: data.get(k) for k in FOLDER_KEYS}
+    if folder is not None:  # another folder: the space's layout keys described its own
+        keys = {k: None for k in FOLDER_KEYS}
+    chosen = {k: data.get(k) for k in PROTOCOL_KEYS}
+    if protocol and any(v is not None for v in protocol.values()):
+        chosen = {k: protocol.get(k) for k in PROTOCOL_KEYS}
+    keys["instances"] = bool(keys["instances"])
+    return data_source(folder or data.get("source"), **keys, **chosen)
