@@ -17,6 +17,7 @@ from .assemble import build_checked, build_model, check_budget, check_input_size
 from .blocks import BLOCKS
 from .counting import count_params
 from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
+from .data.source import DataSource
 from .errors import BenchError
 from .files import ensure_writable, write_text
 from .latency import FORMS
@@ -270,20 +271,82 @@ def data() -> None:
     """Look at datasets."""
 
 
+def folder_options(command: Callable) -> Callable:
+    """Layout options shared by every command that reads a dataset folder."""
+    options = [
+        click.option("--layout", default=None, help="Force a known layout (image_label, masks_per_class, "
+                     "images_masks, isic2018, drive, glas, busi, monuseg)."),
+        click.option("--images", default=None, help="Image folder, for any other layout (relative to --data)."),
+        click.option("--masks", default=None, help="Mask folder, with --images."),
+        click.option("--image-pattern", default=None, help="Image names, e.g. '{stem}_training' "
+                     "({stem}: the part shared with the masks; * matches anything)."),
+        click.option("--mask-pattern", default=None, help="Mask names, e.g. '{stem}_mask', '{stem}_manual1', "
+                     "'{stem}_segmentation', '{stem}_anno'."),
+        click.option("--ignore", default=None, help="Folder of region masks (field of view): pixels where "
+                     "they are 0 count in no loss and no metric."),
+        click.option("--ignore-pattern", default=None, help="Region-mask names, e.g. '{stem}_mask'."),
+        click.option("--instances", is_flag=True, help="Mask values are instance ids: foreground is > 0."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+FOLDER_OPTIONS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern",
+                  "instances")
+
+
+def protocol_options(command: Callable) -> Callable:
+    """How images meet the network (see :mod:`bench.data.protocol`)."""
+    options = [
+        click.option("--size", type=SIZE, default=None,
+                     help="Resize whole images to SIZE x SIZE (default: 64 for synthetic, else the images' size)."),
+        click.option("--patch", type=SIZE, default=None,
+                     help="Train on random PATCH x PATCH crops at native resolution; predict whole images by "
+                     "sliding windows; score at native size."),
+        click.option("--scale", type=Finite(0.0), default=None, help="With --patch: scale images by this "
+                     "factor first (aspect kept; metrics still at native size)."),
+        click.option("--oversample", type=Finite(0.0), default=None,
+                     help="With --patch: share of patches centred on foreground (default 0.33, as nnU-Net)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+PROTOCOL_OPTIONS = ("size", "patch", "scale", "oversample")
+
+
+def take_source(kwargs: dict[str, Any], data: Optional[str]) -> DataSource:
+    """The data source the folder and protocol options in ``kwargs`` name (removed from it)."""
+    from .data.source import data_source
+
+    chosen = {k: kwargs.pop(k) for k in (*FOLDER_OPTIONS, *PROTOCOL_OPTIONS) if k in kwargs}
+    return data_source(data, **chosen)
+
+
 @data.command("inspect")
 @click.argument("path", type=click.Path(file_okay=False))
-@click.option("--layout", default=None, help="Force a layout: image_label, masks_per_class, images_masks.")
+@folder_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def data_inspect(path: str, layout: Optional[str], fmt: str) -> None:
-    """Detect a dataset folder's layout and report pairs, sizes, classes and class balance."""
+def data_inspect(path: str, fmt: str, **options: Any) -> None:
+    """Detect a dataset folder's layout and report pairs, sizes, mask encodings per file,
+    region masks, classes and class balance.
+
+    Recognised as downloaded: ISBI 2012 (image/ + label/), images/ + masks/ (Kvasir-SEG; or
+    masks/<k>/ per class), ISIC 2018 task 1, DRIVE (with its field-of-view masks), GlaS, BUSI,
+    MoNuSeg as UCTransNet ships it. Any other: --images, --masks and --mask-pattern.
+    """
     from .data.dataset import inspect_folder
 
-    report = inspect_folder(Path(path), layout)
+    source = take_source(options, path)
+    report = inspect_folder(Path(source.folder or path), source.layout)
     if fmt == "json":
         click.echo(json.dumps(report, indent=2))
         return
     table = Table(show_header=False, title=f"dataset {path}")
-    for key in ("layout", "pairs", "sizes", "channels", "mask_encoding", "classes", "class_balance"):
+    for key in ("layout", "folders", "pairs", "sizes", "channels", "mask_encoding", "classes", "class_balance",
+                "region_masks", "ignored"):
         table.add_row(key.replace("_", " "), str(report[key]))
     table.add_row("problems found", "; ".join(report["notes"]) or "none")
     console.print(table)
@@ -293,9 +356,6 @@ def training_options(command: Callable) -> Callable:
     """Data and recipe options shared by ``train`` and ``compare``."""
     options = [
         click.option("--data", default=None, help="Dataset folder (default: the built-in synthetic set)."),
-        click.option("--layout", default=None, help="Force the dataset layout."),
-        click.option("--size", type=SIZE, default=None,
-                     help="Train and evaluate at SIZE x SIZE (default: 64 for synthetic, else the images' size)."),
         click.option("--recipe", default="default", show_default=True,
                      help="default, tinyunet, alnet or lmnet (the papers' recipes)."),
         click.option("--epochs", type=click.IntRange(1, 100_000), default=None),
@@ -313,7 +373,7 @@ def training_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return protocol_options(folder_options(command))
 
 
 def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[str]:
@@ -328,21 +388,19 @@ def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[st
     return uri
 
 
-def _recipe_and_data(arch_channels: int, data: Optional[str], layout: Optional[str], size: Optional[int],
-                     recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str]):
+def _recipe_and_data(arch_channels: int, source: DataSource, recipe: str, epochs, batch, lr, seed: int,
+                     split_file: Optional[str]):
     from .experiment import prepare_data
-    from .recipe import get_recipe
-
-    from .recipe import RecipeError
+    from .recipe import RecipeError, get_recipe
 
     try:
         chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed)
     except RecipeError as exc:
         option = f"--{exc.field}" if exc.field in ("epochs", "batch", "lr", "seed") else f"recipe {recipe}"
         raise BenchError(f"{option}: {exc.message}") from None
-    dataset, split = prepare_data(data, size, arch_channels, seed,
-                                  Path(split_file) if split_file else None, layout)
-    return chosen, dataset, split, int(dataset.images.shape[-1])
+    dataset, split = prepare_data(source.folder, source.protocol, arch_channels, seed,
+                                  Path(split_file) if split_file else None, source.layout)
+    return chosen, dataset, split, dataset.input_size
 
 
 def _check_outputs(out_dir: Path, archs: Sequence[Architecture], repeats: int, size: Optional[int]) -> None:
@@ -358,9 +416,8 @@ def _check_outputs(out_dir: Path, archs: Sequence[Architecture], repeats: int, s
     ensure_writable(out_dir, needed=needed + 16 * 2**20, create=False)
 
 
-def _run_dir(kind: str, data: Optional[str]) -> Path:
-    name = Path(data).name if data else "synthetic"
-    return Path("runs") / f"{kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def _run_dir(kind: str, source: DataSource) -> Path:
+    return Path("runs") / f"{kind}-{source.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _metrics_table(title: str, test: dict, classes: int) -> Table:
@@ -376,9 +433,8 @@ def _metrics_table(title: str, test: dict, classes: int) -> Table:
 @architecture_options
 @training_options
 def train(architecture: str, classes: Optional[int], overrides: Sequence[str], data: Optional[str],
-          layout: Optional[str], size: Optional[int], recipe: str, epochs, batch, lr, seed: int,
-          split_file: Optional[str], out: Optional[str], tracking_uri: Optional[str], experiment: Optional[str],
-          no_tracking: bool) -> None:
+          recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str],
+          tracking_uri: Optional[str], experiment: Optional[str], no_tracking: bool, **options: Any) -> None:
     """Train an architecture on a dataset (default: synthetic) and evaluate it on the test split.
 
     Writes split.json, model.pt (weights + resolved config) and metrics.json to --out, and logs
@@ -387,16 +443,17 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     from .experiment import RepeatedRuns, run_training, tracking_entry
     from .progress import training_progress
 
+    source = take_source(options, data)
     arch = resolve(architecture, classes, overrides)
     tracking = _tracking_uri(tracking_uri, no_tracking)
-    out_dir = Path(out) if out else _run_dir(arch.name, data)
-    _check_outputs(out_dir, [arch], 1, size)
-    chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], data, layout, size,
-                                                    recipe, epochs, batch, lr, seed, split_file)
+    out_dir = Path(out) if out else _run_dir(arch.name, source)
+    _check_outputs(out_dir, [arch], 1, source.protocol.input_size)
+    chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], source, recipe, epochs, batch, lr,
+                                                    seed, split_file)
     with training_progress(arch.name, console) as progress:
         outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress)
     s = outcome.summary
-    console.print(_metrics_table(f"{arch.name}: test set ({len(split.test)} images, {size} px)",
+    console.print(_metrics_table(f"{arch.name}: test set ({len(split.test)} images; {dataset.protocol.describe()})",
                                  s["test"], max(2, arch.config["classes"])))
     console.print(f"{s['params']:,} params, {s['flops'] / 1e9:.3f} G FLOPs, latency "
                   f"{s['latency']['median_ms']:.2f} ms; best epoch {s['best_epoch']}, trained in "
@@ -413,40 +470,51 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
 @cli.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
 @click.option("--data", default=None, help="Dataset folder (default: the checkpoint's).")
-@click.option("--layout", default=None)
-@click.option("--size", type=SIZE, default=None, help="Default: the training size.")
+@folder_options
+@protocol_options
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
               help="Evaluate only the --subset of this split (default: every image).")
 @click.option("--subset", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(checkpoint: str, data: Optional[str], layout: Optional[str], size: Optional[int],
-             split_file: Optional[str], subset: str, fmt: str) -> None:
-    """Re-evaluate a checkpoint written by `bench train` on a dataset."""
+def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], subset: str, fmt: str,
+             **options: Any) -> None:
+    """Re-evaluate a checkpoint written by `bench train` on a dataset, by the protocol it was
+    trained with (resized, or patches with sliding windows at native size) unless told otherwise."""
     from .checkpoint import load_checkpoint
-    from .data.dataset import load_data
+    from .data.layouts import Layout
+    from .data.protocol import Protocol
     from .data.split import load_split
     from .experiment import check_classes
     from .train import evaluate as evaluate_model
 
     model, arch, record = load_checkpoint(Path(checkpoint))
     stored = record.get("data") if isinstance(record.get("data"), dict) else {}
-    source = data or stored.get("source")
-    if source is None:
+    source = take_source(options, data or stored.get("source"))
+    if source.folder is None and not stored.get("source"):
         raise BenchError(f"{checkpoint} does not say what data it was trained on; give --data.")
-    size = size or stored.get("size")
+    if not source.protocol_given:
+        trained = stored.get("protocol") or {"size": stored.get("size")}
+        source = source.with_protocol(Protocol.from_dict(trained))
+    if data is None and source.layout is None and isinstance(stored.get("layout"), dict):
+        try:  # the folders and patterns it was trained with
+            source = DataSource(source.folder, Layout(**stored["layout"]), source.protocol, True)
+        except TypeError:
+            pass  # an older or edited record: detect the layout again
+    size = source.protocol.input_size
     if size is not None:  # before any image is read
         check_input_size(arch, plan_architecture(arch), int(size))
-    dataset = load_data(source, size, arch.config["in_channels"], layout)
+    dataset = source.load(arch.config["in_channels"])
     check_classes(arch, dataset)
     if split_file:
         split = load_split(Path(split_file), dataset.stems, dataset.content_hash)
         dataset = dataset.subset(list(getattr(split, subset)))
     test = evaluate_model(model, dataset, arch.config["classes"]).summary()
     if fmt == "json":
-        click.echo(json.dumps({"architecture": arch.name, "images": len(dataset.stems), **test}, indent=2))
+        click.echo(json.dumps({"architecture": arch.name, "images": len(dataset.stems),
+                               "protocol": dataset.protocol.to_dict(), **test}, indent=2))
         return
-    console.print(_metrics_table(f"{arch.name} on {source} ({len(dataset.stems)} images)", test,
-                                 max(2, arch.config["classes"])))
+    console.print(_metrics_table(f"{arch.name} on {dataset.source} ({len(dataset.stems)} images; "
+                                 f"{dataset.protocol.describe()})", test, max(2, arch.config["classes"])))
 
 
 @cli.command()
@@ -454,9 +522,9 @@ def evaluate(checkpoint: str, data: Optional[str], layout: Optional[str], size: 
 @training_options
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each network this many times, seeds SEED, SEED+1, ... (the split stays).")
-def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[str], size: Optional[int],
-            recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str],
-            tracking_uri: Optional[str], experiment: Optional[str], no_tracking: bool, repeats: int) -> None:
+def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epochs, batch, lr, seed: int,
+            split_file: Optional[str], out: Optional[str], tracking_uri: Optional[str], experiment: Optional[str],
+            no_tracking: bool, repeats: int, **options: Any) -> None:
     """Train several architectures on the same split, recipe and seeds; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU, Dice and HD95 (mean ± std over the
     seeds), and test each network against the first image by image (paired: the difference of
@@ -467,13 +535,14 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     from .stats import compare_paired
     from .tables import display_table, results_table, write_tables
 
+    source = take_source(options, data)
     archs = [resolve(name, None, ()) for name in architectures]
     tracking = _tracking_uri(tracking_uri, no_tracking)
-    chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], data, layout, size,
-                                                    recipe, epochs, batch, lr, seed, split_file)
+    chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], source, recipe, epochs, batch,
+                                                    lr, seed, split_file)
     for arch in archs:  # refuse a mismatch before any training starts
         check_classes(arch, dataset)
-    out_dir = Path(out) if out else _run_dir("compare", data)
+    out_dir = Path(out) if out else _run_dir("compare", source)
     _check_outputs(out_dir, archs, repeats, size)
     if len({arch.name for arch in archs}) != len(archs):
         raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
@@ -486,18 +555,20 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
     versus = [None] + [compare_paired(reference.per_image(), n.per_image(), reference_name=reference.name,
                                       candidate_name=n.name, seeds=repeats) for n in networks[1:]]
     table = results_table(networks, dataset.classes, versus=versus if len(networks) > 1 else None)
-    caption = (f"{', '.join(a.name for a in archs)} on {Path(dataset.source).name} at {size} px, recipe {recipe}, "
+    caption = (f"{', '.join(a.name for a in archs)} on {Path(dataset.source).name} ({dataset.protocol.describe()}), "
+               f"recipe {recipe}, "
                f"{chosen.epochs} epochs, test split of {len(split.test)} images; mean ± std over {repeats} seed(s); "
                f"paired per-image test of foreground Dice against {archs[0].name}.")
     paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
     write_text(out_dir / "comparison.json", json.dumps({
         "seeds": networks[0].seeds, "split": split.hash, "data": dataset.source, "size": size,
+        "protocol": dataset.protocol.to_dict(),
         "recipe": chosen.to_dict(), "networks": {n.name: {k: e.to_dict() for k, e in n.estimates().items()}
                                                  for n in networks},
         "paired": [v.to_dict() for v in versus if v is not None]}, indent=1, default=str) + "\n")
     shown = display_table(table).set_index("Model").T  # a figure per row: fits a terminal
     seeds = ", ".join(map(str, networks[0].seeds))
-    rich_table = Table("", *shown.columns, title=f"{dataset.source} at {size} px, recipe {recipe}, "
+    rich_table = Table("", *shown.columns, title=f"{dataset.source} ({dataset.protocol.describe()}), recipe {recipe}, "
                        f"{chosen.epochs} epochs, seeds {seeds}, split {split.hash[:12]}")
     for figure, row in shown.iterrows():
         rich_table.add_row(figure, *row)
@@ -531,7 +602,9 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
 @click.option("--trials", type=COUNT, default=None,
               help="Completed trials to reach (default: the space's).")
 @click.option("--data", default=None, help="Dataset folder (default: the space's, usually synthetic).")
-@click.option("--size", type=SIZE, default=None)
+@click.option("--size", type=SIZE, default=None, help="Resize whole images to SIZE x SIZE (default: the space's).")
+@click.option("--patch", type=SIZE, default=None, help="Train on PATCH x PATCH crops at native resolution, "
+              "score whole images by sliding windows (default: the space's).")
 @click.option("--storage", default=None, envvar="BENCH_STORAGE",
               help="Optuna storage: sqlite:///FILE (default sqlite:///runs/optuna.db), "
               "postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://..., or journal:FILE. Env: BENCH_STORAGE.")
@@ -551,7 +624,7 @@ def compare(architectures: Sequence[str], data: Optional[str], layout: Optional[
               help="Train each design this many times, seeds seed, seed+1, ... (default: the space's).")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
-        size: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
+        size: Optional[int], patch: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
         threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, repeats: Optional[int],
         quiet: bool) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
@@ -567,7 +640,7 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
 
     space = load_space(space_ref)
     Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
-          size=size, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
+          size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
           max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],
           report_dir=Path("reports") / (study_name or space.name)).run()
 

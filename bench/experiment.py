@@ -14,6 +14,8 @@ from .assemble import build_checked
 from .checkpoint import save_checkpoint
 from .config import Architecture
 from .data.dataset import SegmentationData, load_data
+from .data.layouts import Layout
+from .data.protocol import Protocol
 from .data.split import Split, load_split, make_split
 from .data.transforms import DESCRIPTION as AUGMENTATION
 from .errors import BenchError
@@ -25,11 +27,12 @@ from .stats import Estimate, estimate, mean_over_runs
 from .train import Progress, evaluate, train_model
 
 
-def prepare_data(data: Optional[str], size: Optional[int], channels: int, seed: int,
-                 split_file: Optional[Path] = None, layout: Optional[str] = None) -> tuple[SegmentationData, Split]:
-    """The dataset at ``size`` and its split: loaded from ``split_file`` (checked against the
+def prepare_data(data: Optional[str], protocol: Protocol, channels: int, seed: int,
+                 split_file: Optional[Path] = None, layout: Optional[Layout] = None
+                 ) -> tuple[SegmentationData, Split]:
+    """The dataset by ``protocol`` and its split: loaded from ``split_file`` (checked against the
     folder), or made with ``seed`` (60/20/20)."""
-    dataset = load_data(data, size, channels, layout)
+    dataset = load_data(data, protocol, channels, layout)
     if split_file is not None:
         return dataset, load_split(split_file, dataset.stems, dataset.content_hash)
     return dataset, make_split(dataset.stems, dataset.source, dataset.content_hash, seed)
@@ -112,6 +115,7 @@ def tracking_entry(net: RepeatedRuns, recipe: Recipe, dataset: SegmentationData,
         "name": net.name, "seeds": net.seeds, "histories": [run.summary["history"] for run in net.runs],
         "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
                    "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
+                   "data.protocol": dataset.protocol.describe(),
                    "data.split": split.hash[:12], "config_hash": first["config_hash"]},
         "metrics": metrics, "config": config, "description": description + ".", "tags": tags,
         "artifacts": {run.out_dir.name if len(net.runs) > 1 else "": [run.out_dir / "model.pt",
@@ -167,8 +171,7 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         **summary,
         "recipe": recipe.to_dict(),
         "augmentation": AUGMENTATION if recipe.augment else "none",
-        "data": {"source": dataset.source, "content_hash": dataset.content_hash, "size": size,
-                 "classes": dataset.classes, "encoding": dataset.encoding, "notes": dataset.notes},
+        "data": dataset.record(),
         "split": {"hash": split.hash, "file": "split.json",
                   "sizes": [len(split.train), len(split.val), len(split.test)]},
         "metric_conventions": metrics.conventions,

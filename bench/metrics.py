@@ -21,6 +21,7 @@ Conventions (following nnU-Net and MONAI):
   unit), where MONAI gives NaN (so MONAI's mean skips the images ours counts as worst); absent
   from both, NaN in both.
 - Accuracy is the fraction of correctly labelled pixels of each image (all classes at once).
+- Ignored pixels (target value 255, outside a field-of-view mask) count in no metric.
 - "mean" over classes averages the per-class figures, background included (as the TinyU-Net
   paper's tables); "mean_fg" leaves the background out.
 """
@@ -28,11 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from scipy import ndimage
+
+from .data.images import IGNORE
 
 PER_CLASS = ("dice", "iou", "precision", "recall", "hd95")
 
@@ -42,17 +45,18 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
-def confusion(pred: torch.Tensor, target: torch.Tensor, classes: int) -> np.ndarray:
+def confusion(pred: Sequence[torch.Tensor], target: Sequence[torch.Tensor], classes: int,
+              ignore_index: int = IGNORE) -> np.ndarray:
     """(N, classes, 3) true positives, false positives, false negatives per image and class,
-    from label maps (N, H, W)."""
-    n = pred.shape[0]
-    out = np.zeros((n, classes, 3), dtype=np.int64)
-    p, t = pred.reshape(n, -1), target.reshape(n, -1)
-    for c in range(classes):
-        pc, tc = p == c, t == c
-        out[:, c, 0] = (pc & tc).sum(1).numpy()
-        out[:, c, 1] = (pc & ~tc).sum(1).numpy()
-        out[:, c, 2] = (~pc & tc).sum(1).numpy()
+    from label maps (H, W) (or a stack (N, H, W)); target pixels equal to ``ignore_index`` are
+    left out."""
+    out = np.zeros((len(pred), classes, 3), dtype=np.int64)
+    for i, (p, t) in enumerate(zip(pred, target)):
+        valid = t != ignore_index
+        p, t = p[valid], t[valid]
+        for c in range(classes):
+            pc, tc = p == c, t == c
+            out[i, c] = [int((pc & tc).sum()), int((pc & ~tc).sum()), int((~pc & tc).sum())]
     return out
 
 
@@ -127,7 +131,7 @@ class SegmentationMetrics:
             record[f"{name}_mean_fg"] = _nanmean(values[1:]) if self.classes > 1 else float(values[0])
         for name, values in self.pooled().items():
             record[f"{name}_pooled_mean"] = _nanmean(values)
-        record["accuracy"] = float(self.accuracy.mean())
+        record["accuracy"] = _nanmean(self.accuracy)
         return record
 
 
@@ -136,19 +140,24 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else math.nan
 
 
-def segmentation_metrics(pred: torch.Tensor, target: torch.Tensor, classes: int,
-                         spacing: Optional[tuple[float, float]] = None,
-                         distances: bool = True) -> SegmentationMetrics:
-    """All metrics of label maps ``pred`` and ``target`` (N, H, W) with ``classes`` classes.
+def segmentation_metrics(pred: Sequence[torch.Tensor], target: Sequence[torch.Tensor], classes: int,
+                         spacing: Optional[tuple[float, float]] = None, distances: bool = True,
+                         ignore_index: int = IGNORE) -> SegmentationMetrics:
+    """All metrics of label maps ``pred`` and ``target``, (H, W) each (images may differ in
+    size; a stack (N, H, W) works too), with ``classes`` classes. Target pixels equal to
+    ``ignore_index`` (outside a field-of-view mask) count nowhere: not in the overlap figures,
+    not as boundary pixels for HD95, not in accuracy.
 
     ``distances=False`` skips HD95 (left NaN), the one costly metric.
     """
-    counts = confusion(pred, target, classes)
+    counts = confusion(pred, target, classes, ignore_index)
     per_image = overlap_scores(counts[..., 0], counts[..., 1], counts[..., 2])
-    p, t = pred.numpy(), target.numpy()
-    per_image["hd95"] = np.array(
-        [[hd95(p[i] == c, t[i] == c, spacing) if distances else math.nan for c in range(classes)]
-         for i in range(len(p))]
-    ).reshape(len(p), classes)
-    accuracy = (pred == target).reshape(len(p), -1).float().mean(1).numpy()
+    hd, accuracy = np.full((len(pred), classes), math.nan), np.zeros(len(pred))
+    for i, (p, t) in enumerate(zip(pred, target)):
+        p, t = p.numpy(), t.numpy()
+        valid = t != ignore_index
+        accuracy[i] = (p == t)[valid].mean() if valid.any() else math.nan
+        if distances:
+            hd[i] = [hd95((p == c) & valid, (t == c) & valid, spacing) for c in range(classes)]
+    per_image["hd95"] = hd
     return SegmentationMetrics(classes, per_image, accuracy, counts.sum(0))

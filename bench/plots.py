@@ -156,7 +156,7 @@ def _matplotlib(result: SweepResult, points: list[Point], accuracy: Objective, c
     axes[0][0].set_ylabel(accuracy.axis_label)
     info = result.info
     figure.suptitle(f"{info.study}: {info.description or info.space} — data {Path(str(info.data['source'])).name} "
-                    f"at {info.data['size']} px", fontsize=10)
+                    f"{info.data_at()}", fontsize=10)
     figure.text(0.01, -0.02, _wrap(text, 150), fontsize=8, va="top", ha="left")
     figure.tight_layout()
     return figure

@@ -100,7 +100,7 @@ class SweepProgress(SweepListener):
         self.console.print(
             f"study {info.study!r}: {sum(r.state not in ('RUNNING', 'WAITING') for r in past)} trials so far, "
             f"running until {info.trials} complete "
-            f"({info.sampler}, data {data['source']} at {data['size']} px, split {data['split_hash'][:12]}; "
+            f"({info.sampler}, data {data['source']} {info.data_at()}, split {data['split_hash'][:12]}; "
             f"{info.workers} worker(s))")
         if self.console.is_terminal and not self.quiet and info.workers == 1:
             self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)

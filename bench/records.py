@@ -59,6 +59,12 @@ class StudyInfo:
     workers: int = 1
     vary: dict[str, str] = field(default_factory=dict)  # config path -> what is sampled, in words
 
+    def data_at(self) -> str:
+        """How the networks saw the data: ``at 48 px`` (resized), or in patches at native size."""
+        if self.data.get("mode") == "patch":
+            return f"in {self.data['size']} px patches (sliding windows, scored at native size)"
+        return f"at {self.data['size']} px"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

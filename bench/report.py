@@ -70,7 +70,7 @@ def _table_caption(result: SweepResult) -> str:
     info = result.info
     seeds = f"mean ± std over {info.repeats} seeds" if info.repeats > 1 else "one seed per design"
     return (f"Pareto front of study {info.study} ({', '.join(info.objectives)}) on "
-            f"{Path(str(info.data['source'])).name} at {info.data['size']} px, test split of {info.data['test']} "
+            f"{Path(str(info.data['source'])).name} {info.data_at()}, test split of {info.data['test']} "
             f"images; {seeds}.")
 
 

@@ -40,7 +40,8 @@ from .assemble import build_model, check_budget, check_input_size, plan_architec
 from .checkpoint import save_checkpoint
 from .config import Architecture, get_path, resolve_architecture
 from .defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
-from .data.dataset import SegmentationData, load_data
+from .data.dataset import SegmentationData
+from .data.source import DataSource, source_from_space
 from .data.split import Split, make_split
 from .design import Design
 from .errors import BenchError
@@ -81,14 +82,11 @@ class StudyData:
         return self.dataset.subset(list(getattr(self.split, name)))
 
 
-def prepare_study_data(space: SearchSpace, data: Optional[str], size: Optional[int],
-                       in_channels: int) -> StudyData:
-    """The space's data (or ``data``) at ``size``, split by the study seed."""
-    source = data or space.data["source"]
-    dataset = load_data(source, size or space.data["size"], in_channels,
-                        synthetic_count=int(space.data["count"]), seed=int(space.study["seed"]))
+def prepare_study_data(space: SearchSpace, source: DataSource, in_channels: int) -> StudyData:
+    """The data ``source`` names, split by the study seed."""
+    dataset = source.load(in_channels, synthetic_count=int(space.data["count"]), seed=int(space.study["seed"]))
     split = make_split(dataset.stems, dataset.source, dataset.content_hash, int(space.study["seed"]))
-    return StudyData(dataset, split, int(dataset.images.shape[-1]))
+    return StudyData(dataset, split, dataset.input_size)
 
 
 class Sweep:
@@ -99,7 +97,8 @@ class Sweep:
         storage: Optuna storage URL (default ``sqlite:///runs/optuna.db``), see
             :mod:`bench.storage`.
         tracking_uri: MLflow tracking URI, or None for no MLflow.
-        data, size: dataset folder and input size (default: the space's).
+        data, size, patch: dataset folder, and resized input size or patch size at native
+            resolution (default: the space's; see :class:`bench.data.protocol.Protocol`).
         trials: complete trials to reach (default: the space's).
         workers: processes to run trials in, all on this study (children of this one).
         threads: torch threads per worker (default: the cores divided among the workers).
@@ -121,7 +120,8 @@ class Sweep:
 
     def __init__(self, space: str | Path | SearchSpace, *, study: Optional[str] = None,
                  storage: Optional[str] = None, tracking_uri: Optional[str] = DEFAULT_TRACKING,
-                 data: Optional[str] = None, size: Optional[int] = None, trials: Optional[int] = None,
+                 data: Optional[str] = None, size: Optional[int] = None, patch: Optional[int] = None,
+                 trials: Optional[int] = None,
                  workers: int = 1, threads: Optional[int] = None, timeout: Optional[float] = None,
                  heartbeat: int = 10, max_retry: int = 2, repeats: Optional[int] = None,
                  listeners: Sequence[SweepListener] = (), report_dir: Optional[str | Path] = None,
@@ -131,7 +131,7 @@ class Sweep:
         self.name = study or self.space.name
         self.storage = storage or DEFAULT_STORAGE
         self.tracking_uri = tracking_uri
-        self.data, self.size = data, size
+        self.data, self.size, self.patch = data, size, patch
         self.trials = int(trials or self.space.study["trials"])
         self.repeats = int(repeats or self.space.study["repeats"])
         if self.repeats < 1 or self.trials < 1:
@@ -211,19 +211,25 @@ class Sweep:
             self.open()
         return self._study
 
+    def source(self) -> DataSource:
+        """The data the space names, with ``data``, ``size`` and ``patch`` in place of its own."""
+        return source_from_space(self.space.data, self.data, {"size": self.size, "patch": self.patch})
+
     def open(self) -> None:
         """Check the tracking store, prepare the data, open (or create) the study and record
         what it is, and start the listeners. Both stores are checked before either is written."""
         if self._study is not None:
             return
         reference = resolve_architecture(self.space.architecture)
-        size = int(self.size or self.space.data["size"])
+        source = self.source()
+        size = int(source.protocol.input_size or 64)
         plan = plan_architecture(reference)
         try:  # every sample is checked again in its trial
             check_input_size(reference, plan, size)
             check_budget(reference, plan, size)
         except BenchError as exc:
-            given = "--size" if self.size else f"{self.space.source}: data.size"
+            option = "patch" if source.protocol.patch else "size"
+            given = f"--{option}" if (self.size or self.patch) else f"{self.space.source}: data.{option}"
             raise BenchError(f"{given} {size}: {exc}") from None
         for folder, what in ((self.report_dir, "report_dir"), (self.weights_dir, "weights_dir")):
             if folder is not None:
@@ -232,7 +238,7 @@ class Sweep:
             from .tracking import MlflowTracker, check_tracking
 
             check_tracking(self.tracking_uri)
-        self._data = prepare_study_data(self.space, self.data, self.size, reference.config["in_channels"])
+        self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
         study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
                            on_stale=self._trial_died,
                            seed_offset=worker_seed_offset(self.storage, self.worker_index))
@@ -353,7 +359,7 @@ class Sweep:
                 path = self.weights_dir / f"trial_{record.number}" / f"seed_{seed}" / "model.pt"
                 save_checkpoint(path, model, design.arch, {
                     "recipe": replace(recipe, seed=seed).to_dict(), "test": summary, "best_epoch": result.best_epoch,
-                    "data": {"source": self._data.dataset.source, "size": self._data.size},
+                    "data": self._data.dataset.record(),
                     "split": {"hash": self._data.split.hash}, "study": self.name, "trial": record.number})
                 record.artifacts[f"seed_{seed}/model.pt"] = str(path.resolve())
             record.seeds.append({
@@ -409,7 +415,7 @@ class Sweep:
         """Run trials in ``workers`` child processes on this study, and wait for them."""
         context = multiprocessing.get_context("spawn")  # no forked torch or database state
         settings = dict(space=self.space, study=self.name, storage=self.storage, tracking_uri=self.tracking_uri,
-                        data=self.data, size=self.size, trials=self.trials, threads=self.threads,
+                        data=self.data, size=self.size, patch=self.patch, trials=self.trials, threads=self.threads,
                         timeout=self.timeout, heartbeat=self.heartbeat, max_retry=self.max_retry,
                         repeats=self.repeats, weights_dir=self.weights_dir)
         processes = [context.Process(target=_worker_main, name=f"bench worker {i}",
@@ -507,6 +513,7 @@ class Sweep:
             study=self.name, space=space.name, description=space.description, objectives=dict(space.objectives),
             constraints=dict(space.constraints), architecture=space.architecture, reference_hash=reference_hash,
             data={"source": data.dataset.source, "size": data.size, "split_hash": data.split.hash,
+                  "mode": data.dataset.protocol.mode, "protocol": data.dataset.protocol.describe(),
                   "classes": data.dataset.classes, "train": len(data.split.train), "val": len(data.split.val),
                   "test": len(data.split.test)},
             recipe=space.recipe.to_dict(), sampler=space.study["sampler"], seed=int(space.study["seed"]),

@@ -7,16 +7,18 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from fvcore.nn.precise_bn import update_bn_stats
 from torch import nn
 
 from .data.dataset import SegmentationData
+from .data.patches import random_patches
 from .data.transforms import augment
 from .errors import BenchError
 from .files import atomic
+from .inference import predict
 from .losses import SegmentationLoss, inverse_frequency_weights
 from .metrics import SegmentationMetrics, segmentation_metrics
 from .recipe import Recipe
@@ -62,31 +64,34 @@ def metric_classes(model_classes: int) -> int:
     return max(2, model_classes)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch: int = 16) -> torch.Tensor:
-    """Label maps (N, H, W): argmax over classes, or sigmoid > 0.5 for one output channel."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch):
-        logits = model(images[start:start + batch])
-        out.append((logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1))
-    return torch.cat(out)
-
-
 def mean_dice(model: nn.Module, data: SegmentationData, classes: int) -> float:
     """Per-image mean Dice over all classes (the cheap model-selection figure: no distances)."""
-    pred = predict(model, data.images)
-    return segmentation_metrics(pred, data.labels, classes, distances=False).summary()["dice_mean"]
+    pred = predict(model, data)
+    return segmentation_metrics(pred, data.scoring_labels(), classes, distances=False).summary()["dice_mean"]
 
 
 def evaluate(model: nn.Module, data: SegmentationData, model_classes: int) -> SegmentationMetrics:
-    """Every metric of ``model`` on ``data`` (see :mod:`bench.metrics`)."""
-    return segmentation_metrics(predict(model, data.images), data.labels, metric_classes(model_classes))
+    """Every metric of ``model`` on ``data`` (see :mod:`bench.metrics`), at the resolution the
+    data's protocol scores at."""
+    return segmentation_metrics(predict(model, data), data.scoring_labels(), metric_classes(model_classes))
 
 
-def recompute_bn_statistics(model: nn.Module, images: torch.Tensor, batch: int) -> None:
-    """Exact BatchNorm population statistics of ``model`` over ``images`` (fvcore PreciseBN)."""
-    batches = [images[i:i + batch] for i in range(0, len(images), batch)]
+def training_batch(data: SegmentationData, rows: Sequence[int],
+                   g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float images (B, C, S, S) and labels (B, S, S) of samples ``rows``: whole (resize mode)
+    or one random patch each (patch mode, drawing from ``g``)."""
+    protocol = data.protocol
+    if protocol.patch is None:
+        return data.batch(rows)
+    return random_patches(data, rows, protocol.patch, protocol.oversample, g)
+
+
+def recompute_bn_statistics(model: nn.Module, data: SegmentationData, batch: int) -> None:
+    """Exact BatchNorm population statistics of ``model`` over ``data``'s training inputs
+    (fvcore PreciseBN): every whole image, or one fixed-seed patch of each."""
+    g = torch.Generator().manual_seed(0)
+    batches = [training_batch(data, range(i, min(i + batch, len(data.stems))), g)[0]
+               for i in range(0, len(data.stems), batch)]
     model.train()
     with torch.no_grad():
         update_bn_stats(model, batches, num_iters=len(batches))
@@ -121,6 +126,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         batches -= 1  # drop a final batch of one sample: BN cannot train on it
     result, best_state, started = TrainResult(), None, time.perf_counter()
     identity = {"recipe": recipe.to_dict(), "train": train.stems, "val": val.stems,
+                "protocol": train.protocol.to_dict(),
                 "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
     first, resumed = 1, None
     if checkpoint is not None and checkpoint.exists():
@@ -139,7 +145,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         order, total = torch.randperm(n, generator=g), 0.0
         for b in range(batches):
             rows = order[b * recipe.batch:(b + 1) * recipe.batch]
-            x, y = train.images[rows], train.labels[rows]
+            x, y = training_batch(train, rows.tolist(), g)
             if recipe.augment:
                 x, y = augment(x, y, g)
             loss = loss_fn(model(x), y)
@@ -156,7 +162,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
         if recipe.precise_bn:
-            recompute_bn_statistics(model, train.images, recipe.batch)
+            recompute_bn_statistics(model, train, recipe.batch)
         val_dice = mean_dice(model, val, classes)
         record = {"epoch": epoch, "train_loss": total / batches, "val_dice_mean": val_dice, "lr": lr,
                   "seconds": time.perf_counter() - started}

@@ -82,14 +82,14 @@ def bare_loop(model, data, recipe, classes: int, watch: Stopwatch) -> None:
         for b in range(n // recipe.batch + (n % recipe.batch > 1)):
             rows = order[b * recipe.batch:(b + 1) * recipe.batch]
             start = time.perf_counter()
-            x, y = augment(train.images[rows], train.labels[rows], g)
+            x, y = augment(*train.batch(rows.tolist()), g)
             watch.seconds["augment"] += time.perf_counter() - start
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         schedule.step()
-        recompute_bn_statistics(model, train.images, recipe.batch)
+        recompute_bn_statistics(model, train, recipe.batch)
         dice = mean_dice(model, val, classes)
         if dice > best:
             best, best_state = dice, copy.deepcopy(model.state_dict())

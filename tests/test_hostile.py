@@ -24,6 +24,18 @@ def png_header(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def noise_png() -> bytes:
+    """A 32 x 32 'mask' of uniform random values: no two dominant modes."""
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def tiny_png() -> bytes:
     from io import BytesIO
 
@@ -162,6 +174,12 @@ space_cases = [
     ("unknown recipe", "recipe:", "recipe: {name: tinyunett}", ["recipe.name", "Did you mean 'tinyunet'"]),
     ("unknown recipe setting", "recipe:", "recipe: {name: default, epoch: 3}", ["recipe.epoch", "Did you mean"]),
     ("data size tiny", "data:", "data: {source: synthetic, size: 4, count: 24}", ["data.size"]),
+    ("data patch with size", "data:", "data: {source: synthetic, size: 32, patch: 32, count: 24}",
+     ["data.patch", "exclude each other"]),
+    ("data scale out of range", "data:", "data: {source: synthetic, patch: 32, scale: 9, count: 24}",
+     ["data.scale", "0.05 to 4"]),
+    ("data pattern without stem", "data:", "data: {source: synthetic, mask_pattern: x_mask, count: 24}",
+     ["data.mask_pattern", "{stem} once"]),
     ("data count one", "data:", "data: {source: synthetic, size: 32, count: 1}", ["data.count"]),
     ("unknown data key", "data:", "data: {source: synthetic, sise: 32}", ["data.sise", "Did you mean 'size'"]),
     ("data a list", "data:", "data: [synthetic]", ["data", "mapping"]),
@@ -235,6 +253,13 @@ case("data: decompression bomb", ["data", "inspect", "d"],
      {**{f"d/{k}": v for k, v in pairs.items()}, "d/images/0.png": png_header(20000, 20000)})
 case("data: corrupt image", ["data", "inspect", "d"], ["1.png", "cannot read this image"],
      {**{f"d/{k}": v for k, v in pairs.items()}, "d/images/1.png": b"\x89PNG not really"})
+case("data: mask that is noise", ["data", "inspect", "d"], ["0.png", "neither binary", "--instances"],
+     {**{f"d/{k}": v for k, v in pairs.items()}, "d/masks/0.png": noise_png()})
+case("data: mask pattern without stem", ["data", "inspect", "d", "--images", "images", "--masks", "masks",
+                                          "--mask-pattern", "mask"], ["--mask-pattern", "{stem} once"],
+     {f"d/{k}": v for k, v in pairs.items()})
+case("data: explicit folder missing", ["data", "inspect", "d", "--images", "images", "--masks", "labels"],
+     ["--masks", "labels", "no such folder"], {f"d/{k}": v for k, v in pairs.items()})
 case("data: a file as folder", ["data", "inspect", "file.txt"], ["file.txt"], {"file.txt": "x"})
 case("train: data folder missing", ["train", "tinyunet", "--data", "nowhere", "--no-tracking"], ["nowhere"])
 
@@ -250,6 +275,14 @@ for name, args, expected in [
     ("size too small", ["--size", "4"], ["--size"]),
     ("size not a multiple", ["--size", "40"], ["input size 40", "Use --size"]),
     ("classes wrong", ["--classes", "3", "--size", "32"], ["classes: 3", "Use --classes 2"]),
+    ("patch and size", ["--patch", "32", "--size", "64"], ["--size 64 and --patch 32 exclude each other"]),
+    ("scale without patch", ["--scale", "0.5"], ["--scale 0.5 works with --patch only"]),
+    ("scale zero", ["--patch", "32", "--scale", "0"], ["--scale"]),
+    ("oversample above one", ["--patch", "32", "--oversample", "2"], ["--oversample 2.0", "[0, 1]"]),
+    ("patch too small", ["--patch", "4"], ["--patch"]),
+    ("images without masks", ["--images", "."], ["--images and --masks go together"]),
+    ("pattern without data", ["--mask-pattern", "{stem}_mask"], ["give --data FOLDER"]),
+    ("unknown layout", ["--data", ".", "--layout", "drvie"], ["drvie", "Did you mean 'drive'"]),
     ("tracking scheme unknown", ["--tracking-uri", "bogus://x"], ["--tracking-uri bogus://x"]),
 ]:
     extra = [] if "--tracking-uri" in args else ["--no-tracking"]

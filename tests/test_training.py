@@ -51,8 +51,9 @@ def test_synthetic_default_learns_well_above_chance_at_32px():
 
 def test_diverging_loss_is_a_clear_error():
     train, val, _ = small_split()
-    train.images[0, 0, 0, 0] = float("inf")  # one non-finite pixel: the loss becomes NaN
     model = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.5"]), seed=0)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("inf")  # one non-finite weight: the loss becomes NaN
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
         train_model(model, train, val, get_recipe("default", epochs=1, augment=False, batch=30), 2)
 

@@ -1,0 +1,200 @@
+"""Native resolution: patches, sliding windows, ignored regions, and memory."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench.assemble import build_model
+from bench.config import resolve_architecture
+from bench.data.dataset import SegmentationData
+from bench.data.images import IGNORE
+from bench.data.patches import random_patches
+from bench.data.protocol import Protocol
+from bench.inference import predict, sliding_window_logits
+from bench.losses import SegmentationLoss
+from bench.metrics import segmentation_metrics
+from bench.errors import BenchError
+
+
+def pointwise_network() -> nn.Module:
+    """Fully convolutional with a receptive field of one pixel: windows cannot change its output."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 2, 1)).eval()
+
+
+def test_sliding_windows_equal_the_whole_image_where_they_must():
+    image = torch.rand(1, 3, 70, 90)
+    model = pointwise_network()
+    with torch.no_grad():
+        whole = model(image)
+        windows = sliding_window_logits(model, image, 32, overlap=0.5, mode="constant")
+    assert windows.shape == whole.shape and torch.allclose(windows, whole, atol=1e-6)
+
+
+def test_prediction_by_patches_matches_monai_on_a_real_network():
+    from monai.inferers import sliding_window_inference
+
+    model = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.25"]), seed=0).eval()
+    data = varied_sizes(Protocol(patch=32, overlap=0.5))
+    ours = predict(model, data)
+    for image, label in zip(data.images, ours):
+        with torch.no_grad():
+            reference = sliding_window_inference(image[None].float() / 255, (32, 32), 4, model, overlap=0.5,
+                                                 mode="gaussian")
+        assert tuple(label.shape) == tuple(image.shape[1:])
+        logits = sliding_window_logits(model, image[None].float() / 255, 32, 0.5)
+        assert torch.allclose(logits, reference, atol=1e-5)
+        assert torch.equal(label, reference.argmax(1)[0])
+
+
+def varied_sizes(protocol: Protocol) -> SegmentationData:
+    """Three images of different, odd sizes (one smaller than a patch)."""
+    g = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+              for h, w in ((50, 70), (37, 41), (20, 45))]
+    labels = [(image[0] > 128).to(torch.uint8) for image in images]
+    return SegmentationData("fixture", ["a", "b", "c"], images, labels, 2, "binary", "h", protocol)
+
+
+def test_scaled_patches_are_scored_at_native_size():
+    data = varied_sizes(Protocol(patch=32, scale=0.5))
+    data.targets = data.labels
+    data.images = [torch.nn.functional.interpolate(i[None].float(), scale_factor=0.5)[0].to(torch.uint8)
+                   for i in data.images]
+    predicted = predict(pointwise_network(), data)
+    assert [tuple(p.shape) for p in predicted] == [(50, 70), (37, 41), (20, 45)]
+
+
+def test_metrics_leave_ignored_pixels_out_as_by_hand():
+    target = torch.tensor([[1, 1, 0, IGNORE],
+                           [1, 0, 0, IGNORE],
+                           [0, 0, 0, IGNORE],
+                           [0, 0, 1, IGNORE]])
+    pred = torch.tensor([[1, 0, 0, 1],
+                         [1, 0, 0, 1],
+                         [0, 1, 0, 1],
+                         [0, 0, 1, 1]])
+    m = segmentation_metrics([pred], [target], 2).summary()
+    # foreground over the 12 pixels kept: tp 3 (0,0),(1,0),(3,2); fp 1 (2,1); fn 1 (0,1)
+    assert m["dice_c1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    assert m["iou_c1"] == pytest.approx(3 / 5)
+    # background: tp 7, fp 1 (0,1), fn 1 (2,1)
+    assert m["dice_c0"] == pytest.approx(14 / 16)
+    assert m["accuracy"] == pytest.approx(10 / 12)
+    unmasked = segmentation_metrics([pred], [target.masked_fill(target == IGNORE, 0)], 2).summary()
+    assert unmasked["dice_c1"] < m["dice_c1"]  # the ignored column would have counted as false positives
+
+
+def test_the_loss_does_not_see_ignored_pixels():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 8, 8)
+    labels = torch.randint(0, 2, (2, 8, 8))
+    labels[:, :, :3] = IGNORE
+    changed = logits.clone()
+    changed[:, :, :, :3] = torch.randn(2, 2, 8, 3) * 10
+    for kind in ("ce_dice", "weighted_ce", "bce_dice"):
+        loss = SegmentationLoss(kind, 2)
+        assert torch.allclose(loss(logits, labels), loss(changed, labels))
+    single = SegmentationLoss("ce_dice", 2)
+    assert torch.allclose(single(logits[:, :1], labels), single(changed[:, :1], labels))
+
+
+def test_foreground_oversampling_and_padding():
+    data = varied_sizes(Protocol(patch=32, oversample=1.0))
+    data.labels = [torch.zeros_like(label) for label in data.labels]
+    data.labels[0][40, 60] = 1  # one foreground pixel, near a corner
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        _, labels = random_patches(data, [0], 32, 1.0, g)
+        assert labels.sum() == 1  # every patch holds it
+    images, labels = random_patches(data, [2], 32, 0.0, g)  # 20 x 45: padded to 32 rows
+    assert images.shape == (1, 3, 32, 32) and (labels == IGNORE).sum() == 12 * 32
+
+
+def test_protocol_options_that_contradict_are_named(run_cli):
+    with pytest.raises(BenchError, match="--size 64 and --patch 32 exclude each other"):
+        Protocol(size=64, patch=32)
+    with pytest.raises(BenchError, match="--scale 0.5 works with --patch only"):
+        Protocol(size=64, scale=0.5)
+    result = run_cli("train", "unet", "--patch", "32", "--size", "64", "--no-tracking")
+    assert result.exit_code == 2 and "exclude each other" in result.output
+
+
+@pytest.mark.slow
+def test_train_on_patches_then_evaluate_by_the_same_protocol(run_cli, tmp_path):
+    from tests.test_layouts import drive
+
+    root = drive(tmp_path / "DRIVE")
+    # a 3-image set cannot be split 60/20/20 with more than one per subset; copy to 5 images
+    for n in (24, 25):
+        for sub, name in (("images", "{}_training.tif"), ("1st_manual", "{}_manual1.gif"),
+                          ("mask", "{}_training_mask.gif")):
+            (root / "training" / sub / name.format(n)).write_bytes(
+                (root / "training" / sub / name.format(21)).read_bytes())
+    out = tmp_path / "run"
+    result = run_cli("train", "tinyunet", "--set", "width_multiplier=0.25", "--data", str(root), "--patch", "64",
+                     "--epochs", "1", "--batch", "2", "--out", str(out), "--no-tracking")
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["data"]["protocol"]["mode"] == "patch" and record["data"]["layout"]["name"] == "drive"
+    assert "sliding windows" in record["data"]["protocol_text"] and math.isfinite(record["test"]["dice_c1"])
+    again = run_cli("evaluate", str(out / "model.pt"), "--split", str(out / "split.json"), "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["dice_c1"] == pytest.approx(record["test"]["dice_c1"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_memory_stays_at_the_working_scale(tmp_path):
+    """120 JPEGs of 1024 x 768 loaded at 256 px: peak RSS grows by about what the uint8 working
+    set needs (23.6 MB), not by the decoded originals (283 MB) or floats (94 MB)."""
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    base = rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8)
+    for i in range(120):
+        Image.fromarray(np.roll(base, i, axis=1)).save(tmp_path / "images" / f"{i}.jpg", quality=85)
+        mask = np.zeros((768, 1024), np.uint8)
+        mask[100 + i:300 + i, 200:500] = 255
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+    script = textwrap.dedent(f"""
+        import resource, torch
+        from bench.data.dataset import load_folder
+        from bench.data.protocol import Protocol
+        load_folder.__module__  # imports done
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        data = load_folder(__import__("pathlib").Path({str(tmp_path)!r}), Protocol(size=256))
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(before, after, sum(i.numel() for i in data.images), data.images[0].dtype)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    before, after, pixels, dtype = int(out[0]), int(out[1]), int(out[2]), out[3]
+    assert pixels == 120 * 3 * 256 * 256 and dtype == "torch.uint8"
+    assert (after - before) / 1024 < 80  # MB: working set 24 + one decoded image and its resize
+
+
+def test_a_sweep_on_patches_says_so_in_its_record(tmp_path, write_yaml):
+    from bench.sweep import Sweep
+
+    space = write_yaml("patches.yaml", """
+architecture: tinyunet
+vary: {width_multiplier: {choices: [0.25]}}
+objectives: {val_dice: maximize, params: minimize}
+recipe: {name: default, epochs: 1, batch: 8}
+data: {source: synthetic, patch: 32, count: 24}
+study: {sampler: random, trials: 1, seed: 0}
+""")
+    result = Sweep(str(space), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None).run()
+    assert result.info.data["mode"] == "patch" and "32 px patches" in result.info.data_at()
+    assert result.records[0].state == "COMPLETE"
+    with pytest.raises(BenchError, match="--size 64 and --patch 32 exclude each other"):
+        Sweep(str(space), storage=f"sqlite:///{tmp_path}/other.db", tracking_uri=None, size=64, patch=32).open()
