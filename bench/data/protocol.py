@@ -52,10 +52,11 @@ class Protocol:
 
     def describe(self) -> str:
         if self.patch is None:
-            side = f"{self.size} x {self.size}" if self.size else "their own size"
-            return f"whole images resized to {side}; metrics at that size"
-        scale = "native resolution" if self.scale == 1 else f"scaled by {self.scale:g}, aspect kept"
-        return (f"{self.patch} px patches at {scale} ({self.oversample:.0%} centred on foreground); "
+            if not self.size:
+                return "whole images at their own size; metrics there"
+            return f"whole images resized to {self.size} x {self.size}; metrics at that size"
+        scale = "at native resolution" if self.scale == 1 else f"of images scaled by {self.scale:g} (aspect kept)"
+        return (f"{self.patch} px patches {scale}, {self.oversample:.0%} centred on foreground; "
                 f"sliding windows (overlap {self.overlap:g}, Gaussian) over whole images; metrics at native size")
 
     def to_dict(self) -> dict[str, Any]:
