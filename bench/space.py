@@ -33,7 +33,8 @@ from typing import Any, Optional
 
 from .blocks import BLOCKS
 from .config import SCHEMA, schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
-from .errors import ConfigError, did_you_mean
+from .data.layouts import pattern_regex
+from .errors import BenchError, ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
 from .recipe import RECIPES, Recipe, RecipeError
 
@@ -190,9 +191,11 @@ def _check_data_options(data: dict[str, Any]) -> None:
         if data[key] is not None and (not isinstance(data[key], str) or not data[key]):
             raise ConfigError(f"data.{key}", f"expected a name, got {data[key]!r}.")
     for key in ("image_pattern", "mask_pattern", "ignore_pattern"):
-        if data[key] is not None and data[key].count("{stem}") != 1:
-            raise ConfigError(f"data.{key}", f"the pattern {data[key]!r} must contain {{stem}} once, e.g. "
-                              "'{stem}_mask'.")
+        if data[key] is not None:
+            try:
+                pattern_regex(data[key], f"data.{key}")
+            except BenchError as exc:
+                raise ConfigError(f"data.{key}", str(exc).split(": ", 1)[1]) from None
     if not isinstance(data["instances"], bool):
         raise ConfigError("data.instances", f"must be true or false, got {data['instances']!r}.")
     if data["size"] is not None and data["patch"] is not None:

@@ -142,7 +142,7 @@ def test_busi_merges_a_second_mask_file_and_keeps_normal_images(tmp_path):
     first = data.labels[data.stems.index("benign (1)")]
     assert first[420, 70] == 1 and first[471 * 3 // 10, 281] == 1  # both lesions
     assert int(data.labels[data.stems.index("normal (1)")].sum()) == 0
-    assert len(data.stems) == 6 and data.sizes() and len(data.sizes()) == 3  # native sizes kept
+    assert len(data.stems) == 6 and len(data.sizes()) == 3  # native sizes kept
 
 
 def test_isic_and_monuseg_under_their_download_folders(tmp_path):

@@ -170,7 +170,6 @@ def test_memory_stays_at_the_working_scale(tmp_path):
         import resource, torch
         from bench.data.dataset import load_folder
         from bench.data.protocol import Protocol
-        load_folder.__module__  # imports done
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         data = load_folder(__import__("pathlib").Path({str(tmp_path)!r}), Protocol(size=256))
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

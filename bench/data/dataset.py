@@ -138,11 +138,10 @@ class _Reading:
     pixels: int = 0
     gray: int = 0
 
-    def add(self, path: Path, encoding: MaskEncoding, mask: np.ndarray) -> None:
+    def add(self, path: Path, encoding: MaskEncoding) -> None:
         self.encodings.setdefault(encoding.kind, []).append(path)
         self.classes = max(self.classes, encoding.classes)
-        if encoding.kind == "binary255" and not set(np.unique(mask).tolist()) <= {0, 255}:
-            self.intermediate += 1
+        self.intermediate += encoding.interpolated
 
     def describe(self) -> str:
         return "; ".join(f"{MaskEncoding(kind, self.classes).describe()} ({len(files)} files)"
@@ -161,7 +160,7 @@ def read_label(pair: Pair, instances: bool, reading: _Reading) -> np.ndarray:
     if len(pair.masks) == 1:
         mask = read_mask(pair.masks[0])
         encoding = mask_encoding(mask, pair.masks[0], instances)
-        reading.add(pair.masks[0], encoding, mask)
+        reading.add(pair.masks[0], encoding)
         label = encoding.to_classes(mask)
         for extra in pair.extra:  # further masks of the same image (BUSI's _mask_1): their union
             more = read_mask(extra)
@@ -172,7 +171,7 @@ def read_label(pair: Pair, instances: bool, reading: _Reading) -> np.ndarray:
         for k, path in enumerate(pair.masks, start=1):
             mask = read_mask(path)
             encoding = mask_encoding(mask, path, instances)
-            reading.add(path, replace(encoding, classes=2), mask)
+            reading.add(path, replace(encoding, classes=2))
             label = np.zeros(mask.shape, np.uint8) if label is None else label
             _same_size(pair, path, mask, label)
             label[encoding.to_classes(mask) > 0] = k

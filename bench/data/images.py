@@ -92,6 +92,7 @@ class MaskEncoding:
 
     kind: str
     classes: int  # background included
+    interpolated: bool = False  # binary255 with values between 0 and 255 (resized, JPEG)
 
     def to_classes(self, mask: np.ndarray) -> np.ndarray:
         """(H, W) uint8 class indices."""
@@ -129,7 +130,7 @@ def mask_encoding(mask: np.ndarray, path: Path, instances: bool = False) -> Mask
         return MaskEncoding("index", int(values.max()) + 1)
     near_ends = counts[(values < BAND) | ((values > 255 - BAND) & (values <= 255))].sum()
     if values.max() <= 255 and near_ends >= BINARY_SHARE * counts.sum():
-        return MaskEncoding("binary255", 2)
+        return MaskEncoding("binary255", 2, interpolated=not set(values.tolist()) <= {0, 255})
     shown = ", ".join(map(str, values[:12].tolist())) + (" ..." if len(values) > 12 else "")
     raise BenchError(
         f"{path}: mask values {{{shown}}} ({len(values)} distinct) are neither binary (0/1, or near 0 and "

@@ -226,17 +226,17 @@ def _pairs_in(root: Path, layout: Layout, strict: bool) -> list[Pair]:
                              "(masks/0/, masks/1/, ...).")
         return []
     where = f"layout {layout.name}"
-    taken = {}  # files that are masks of some image, when masks and images share a folder
+    taken: set[Path] = set()  # files that are masks of some image, when masks and images share a folder
     masks = []
     for d in mask_dirs:
         masks.append({s: f[0] for s, f in _by_stem(_files(d), layout.mask_pattern, where).items()})
-        taken.update({p: True for p in masks[-1].values()})
+        taken.update(masks[-1].values())
     extras = {}
     if layout.extra_masks:
         extras = _by_stem(_files(mask_root), layout.extra_masks, where)
-        taken.update({p: True for paths in extras.values() for p in paths})
+        taken.update(p for paths in extras.values() for p in paths)
     ignores = _by_stem(_files(ignore_dir), layout.ignore_pattern, where) if ignore_dir else {}
-    taken.update({p: True for paths in ignores.values() for p in paths})
+    taken.update(p for paths in ignores.values() for p in paths)
     images = {s: f[0] for s, f in _by_stem([p for p in _files(image_dir) if p not in taken],
                                            layout.image_pattern, where).items()}
     if not images:

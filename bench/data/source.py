@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from ..errors import BenchError
 from .dataset import SYNTHETIC, SegmentationData, load_data
-from .layouts import Layout, explicit_layout, named_layout, with_patterns
+from .layouts import Layout, detect_layout, explicit_layout, named_layout, with_patterns
 from .protocol import Protocol
 
 FOLDER_KEYS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern", "instances")
@@ -79,13 +79,10 @@ def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, ima
         if folder is None:
             raise BenchError("--layout, the name patterns, --ignore and --instances describe a dataset folder: give "
                              "--data FOLDER (or --images and --masks).")
-        base = named_layout(layout) if layout else None
-        if base is None:
-            from .layouts import detect_layout
-
-            _, base = detect_layout(Path(folder)) if Path(folder).is_dir() else (None, None)
-        if base is not None:
-            chosen = with_patterns(base, mask_pattern, image_pattern, ignore, ignore_pattern, instances)
+        if not Path(folder).is_dir():
+            raise BenchError(f"--data {folder}: no such dataset folder.")
+        base = named_layout(layout) if layout else detect_layout(Path(folder))[1]
+        chosen = with_patterns(base, mask_pattern, image_pattern, ignore, ignore_pattern, instances)
     given = any(v is not None for v in (size, patch, scale, oversample))
     protocol = Protocol(size=size, patch=patch, scale=1.0 if scale is None else scale,
                         oversample=0.33 if oversample is None else oversample)
