@@ -522,9 +522,11 @@ def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], su
 @training_options
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Train each network this many times, seeds SEED, SEED+1, ... (the split stays).")
+@click.option("--max-seconds", type=Finite(0.0), default=10.0, show_default=True,
+              help="Latency: time cap per network, if its median is not stable before.")
 def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epochs, batch, lr, seed: int,
             split_file: Optional[str], out: Optional[str], tracking_uri: Optional[str], experiment: Optional[str],
-            no_tracking: bool, repeats: int, **options: Any) -> None:
+            no_tracking: bool, repeats: int, max_seconds: float, **options: Any) -> None:
     """Train several architectures on the same split, recipe and seeds; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU, Dice and HD95 (mean ± std over the
     seeds), and test each network against the first image by image (paired: the difference of
@@ -550,7 +552,7 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
                             lambda s, name=arch.name: training_progress(f"{name} seed {s}", console))
                 for arch in archs]
     with console.status("timing the networks together") if console.is_terminal else nullcontext():
-        time_together([n.first for n in networks], archs[0].config["in_channels"], size)
+        time_together([n.first for n in networks], archs[0].config["in_channels"], size, max_seconds)
     reference = networks[0]
     versus = [None] + [compare_paired(reference.per_image(), n.per_image(), reference_name=reference.name,
                                       candidate_name=n.name, seeds=repeats) for n in networks[1:]]

@@ -21,6 +21,7 @@ from .data.transforms import DESCRIPTION as AUGMENTATION
 from .errors import BenchError
 from .files import write_text
 from .latency import Candidate, measure, measure_latency
+from .latency import Protocol as LatencyProtocol
 from .profile import profile_model
 from .recipe import Recipe
 from .stats import Estimate, estimate, mean_over_runs
@@ -183,10 +184,12 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
     return RunOutcome(arch.name, summary, out_dir, model)
 
 
-def time_together(outcomes: list[RunOutcome], in_channels: int, size: int) -> None:
+def time_together(outcomes: list[RunOutcome], in_channels: int, size: int, max_seconds: float = 10.0) -> None:
     """Time the networks of one comparison interleaved in one session, the first as the
-    reference, and add each figure (with its ratio) to the summary and ``metrics.json``."""
-    results = measure([Candidate(o.name, o.model) for o in outcomes], in_channels, size)
+    reference (at most ``max_seconds`` per network), and add each figure (with its ratio) to the
+    summary and ``metrics.json``."""
+    results = measure([Candidate(o.name, o.model) for o in outcomes], in_channels, size,
+                      LatencyProtocol(max_seconds=max_seconds))
     for outcome, result in zip(outcomes, results):
         outcome.summary["latency"] = result.to_dict()
         path = outcome.out_dir / "metrics.json"

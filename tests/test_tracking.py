@@ -202,7 +202,7 @@ def test_the_study_run_ends_killed_after_ctrl_c(tmp_path, write_yaml):
 def test_compare_logs_one_run_per_network_with_its_curves_and_weights(run_cli, tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
     result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "2", "--repeats", "2",
-                     "--out", str(tmp_path / "cmp"), "--tracking-uri", store)
+                     "--max-seconds", "1", "--out", str(tmp_path / "cmp"), "--tracking-uri", store)
     assert result.exit_code == 0, result.output
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("cmp")

@@ -81,7 +81,7 @@ def test_class_count_that_disagrees_with_the_masks(run_cli):
 
 def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_that_match_profile(run_cli, tmp_path):
     result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1", "--repeats", "2",
-                     "--out", str(tmp_path), "--no-tracking")
+                     "--max-seconds", "1", "--out", str(tmp_path), "--no-tracking")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "table.csv")
     assert list(table["Model"]) == ["tinyunet", "ulite"] and list(table["Seeds"]) == [2, 2]
