@@ -602,7 +602,8 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
 @click.option("--study", "study_name", default=None, help="Study name (default: the space's); "
               "an existing study is resumed, and workers given the same name share it.")
 @click.option("--trials", type=COUNT, default=None,
-              help="Completed trials to reach (default: the space's).")
+              help="Distinct networks to evaluate (default: the space's); repeats of a known network and designs "
+              "breaking a constraint are recorded but not counted.")
 @click.option("--data", default=None, help="Dataset folder (default: the space's, usually synthetic).")
 @click.option("--size", type=SIZE, default=None, help="Resize whole images to SIZE x SIZE (default: the space's).")
 @click.option("--patch", type=SIZE, default=None, help="Train on PATCH x PATCH crops at native resolution, "
@@ -624,11 +625,14 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
               help="How often a trial whose worker died is retried.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Train each design this many times, seeds seed, seed+1, ... (default: the space's).")
+@click.option("--sampler", default=None, help="Optuna sampler instead of the space's: nsga2, tpe, random, grid.")
+@click.option("--pruner", default=None, help="Pruner instead of the space's, with its default settings: none, "
+              "mo_asha (multi-objective), or for one objective median, successive_halving, hyperband.")
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], patch: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
         threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, repeats: Optional[int],
-        quiet: bool) -> None:
+        sampler: Optional[str], pruner: Optional[str], quiet: bool) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/.
 
@@ -637,10 +641,10 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     """
     from .defaults import DEFAULT_TRACKING
     from .progress import SweepProgress
-    from .space import load_space
+    from .space import load_space, override_study
     from .sweep import Sweep
 
-    space = load_space(space_ref)
+    space = override_study(load_space(space_ref), sampler, pruner)
     Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
           size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
           max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],

@@ -49,3 +49,35 @@ def front_records(records: Sequence["TrialRecord"], objectives: Mapping[str, str
                   and all(r.value(name) is not None for name in objectives)]
     points = [[r.value(name) for name in objectives] for r in candidates]
     return [candidates[i].number for i in pareto_front(points, list(objectives.values()))]
+
+
+def nondominated_ranks(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
+    """Each point's front by non-dominated sorting: 0 for the Pareto front, 1 for the front of
+    what remains, and so on (NSGA-II's ranks)."""
+    ranks, remaining, rank = [0] * len(points), list(range(len(points))), 0
+    while remaining:
+        front = [remaining[i] for i in pareto_front([points[j] for j in remaining], directions)]
+        for i in front:
+            ranks[i] = rank
+        remaining = [i for i in remaining if i not in front]
+        rank += 1
+    return ranks
+
+
+def crowding_distances(points: Sequence[Sequence[float]]) -> list[float]:
+    """NSGA-II's crowding distance of each point among ``points`` (one front): per objective,
+    the gap between its neighbours over the objective's range, summed; the extremes of each
+    objective get infinity, so that a front is cut in its crowded middle first."""
+    n = len(points)
+    distance = [0.0] * n
+    if n == 0:
+        return distance
+    for axis in range(len(points[0])):
+        order = sorted(range(n), key=lambda i: points[i][axis])
+        low, high = points[order[0]][axis], points[order[-1]][axis]
+        distance[order[0]] = distance[order[-1]] = float("inf")
+        if high == low:
+            continue
+        for before, here, after in zip(order, order[1:], order[2:]):
+            distance[here] += (points[after][axis] - points[before][axis]) / (high - low)
+    return distance

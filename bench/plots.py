@@ -93,7 +93,8 @@ def caption(result: SweepResult, points: list[Point]) -> str:
     if merged:
         parts.append(f"{merged} trials sampled a design already trained (one point each)")
     left_out = []
-    for status, words in (("not trained", "not trained (a constraint)"), ("failed", "failed"), ("skipped", "skipped")):
+    for status, words in (("pruned", "pruned (stopped early)"), ("not trained", "not trained (a constraint)"),
+                          ("failed", "failed"), ("skipped", "skipped")):
         count = result.count(status)
         if count:
             left_out.append(f"{count} {words}")

@@ -28,10 +28,12 @@ def describe(record: TrialRecord, objectives: Sequence[str]) -> str:
         return f"trial {record.number} skipped: {record.skipped}"
     if status == "failed":
         return f"trial {record.number} failed: {sample}: {record.fail_reason}"
-    if status == "not trained":
-        return f"trial {record.number}: {sample} -> {record.skipped}"
-    values = ", ".join(f"{name} {shown(record, name)}" for name in objectives)
     note = f" (same network as trial {record.duplicate_of})" if status == "duplicate" else ""
+    if record.pruned:
+        return f"trial {record.number}: {sample} -> pruned: {record.pruned['reason']}{note}"
+    if not record.feasible:
+        return f"trial {record.number}: {sample} -> {record.skipped}{note}"
+    values = ", ".join(f"{name} {shown(record, name)}" for name in objectives)
     seeds = f" ({len(record.seeds)} seeds)" if len(record.seeds) > 1 and status == "trained" else ""
     return f"trial {record.number}: {sample} -> {values}{seeds}{note}"
 
@@ -131,11 +133,12 @@ class SweepProgress(SweepListener):
         if result.status != "finished":  # interrupted or failed: the command's own line says it
             return
         info = result.info
-        complete = sum(1 for r in result.records if r.state == COMPLETE)
         seeds = f"; means of {info.repeats} seeds ± std" if info.repeats > 1 else ""
         self.console.print(front_table(result.records, info.objectives,
-                                       f"Pareto front of {info.study!r} ({len(result.front)} of {complete} "
-                                       f"complete trials{seeds})", result))
+                                       f"Pareto front of {info.study!r} ({len(result.front)} on the front; "
+                                       f"{result.tally()}{seeds})", result))
+        if result.exhausted:
+            self.console.print(result.exhausted, highlight=False)
         if result.stock is None:
             self.console.print("no paired verdicts: the study did not train the stock network", highlight=False)
         same = indistinguishable(result)

@@ -20,6 +20,11 @@ DIED = "its worker stopped without recording a reason (killed, or its heartbeats
 INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: the network is retried when the sweep runs again
 
 
+def counts(state: str, duplicate_of: Optional[int], pruned: Optional[dict]) -> bool:
+    """:attr:`TrialRecord.counted` from a trial's state and two of its stored fields."""
+    return duplicate_of is None and (state == COMPLETE or state == PRUNED and bool(pruned))
+
+
 def design_label(sample: dict[str, Any]) -> str:
     """Block types by name, their sampled parameters as ``N=8``, the width multiplier as ``x0.5``,
     other values as ``leaf=value``: ``cmrf N=8 x1.0``."""
@@ -58,6 +63,8 @@ class StudyInfo:
     space_file: str = ""
     workers: int = 1
     vary: dict[str, str] = field(default_factory=dict)  # config path -> what is sampled, in words
+    pruner: dict[str, Any] = field(default_factory=dict)  # bench.pruning.PrunerSpec.to_dict()
+    sampler_settings: dict[str, int] = field(default_factory=dict)  # bench.study.sampler_settings
 
     def data_at(self) -> str:
         """How the networks saw the data: ``at 48 px`` (resized), or in patches at native size."""
@@ -114,6 +121,9 @@ class TrialRecord:
     links: dict[str, str] = field(default_factory=dict)  # e.g. mlflow_run_id
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> local file (weights per seed)
     retry_of: Optional[int] = None  # the trial (whose worker died) this one retries
+    rungs: dict[str, float] = field(default_factory=dict)  # epoch -> best val Dice so far (first seed)
+    pruned: Optional[dict[str, Any]] = None  # stopped early: epoch, pruner, reason (bench.pruning)
+    sampler_seed: Optional[int] = None  # the seed of the sampler that drew this trial (per process)
     started: Optional[datetime] = None
     finished: Optional[datetime] = None
 
@@ -148,14 +158,24 @@ class TrialRecord:
 
     @property
     def status(self) -> str:
-        """One word for people: running, waiting, trained, duplicate, not trained, skipped, failed."""
+        """One word for people: running, waiting, trained, pruned, duplicate, not trained,
+        skipped, failed."""
         if self.state in (RUNNING, WAITING):
             return self.state.lower()
         if self.state == FAIL:
             return "failed"
+        if self.duplicate_of is not None:
+            return "duplicate"
         if self.state == PRUNED:
-            return "not trained" if not self.feasible else "skipped"
-        return "duplicate" if self.duplicate_of is not None else "trained"
+            return "pruned" if self.pruned else "not trained" if not self.feasible else "skipped"
+        return "trained"
+
+    @property
+    def counted(self) -> bool:
+        """One distinct network evaluated: trained here, or stopped early by the pruner. Repeats
+        of a known network, designs breaking a constraint, skipped and failed trials do not
+        count towards a sweep's ``trials``."""
+        return counts(self.state, self.duplicate_of, self.pruned)
 
     def value(self, name: str) -> Optional[float]:
         """The trial's value of objective ``name``, or None where it has none (an untrained
@@ -189,6 +209,7 @@ class SweepResult:
     front_pairs: list["PairedComparison"] = field(default_factory=list)  # front members, pairwise
     hypervolume: Optional[float] = None  # of the front, see HYPERVOLUME
     links: dict[str, str] = field(default_factory=dict)  # set by listeners, e.g. mlflow_runs_url
+    exhausted: Optional[str] = None  # why the sweep stopped short of its trials (the space holds no more)
 
     HYPERVOLUME = ("objectives min-max normalised over the trained designs (0 best, 1 worst), "
                    "reference point 1.1 in each")
@@ -202,3 +223,15 @@ class SweepResult:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r.status == status)
+
+    def tally(self) -> str:
+        """What the trials became, for people: ``6 networks trained, 2 pruned; also 5 not
+        trained (a constraint), 1 repeat of a known network``."""
+        counted = [f"{self.count('trained')} networks trained"]
+        if self.count("pruned"):
+            counted.append(f"{self.count('pruned')} pruned")
+        other = [f"{n} {words}" for n, words in (
+            (self.count("not trained"), "not trained (a constraint)"),
+            (self.count("duplicate"), "repeats of a known network"), (self.count("failed"), "failed"),
+            (self.count("skipped"), "skipped")) if n]
+        return ", ".join(counted) + ("; also " + ", ".join(other) if other else "")

@@ -45,7 +45,8 @@ def trial_rows(result: SweepResult) -> pd.DataFrame:
         row.update({"seeds": len(r.seeds), "trained": r.trained, "duplicate_of": r.duplicate_of,
                     "feasible": r.feasible, "on_front": r.number in on_front, "stock": r.number == result.stock,
                     "config_hash": r.config_hash, "skipped": r.skipped or "", "fail_reason": r.fail_reason or "",
-                    "seconds": r.seconds, "mlflow_run_id": r.links.get("mlflow_run_id", "")})
+                    "pruned_at_epoch": (r.pruned or {}).get("epoch"),
+                    "val_dice_so_far": (r.pruned or {}).get("val_dice"), "pruned": (r.pruned or {}).get("reason", ""), "sampler_seed": r.sampler_seed, "seconds": r.seconds, "mlflow_run_id": r.links.get("mlflow_run_id", "")})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -92,12 +93,21 @@ def report_page(result: SweepResult, plotted: bool) -> str:
                  f"{data['val']} validation and {data['test']} test images (split {data['split_hash'][:12]}).")
     lines.append(f"- Recipe: {recipe['optimizer']}, learning rate {recipe['lr']:g}, {recipe['schedule']} schedule, "
                  f"{recipe['epochs']} epochs, batch {recipe['batch']}, loss {recipe['loss']}; {seeds}.")
-    lines.append(f"- Sampler {info.sampler} (seed {info.seed}), {info.trials} complete trials asked for, "
+    settings = "".join(f", {k} {v}" for k, v in info.sampler_settings.items()
+                       if (k == "population") == (info.sampler == "nsga2") and info.sampler in ("nsga2", "tpe"))
+    pruner = info.pruner.get("type", "none")
+    lines.append(f"- Sampler {info.sampler} (study seed {info.seed}{settings}; each process and resume draws with its "
+                 f"own seed, in `results.csv`), pruner {pruner}, {info.trials} distinct networks asked for, "
                  f"{len(result.records)} trials run" + (f" in {result.seconds:.0f} s" if result.seconds else "") + ".")
     lines += ["", "## What became of the trials", ""]
     counts = Counter(r.status for r in result.records)
     lines.append(f"- {counts['trained']} designs trained; {counts['duplicate']} trials sampled a design already "
-                 f"trained and reused its results.")
+                 f"evaluated and reused its results (or its fate).")
+    if counts["pruned"]:
+        lines.append(f"- {counts['pruned']} designs pruned, stopped early by {pruner} (figures so far in "
+                     "`results.csv`; never on the front).")
+    if result.exhausted:
+        lines.append(f"- {result.exhausted}")
     untrained = Counter(f"{r.label} ({r.skipped.removeprefix('not trained: ')})" for r in result.records
                         if r.status == "not trained")
     if untrained:

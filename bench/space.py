@@ -13,7 +13,14 @@ A space file (``search_spaces/*.yaml``)::
     constraints: {params: {max: 1000000}}
     recipe: {name: default, epochs: 3}
     data: {source: synthetic, size: 48, count: 96}
-    study: {sampler: nsga2, trials: 12, seed: 0, repeats: 3, stock: true}
+    study: {sampler: nsga2, trials: 12, seed: 0, repeats: 3, stock: true, pruner: mo_asha}
+
+``study.trials`` counts distinct networks evaluated (trained, or stopped early by the pruner):
+samples that repeat a known network or break a constraint are recorded but not counted.
+``study.population`` sizes NSGA-II's generations and ``study.startup`` TPE's random start
+(``auto``: from ``trials``, see :func:`bench.study.sampler_settings`); ``study.pruner`` is a
+pruner of :mod:`bench.pruning`. ``study.seed`` seeds the split and the first sampler of a
+study; every later process or resume on the study draws with a seed of its own (recorded).
 
 ``study.repeats`` trains every design that many times (seeds seed, seed+1, ... on one split);
 objectives are the means, every metric gets its std and t 95 % interval. ``study.stock`` (default
@@ -27,7 +34,7 @@ loaded, so a bad space fails before any trial runs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,6 +43,7 @@ from .config import SCHEMA, schema_at, builtin_dir, find_architecture, get_path,
 from .data.layouts import pattern_regex
 from .errors import BenchError, ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
+from .pruning import PrunerSpec, parse_pruner, rung_epochs
 from .recipe import RECIPES, Recipe, RecipeError
 
 SAMPLERS = ("nsga2", "tpe", "random", "grid")
@@ -75,6 +83,10 @@ class SearchSpace:
     description: str = ""
     raw: dict = field(default_factory=dict)
 
+    @property
+    def pruner(self) -> PrunerSpec:
+        return self.study["pruner"]
+
 
 def describe(dist: Distribution | BlockChoice) -> str:
     """What a ``vary`` entry samples, for people: ``cmrf (N in {2, 4}), double_conv``,
@@ -87,6 +99,63 @@ def describe(dist: Distribution | BlockChoice) -> str:
     scale = ", log" if dist.log else ""
     step = f", step {dist.step}" if dist.step else ""
     return f"{dist.kind} in [{dist.low}, {dist.high}]{step}{scale}"
+
+
+def override_study(space: SearchSpace, sampler: Optional[str] = None, pruner: Optional[str] = None) -> SearchSpace:
+    """``space`` with another sampler or pruner (its default settings), as ``--sampler`` and
+    ``--pruner`` give them; checked as the file's ``study`` section is.
+
+    Raises:
+        ConfigError: an unknown name, or a pruner the study cannot use.
+    """
+    study = dict(space.study)
+    if sampler is not None:
+        if sampler not in SAMPLERS:
+            raise ConfigError("--sampler", f"unknown sampler {sampler!r}.", hint=f"Samplers: {', '.join(SAMPLERS)}.")
+        study["sampler"] = sampler
+    if pruner is not None:
+        try:
+            study["pruner"] = _checked_pruner(pruner, space.objectives, space.recipe)
+        except ConfigError as exc:
+            raise ConfigError("--pruner", exc.message, hint=exc.hint) from None
+    return replace(space, study=study)
+
+
+def _checked_pruner(raw: Any, objectives: dict[str, str], recipe: Recipe) -> PrunerSpec:
+    pruner = parse_pruner(raw, objectives)
+    if pruner.type in ("mo_asha", "successive_halving") and not rung_epochs(pruner, recipe.epochs):
+        raise ConfigError("study.pruner.min_epochs", f"the first rung (epoch {pruner.min_epochs}) is not "
+                          f"below recipe.epochs {recipe.epochs}, so the pruner could never stop a trial.",
+                          hint="Lower min_epochs, train for more epochs, or use pruner: none.")
+    return pruner
+
+
+def space_size(space: SearchSpace) -> Optional[int]:
+    """How many distinct samples ``space`` can draw, or None when a float range makes it
+    unbounded. Distinct samples may still build the same network (a tie, a rounded width)."""
+    def size(dist: Distribution) -> Optional[int]:
+        if dist.kind == "choices":
+            return len(set(map(repr, dist.choices)))
+        if dist.kind == "int":
+            return (int(dist.high) - int(dist.low)) // int(dist.step or 1) + 1
+        return None if dist.step is None else int(math.floor((dist.high - dist.low) / dist.step + 1e-9)) + 1
+
+    total = 1
+    for dist in space.vary.values():
+        if isinstance(dist, BlockChoice):
+            options = 0
+            for params in dist.options.values():
+                sizes = [size(sub) for sub in params.values()]
+                if None in sizes:
+                    return None
+                options += math.prod(sizes)
+            total *= options
+        else:
+            n = size(dist)
+            if n is None:
+                return None
+            total *= n
+    return total
 
 
 def builtin_spaces() -> dict[str, Path]:
@@ -146,7 +215,8 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     if data["patch"] is not None and "size" not in (raw.get("data") or {}):
         data["size"] = None  # patches at native resolution: no resize
     study = _section(raw, "study", {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0,
-                                    "repeats": 1, "stock": True, "timeout": None})
+                                    "repeats": 1, "stock": True, "timeout": None, "pruner": "none",
+                                    "population": "auto", "startup": "auto"})
     if not isinstance(data["source"], str) or not data["source"]:
         raise ConfigError("data.source", f"expected a folder or 'synthetic', got {data['source']!r}.")
     _check_data_options(data)
@@ -162,6 +232,11 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
         raise ConfigError("study.timeout", f"must be a positive number of seconds, got {timeout!r}.")
     if not isinstance(study["stock"], bool):
         raise ConfigError("study.stock", f"must be true or false, got {study['stock']!r}.")
+    for key in ("population", "startup"):
+        value, low = study[key], 2 if key == "population" else 0
+        if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 10_000):
+            raise ConfigError(f"study.{key}", f"must be auto or a whole number from {low} to 10,000, got {value!r}.")
+    study["pruner"] = _checked_pruner(study["pruner"], objectives, recipe)
     if study["sampler"] not in SAMPLERS:
         raise ConfigError("study.sampler", f"unknown sampler {study['sampler']!r}.",
                           hint=f"{did_you_mean(str(study['sampler']), SAMPLERS)} "

@@ -16,7 +16,6 @@ import os
 import socket
 import time
 import warnings
-import zlib
 from typing import Any, Callable, Optional, Sequence
 
 import optuna
@@ -26,7 +25,8 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from .config import get_path
 from .errors import BenchError
-from .records import StudyInfo, TrialRecord
+from .pruning import PrunerSpec
+from .records import INTERRUPTED, StudyInfo, TrialRecord, counts
 from .space import BlockChoice, Distribution, SearchSpace
 from .storage import check_storage, damaged, make_storage, redact, retry_race
 
@@ -35,7 +35,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 __all__ = ["TrialPruned", "FixedTrial", "open_study", "load_study", "sample_overrides", "records", "RecordWriter"]
 
-ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+FINISHED_OR_RUNNING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -95,15 +95,22 @@ def _suggest(trial: optuna.Trial, name: str, dist: Distribution) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def make_sampler(space: SearchSpace, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The space's sampler, seeded by the study seed plus ``seed_offset`` (distinct per worker:
-    workers seeded alike would all propose the same networks)."""
-    seed = int(space.study["seed"]) + seed_offset
-    name = space.study["sampler"]
+def sampler_settings(space: SearchSpace, trials: int) -> dict[str, int]:
+    """The budget-dependent settings of the space's sampler, ``auto`` resolved from ``trials``:
+    NSGA-II's population a third of the budget (4 to 50: at least three generations), TPE's
+    random start a quarter of it (3 to 10)."""
+    population, startup = space.study["population"], space.study["startup"]
+    return {"population": min(50, max(4, math.ceil(trials / 3))) if population == "auto" else int(population),
+            "startup": min(10, max(3, trials // 4)) if startup == "auto" else int(startup)}
+
+
+def make_sampler(space: SearchSpace, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """The space's sampler with ``seed`` and the settings of :func:`sampler_settings`."""
+    name, settings = space.study["sampler"], sampler_settings(space, trials)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings["population"])
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings["startup"])
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     grid = {}
@@ -120,20 +127,67 @@ def make_sampler(space: SearchSpace, seed_offset: int = 0) -> optuna.samplers.Ba
     return optuna.samplers.GridSampler(grid, seed=seed)
 
 
-def worker_seed_offset(storage: str, worker_index: Optional[int]) -> int:
-    """0 for a lone process on a local storage, so that its sweep is reproducible; the worker's
-    index among ``workers`` (plus one); and for a database server, where workers on other
-    machines are expected, a number from the host name and process id."""
-    if worker_index is not None:
-        return worker_index + 1
-    if storage.startswith(("postgresql", "mysql")):
-        return zlib.crc32(WORKER.encode()) % 1_000_003
-    return 0
+class FreshSeedSampler(optuna.samplers.BaseSampler):
+    """The space's sampler, made when this process starts its first trial and seeded with the
+    study seed plus that trial's number.
+
+    Trial numbers come from the storage, so every process on a study, and every resume of it,
+    draws its own sequence (same seeds would re-draw the first run's networks), while a fresh
+    study run by one process starts from the study seed and is reproducible. The seed in use
+    is :attr:`seed` (None before the first trial)."""
+
+    def __init__(self, space: SearchSpace, trials: int) -> None:
+        self.space, self.trials = space, trials
+        self.seed: Optional[int] = None
+        self._inner: Optional[optuna.samplers.BaseSampler] = None
+
+    def _sampler(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        if self._inner is None:
+            self.seed = int(self.space.study["seed"]) + trial.number
+            self._inner = make_sampler(self.space, self.seed, self.trials)
+        return self._inner
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:
+        return self._sampler(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict) -> dict:
+        return self._sampler(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution) -> Any:
+        return self._sampler(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Optional[Sequence[float]]) -> None:
+        self._sampler(trial).after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        if self._inner is not None:
+            self._inner.reseed_rng()
+
+    def __str__(self) -> str:
+        return str(self._inner or self.space.study["sampler"])
+
+
+def make_pruner(spec: PrunerSpec, epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna's pruner for a single-objective study (``mo_asha`` is bench's own and decides in
+    the sweep, so Optuna gets none)."""
+    if spec.type == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=spec.warmup_epochs)
+    if spec.type == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.min_epochs, reduction_factor=spec.eta,
+                                                      bootstrap_count=spec.min_trials - 1)
+    if spec.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=spec.min_epochs, max_resource=epochs,
+                                              reduction_factor=spec.eta)
+    return optuna.pruners.NopPruner()
 
 
 def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30,
                max_retry: int = 2, on_stale: Optional[Callable[[FrozenTrial], None]] = None,
-               seed_offset: int = 0) -> optuna.Study:
+               trials: int = 12) -> optuna.Study:
     """Create the study, or load it if it exists, safely when several workers do so at once.
 
     A trial whose worker stopped sending heartbeats for ``grace`` seconds is failed by the next
@@ -151,8 +205,9 @@ def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10,
 
     rdb = make_storage(storage, heartbeat, grace, failed)
     return retry_race(lambda: optuna.create_study(
-        study_name=name, storage=rdb, sampler=make_sampler(space, seed_offset),
-        directions=list(space.objectives.values()), load_if_exists=True), f"opening study {name!r}")
+        study_name=name, storage=rdb, sampler=FreshSeedSampler(space, trials),
+        pruner=make_pruner(space.pruner, space.recipe.epochs), directions=list(space.objectives.values()),
+        load_if_exists=True), f"opening study {name!r}")
 
 
 def load_study(name: str, storage: str) -> optuna.Study:
@@ -231,29 +286,55 @@ class RecordWriter:
                 self.saved[key] = encoded
 
 
-def completed(study: optuna.Study) -> int:
-    """Number of COMPLETE trials."""
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+def _counted(t: FrozenTrial) -> bool:
+    return counts(t.state.name, t.user_attrs.get("duplicate_of"), t.user_attrs.get("pruned"))
+
+
+def evaluated(study: optuna.Study) -> int:
+    """Distinct networks evaluated (:attr:`bench.records.TrialRecord.counted`)."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+               if _counted(t))
 
 
 def ahead(study: optuna.Study, number: int) -> int:
-    """Trials numbered before ``number`` that are complete, running or waiting to run."""
-    return sum(1 for t in study.get_trials(deepcopy=False, states=ACTIVE) if t.number < number)
+    """Trials numbered before ``number`` that count, or are running or waiting (and may)."""
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.number < number and (
+        _counted(t) or t.state in (TrialState.RUNNING, TrialState.WAITING)))
 
 
 def all_under_way(study: optuna.Study, trials: int) -> bool:
-    """Whether ``trials`` trials are complete or running, and none waits to run: nothing is
-    left for another worker unless one of the running ones fails."""
-    states = [t.state for t in study.get_trials(deepcopy=False, states=ACTIVE)]
-    return TrialState.WAITING not in states and len(states) >= trials
+    """Whether counted and running trials reach ``trials``, and none waits to run: nothing is
+    left for another worker unless one of the running ones fails or does not count."""
+    found = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in found):
+        return False
+    return sum(1 for t in found if _counted(t) or t.state == TrialState.RUNNING) >= trials
+
+
+def drawn(study: optuna.Study) -> tuple[int, int, int]:
+    """Distinct samples settled so far, distinct networks among them, and how many of those
+    networks satisfy the constraints (for a space that may hold fewer than asked for). A sample
+    is settled when its trial finished with its network resolved, except a trial that was
+    interrupted or whose worker died: that network is tried again."""
+    found = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("config_hash") and (
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") not in (None, INTERRUPTED))]
+    samples = {json.dumps(t.params, sort_keys=True, default=str) for t in found}
+    networks: dict[str, bool] = {}
+    for t in found:
+        feasible = all(v <= 0 for v in (t.user_attrs.get("violations") or {}).values())
+        networks[t.user_attrs["config_hash"]] = networks.get(t.user_attrs["config_hash"], True) and feasible
+    return len(samples), len(networks), sum(networks.values())
 
 
 def trained_by(study: optuna.Study, config_hash: str, number: int, grace: Optional[float],
                poll: float = 0.5,
                on_reaped: Callable[[list[int]], None] = lambda numbers: None) -> Optional[TrialRecord]:
-    """The complete trial whose results trial ``number`` reuses, or None if it trains itself.
+    """The finished trial whose results trial ``number`` reuses, or None if it trains itself:
+    one that trained the same network (COMPLETE), or measured it and found a constraint broken,
+    or stopped it early (PRUNED).
 
-    The network is trained by the lowest-numbered trial with its config hash; trial numbers come
+    The network is evaluated by the lowest-numbered trial with its config hash; trial numbers come
     from the storage, so every worker agrees without a lock. A trial waits while an earlier one
     with the same hash is running, and while an earlier running trial has not yet published its
     hash (it might be the same network). Dead trials are failed while waiting (:func:`reap`), so
@@ -261,10 +342,9 @@ def trained_by(study: optuna.Study, config_hash: str, number: int, grace: Option
     (``grace`` None) nothing waits: only complete trials are reused.
     """
     while True:
-        earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-                   if t.number < number]
+        earlier = [t for t in study.get_trials(deepcopy=False, states=FINISHED_OR_RUNNING) if t.number < number]
         same = [t for t in earlier if t.user_attrs.get("config_hash") == config_hash]
-        done = [t for t in same if t.state == TrialState.COMPLETE]
+        done = [t for t in same if t.state != TrialState.RUNNING]
         if done:
             return TrialRecord.from_trial(done[0])
         if grace is None or not same and all(

@@ -53,19 +53,21 @@ from .listeners import Listeners, SweepListener
 from .objectives import OBJECTIVES, Objective
 from .pareto import front_records
 from .records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
-from .space import SearchSpace, describe, load_space
+from .space import SearchSpace, describe, load_space, space_size
 from .stats import estimate, mean_over_runs
 from .storage import JOURNAL, redact
-from .study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, completed,
-                    front_latency, hypervolume, open_study, optimize_one, reap, sample_overrides, set_constraint,
-                    stock_sample, study_info, trained_by, worker_seed_offset)
+from .pruning import OPTUNA_PRUNERS, mo_asha_decision, rung_epochs
+from .study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, drawn, evaluated,
+                    front_latency, hypervolume, open_study, optimize_one, reap, sample_overrides, sampler_settings,
+                    set_constraint, stock_sample, study_info, trained_by)
 from .study import records as study_records
 from .train import evaluate, train_model
 
 SWEEP_LATENCY = Protocol(max_seconds=3.0)  # per trial; the front is timed again, interleaved
 CATCH = (BenchError, RuntimeError, ValueError)  # a trial raising these fails; the sweep goes on
 DUPLICATED = ("cost", "memory", "latency", "values", "violations", "trained", "metrics", "estimates", "seeds",
-              "per_image")  # what a trial of an already trained network copies from it
+              "per_image", "skipped", "pruned", "rungs")  # what a trial of an already evaluated network copies
+STALL = 100  # samples in a row that add no network: the space holds no more (see _run_trials)
 BLOCK_SLOTS = ("stem", "encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block",
                "decoder.up", "decoder", "head")
 
@@ -99,7 +101,8 @@ class Sweep:
         tracking_uri: MLflow tracking URI, or None for no MLflow.
         data, size, patch: dataset folder, and resized input size or patch size at native
             resolution (default: the space's; see :class:`bench.data.protocol.Protocol`).
-        trials: complete trials to reach (default: the space's).
+        trials: distinct networks to evaluate (default: the space's); repeats of a known network
+            and designs breaking a constraint are recorded but do not count.
         workers: processes to run trials in, all on this study (children of this one).
         threads: torch threads per worker (default: the cores divided among the workers).
         timeout: stop starting trials after this many seconds.
@@ -155,6 +158,7 @@ class Sweep:
         self._data: Optional[StudyData] = None
         self.info: Optional[StudyInfo] = None
         self._ended: set[int] = set()  # trials this process has told the listeners about
+        self.exhausted: Optional[str] = None  # why the sweep stopped short of ``trials``, if it did
 
     # ------------------------------------------------------------------------------ public
 
@@ -240,8 +244,7 @@ class Sweep:
             check_tracking(self.tracking_uri)
         self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
         study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
-                           on_stale=self._trial_died,
-                           seed_offset=worker_seed_offset(self.storage, self.worker_index))
+                           on_stale=self._trial_died, trials=self.trials)
         self.info = self._study_info(reference.hash)
         bind(study, self.info)
         self._study = study
@@ -257,11 +260,12 @@ class Sweep:
         """The trial function (see the module docstring), for ``study.optimize``."""
         started = time.perf_counter()
         record, save = TrialRecord(trial.number, worker=WORKER), RecordWriter(trial)
+        record.sampler_seed = getattr(self.study.sampler, "seed", None)
         save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
         self.listeners.trial_started(record)
         save(record)
         if ahead(self.study, trial.number) >= self.trials:  # other workers got there first
-            record.skipped = f"the study already had {self.trials} trials complete or under way"
+            record.skipped = f"the study already had {self.trials} networks evaluated or under way"
             save(record)
             raise TrialPruned(record.skipped)
         try:
@@ -275,7 +279,7 @@ class Sweep:
             save(record)  # the hash, early: later trials of the same network wait for this one
             check_classes(arch, self._data.dataset)
             original = trained_by(self.study, arch.hash, trial.number, self.waits, on_reaped=self._orphans_failed)
-            if original is not None:  # the same network: its measurements and results, not new ones
+            if original is not None:  # the same network: its measurements and results (or fate), not new ones
                 record.duplicate_of = original.duplicate_of if original.duplicate_of is not None else original.number
                 for name in DUPLICATED:
                     setattr(record, name, getattr(original, name))
@@ -287,7 +291,7 @@ class Sweep:
                 self._measure(record, design, trial)
                 save(record)
                 if record.feasible:
-                    self._train(record, design)
+                    self._train(record, design, trial, save)
                 else:
                     record.skipped = "not trained: " + "; ".join(
                         _violation_text(OBJECTIVES.get(q), record.values[q], self.space.constraints[q])
@@ -304,8 +308,8 @@ class Sweep:
             record.seconds = time.perf_counter() - started
             save(record)
             raise
-        if record.skipped:
-            raise TrialPruned(record.skipped)
+        if record.skipped or record.pruned:
+            raise TrialPruned(record.skipped or record.pruned["reason"])
         return [record.values[name] for name in self.space.objectives]
 
     # ------------------------------------------------------------------------------ one trial
@@ -336,23 +340,38 @@ class Sweep:
                 record.violations[quantity] = _violation(record.values[quantity], bound)
                 set_constraint(trial, quantity, record.violations[quantity])
 
-    def _train(self, record: TrialRecord, design: Design) -> None:
+    def _train(self, record: TrialRecord, design: Design, trial, save: RecordWriter) -> None:
         """Train the design ``repeats`` times (seeds seed, seed+1, ...: initial weights, batch
-        order and augmentation change, the split does not) and score each run."""
+        order and augmentation change, the split does not) and score each run. The pruner
+        watches the first seed; a design it stops keeps that seed's history and its figures so
+        far in ``record.pruned``."""
         classes, recipe = design.arch.config["classes"], self.space.recipe
         for k in range(self.repeats):
             seed = recipe.seed + k
             model = design.model if k == 0 else build_model(design.arch, seed=seed)
+            history: list[dict] = []
 
             def progress(event: str, done: int, total: int, values: dict) -> None:
                 if event == "epoch":
+                    history.append(values)
                     self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
                                                         "run": k + 1, "runs": self.repeats})
+                    if k == 0:
+                        self._judge(record, trial, save, done, max(h["val_dice_mean"] for h in history))
 
             resume = (self.weights_dir / "resume" / f"{design.arch.hash[:16]}-seed{seed}.pt"
                       if self.weights_dir else None)
-            result = train_model(model, self._data.part("train"), self._data.part("val"),
-                                 replace(recipe, seed=seed), classes, progress, checkpoint=resume)
+            try:
+                result = train_model(model, self._data.part("train"), self._data.part("val"),
+                                     replace(recipe, seed=seed), classes, progress, checkpoint=resume)
+            except _Stopped as stop:
+                if resume is not None:
+                    resume.unlink(missing_ok=True)
+                record.seeds.append({"seed": seed, "history": history,
+                                     "metrics": {"val_dice": stop.val_dice, "epochs_trained": stop.epoch}})
+                record.pruned = {"epoch": stop.epoch, "val_dice": stop.val_dice, "pruner": self.space.pruner.type,
+                                 "reason": stop.reason}
+                return
             test = evaluate(model, self._data.part("test"), classes)
             summary = test.summary()
             if self.weights_dir is not None:
@@ -379,18 +398,56 @@ class Sweep:
         record.per_image = mean_over_runs([run["test_dice_fg_per_image"] for run in record.seeds])
         record.trained = True
 
+    def _judge(self, record: TrialRecord, trial, save: RecordWriter, epoch: int, val_dice: float) -> None:
+        """The pruner's decision after ``epoch`` of the first seed (best validation Dice so far
+        ``val_dice``); raises :class:`_Stopped` to stop training.
+
+        ``mo_asha``: at a rung epoch, record the value in the trial's record (other workers read
+        it there), then rank against every trial that reached the rung on (Dice so far, the
+        cost objectives known before training). Optuna's pruners: ``Trial.report`` and ask."""
+        spec = self.space.pruner
+        if spec.type in OPTUNA_PRUNERS:
+            trial.report(val_dice, epoch)
+            if trial.should_prune():
+                raise _Stopped(epoch, val_dice, f"stopped after epoch {epoch} by Optuna's {spec.type} pruner "
+                                                f"(best validation Dice so far {val_dice:.4f})")
+            return
+        if spec.type != "mo_asha" or epoch not in rung_epochs(spec, self.space.recipe.epochs):
+            return
+        record.rungs[str(epoch)] = val_dice
+        save(record)
+        costs = [n for n in self.space.objectives if n != "val_dice" and n in record.values]
+        names, directions = ["val_dice", *costs], ["maximize", *(self.space.objectives[n] for n in costs)]
+        others = [[r.rungs[str(epoch)], *(r.values[n] for n in costs)] for r in study_records(self.study)
+                  if r.number != record.number and r.duplicate_of is None and str(epoch) in r.rungs
+                  and all(n in r.values for n in costs)]
+        decision = mo_asha_decision([val_dice, *(record.values[n] for n in costs)], others, directions, names,
+                                    spec.eta, spec.min_trials)
+        if not decision.keep:
+            raise _Stopped(epoch, val_dice, f"stopped after epoch {epoch} by mo_asha: {decision.reason} "
+                                            f"(its best validation Dice so far {val_dice:.4f})")
+
     # ------------------------------------------------------------------------------ the loop
 
     def _run_trials(self, poll: float = 1.0) -> None:
-        """Run trials until the study has ``trials`` COMPLETE ones (failed and untrained ones do
-        not count), the timeout passes, or this worker has made three times as many attempts as
-        were missing when it started. While the remaining trials are all under way in other
+        """Run trials until the study has evaluated ``trials`` distinct networks (repeats of a
+        known network, designs breaking a constraint, failed and skipped trials do not count),
+        the timeout passes, this worker has failed three times as many trials as were missing
+        when it started, or the space holds no more networks: every distinct sample of a finite
+        space drawn, or :data:`STALL` samples in a row that added none (then
+        :attr:`exhausted` says so). While the remaining trials are all under way in other
         workers, wait: one of them may die and need retrying; without heartbeats (a journal
         file) do not wait, since a dead trial would never end."""
-        budget = 3 * max(0, self.trials - completed(self.study))
-        started, attempts = time.monotonic(), 0
-        while completed(self.study) < self.trials and attempts < budget:
+        budget = 3 * max(1, self.trials - evaluated(self.study))
+        size = space_size(self.space)
+        started, failures, barren = time.monotonic(), 0, 0
+        while evaluated(self.study) < self.trials and failures < budget:
             if self.timeout is not None and time.monotonic() - started > self.timeout:
+                return
+            samples, networks, feasible = drawn(self.study)
+            waiting = any(r.state == "WAITING" for r in study_records(self.study))  # retries come first
+            if not waiting and ((size is not None and samples >= size) or barren >= STALL):
+                self.exhausted = self._exhausted_text(size, samples, networks, feasible, barren)
                 return
             if self.waits is not None and all_under_way(self.study, self.trials):
                 self._orphans_failed(reap(self.study, self.grace))
@@ -399,8 +456,36 @@ class Sweep:
             record = optimize_one(self.study, self.objective, CATCH)
             self._ended.add(record.number)
             self.listeners.trial_ended(record)
-            if record.status != "skipped":  # a trial others got to first is no attempt
-                attempts += 1
+            failures += record.status == "failed"
+            barren = 0 if record.counted else barren + (record.status != "skipped")
+
+    def _shortfall(self) -> Optional[str]:
+        """Why the study has fewer than ``trials`` networks evaluated (None when it has them):
+        for the coordinator of worker processes, which did not see their loops end."""
+        have = evaluated(self.study)
+        if have >= self.trials:
+            return None
+        size = space_size(self.space)
+        samples, networks, feasible = drawn(self.study)
+        if size is not None and samples >= size:
+            return self._exhausted_text(size, samples, networks, feasible, 0)
+        if self.timeout is not None:
+            return f"stopped at {have} of {self.trials} networks: the timeout ({self.timeout:g} s) passed."
+        return (f"stopped at {have} of {self.trials} networks: too many trials failed or added no network "
+                "(see the trials above).")
+
+    def _exhausted_text(self, size: Optional[int], samples: int, networks: int, feasible: int, barren: int) -> str:
+        """Why the sweep stopped short of ``trials``: how many networks the space holds."""
+        have = evaluated(self.study)
+        if size is not None and samples >= size:
+            held = (f"space {self.space.name!r} holds {size} distinct samples, {networks} distinct networks, "
+                    f"{feasible} of them within the constraints")
+        else:
+            held = (f"the last {barren} samples all repeated a known network or broke a constraint; "
+                    f"space {self.space.name!r} seems to hold about {feasible} distinct networks within the "
+                    f"constraints ({networks} drawn)")
+        return (f"stopped at {have} of {self.trials} networks: {held}. Widen the space or its constraints, "
+                f"or ask for --trials {have}.")
 
     def _trial_died(self, trial) -> None:
         """A trial whose worker stopped sending heartbeats, just failed by this process."""
@@ -459,6 +544,7 @@ class Sweep:
 
     def _finish(self, started: float) -> SweepResult:
         result = self.result()
+        result.exhausted = self.exhausted or self._shortfall()
         if self.timed and result.front:
             self._time_front(result)
         if self.report_dir is not None:
@@ -519,7 +605,16 @@ class Sweep:
             recipe=space.recipe.to_dict(), sampler=space.study["sampler"], seed=int(space.study["seed"]),
             trials=self.trials, repeats=self.repeats, storage=redact(self.storage),
             tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers,
-            vary={path: describe(dist) for path, dist in space.vary.items()})
+            vary={path: describe(dist) for path, dist in space.vary.items()}, pruner=space.pruner.to_dict(),
+            sampler_settings=sampler_settings(space, self.trials))
+
+
+class _Stopped(Exception):
+    """Raised inside training when the pruner stops a trial."""
+
+    def __init__(self, epoch: int, val_dice: float, reason: str) -> None:
+        super().__init__(reason)
+        self.epoch, self.val_dice, self.reason = epoch, val_dice, reason
 
 
 def load_result(study: Any) -> SweepResult:

@@ -405,7 +405,9 @@ class MlflowTracker(SweepListener):
             tags["bench.duplicate_of"] = str(record.duplicate_of)
         if record.fail_reason:
             tags["bench.fail_reason"] = record.fail_reason[:5000]
-        if record.status == "not trained":
+        if record.pruned:
+            tags["bench.pruned"] = record.pruned["reason"]
+        elif not record.feasible:
             tags["bench.not_trained"] = record.skipped or ""
         elif record.skipped:
             tags["bench.skipped"] = record.skipped
@@ -421,6 +423,8 @@ class MlflowTracker(SweepListener):
             values.update({"deploy_n_params": deployed["params"], "deploy_macs": deployed["macs"],
                            "deploy_flops": deployed["flops"]})
         values.update(spread(record.estimates))
+        if record.pruned:  # its figures when it was stopped; no val_dice_best, which means trained
+            values.update({"pruned_at_epoch": record.pruned["epoch"], "val_dice_so_far": record.pruned["val_dice"]})
         for run in record.seeds if len(record.seeds) > 1 else []:
             values.update({f"{RENAMED.get(k, k)}/seed_{run['seed']}": v for k, v in run["metrics"].items()})
         info = self.info
@@ -443,7 +447,7 @@ class MlflowTracker(SweepListener):
         for artifact, path in record.artifacts.items():
             if Path(path).is_file():
                 self.store.upload(run_id, path, str(Path(artifact).parent))
-        status = {COMPLETE: "FINISHED", PRUNED: "KILLED" if record.status == "skipped" else "FINISHED",
+        status = {COMPLETE: "FINISHED", PRUNED: "KILLED" if record.status == "skipped" or record.pruned else "FINISHED",
                   FAIL: "KILLED" if record.fail_reason == INTERRUPTED else "FAILED"}
         self.store.finish(run_id, status.get(record.state, "FAILED"), record.finished)
         return run_id
@@ -465,8 +469,11 @@ class MlflowTracker(SweepListener):
 def describe_trial(record: TrialRecord) -> str:
     """One line for a trial's run: what it is and what became of it."""
     head = f"{record.label} (trial {record.number})"
-    if record.status == "not trained":
-        return f"{head}: {record.skipped}; no accuracy."
+    same = f"same network as trial {record.duplicate_of}; " if record.duplicate_of is not None else ""
+    if record.pruned:
+        return f"{head}: {same}pruned: {record.pruned['reason']}; no final accuracy."
+    if not record.feasible:
+        return f"{head}: {same}{record.skipped}; no accuracy."
     if record.status == "failed":
         return f"{head}: failed: {record.fail_reason}"
     if record.status == "skipped":
@@ -475,7 +482,6 @@ def describe_trial(record: TrialRecord) -> str:
     dice = (f"{figure.mean:.4f} ± {figure.std:.4f}" if figure is not None and figure.n > 1
             else f"{record.value('val_dice'):.4f}" if record.value("val_dice") is not None else "-")
     seeds = f"{len(record.seeds)} seeds" if len(record.seeds) != 1 else "1 seed"
-    same = f"same network as trial {record.duplicate_of}; " if record.duplicate_of is not None else ""
     params = f"{record.cost['params'] / 1e6:.3f} M params" if record.cost else ""
     return (f"{head}: {same}trained with {seeds}; validation Dice {dice} (val_dice_best: best epoch, "
             f"mean over seeds); {params}.")

@@ -149,7 +149,9 @@ def test_two_sweeps_started_at_once_in_a_fresh_folder_share_one_study(tmp_path):
     assert [p.returncode for p in both] == [0, 0], outputs
     assert not any("Traceback" in o for o in outputs)
     result = load_result(load_study("quick", f"sqlite:///{tmp_path}/runs/optuna.db"))
-    assert sum(r.state == "COMPLETE" for r in result.records) >= 3
+    assert sum(r.counted for r in result.records) >= 3
+    seeds = {r.worker: r.sampler_seed for r in result.records}
+    assert len(seeds) == 2 and len(set(seeds.values())) == 2  # each process drew its own sequence
     client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
     parents = client.search_runs([client.get_experiment_by_name("quick").experiment_id], "tags.`bench.role` = 'study'")
     assert len(parents) == 1

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from bench.objectives import BEFORE_TRAINING, MINIMIZE, OBJECTIVES, Objective
 from bench.pareto import pareto_front
 from bench.space import Distribution, load_space
+from bench.study import records
 from bench.sweep import Sweep
 
 
@@ -29,7 +30,8 @@ def test_quick_sweep_from_python_completes_and_its_front_matches_an_independent_
     sweep = quick(tmp_path, trials=4)
     result = sweep.run()
     complete = [r for r in result.records if r.state == "COMPLETE"]
-    assert len(complete) == 4 and result.records == sweep.records()
+    assert sum(r.counted for r in result.records) == 4 and result.records == sweep.records()  # distinct networks
+    assert all(r.counted == (r.duplicate_of is None) for r in complete)
     for r in complete:
         assert r.config_hash and r.config["encoder"]["block"]["type"] == r.sample["encoder.block.type"]
         assert r.cost["params"] == r.values["params"] and r.cost["deploy"]["params"] > 0
@@ -202,7 +204,7 @@ def test_killed_sweep_resumes_and_fails_the_stale_trial(tmp_path):
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="k", storage=storage)
     assert study.trials[running.number].state == TrialState.FAIL
-    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+    assert sum(r.counted for r in records(study)) == 3
     assert not any(t.state == TrialState.RUNNING for t in study.trials)
 
 
@@ -249,8 +251,8 @@ def test_a_full_study_skips_surplus_trials_and_reaches_exactly_the_target(tmp_pa
     # a third worker that started late: its trial finds two trials ahead and is skipped
     sweep.study.optimize(sweep.objective, n_trials=1)
     records = sweep.records()
-    assert [r.state for r in records].count("COMPLETE") == 2 and records[-1].state == "PRUNED"
-    assert records[-1].status == "skipped" and "already had 2 trials" in records[-1].skipped
+    assert sum(r.counted for r in records) == 2 and records[-1].state == "PRUNED"
+    assert records[-1].status == "skipped" and "already had 2 networks" in records[-1].skipped
 
 
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_does_not_block_the_study(tmp_path):
