@@ -98,6 +98,9 @@ def caption(result: SweepResult, points: list[Point]) -> str:
         count = result.count(status)
         if count:
             left_out.append(f"{count} {words}")
+    again = sum(1 for r in result.records if r.status == "duplicate" and not r.trained)
+    if again:
+        left_out.append(f"{again} repeats of a design pruned or not trained")
     if left_out:
         parts.append("not shown, having no accuracy: " + ", ".join(left_out))
     return "; ".join(parts) + "."

@@ -140,6 +140,7 @@ class FreshSeedSampler(optuna.samplers.BaseSampler):
         self.space, self.trials = space, trials
         self.seed: Optional[int] = None
         self._inner: Optional[optuna.samplers.BaseSampler] = None
+        make_sampler(space, int(space.study["seed"]), trials)  # a space the sampler cannot take fails now
 
     def _sampler(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         if self._inner is None:
