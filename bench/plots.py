@@ -100,7 +100,7 @@ def caption(result: SweepResult, points: list[Point]) -> str:
             left_out.append(f"{count} {words}")
     again = sum(1 for r in result.records if r.status == "duplicate" and not r.trained)
     if again:
-        left_out.append(f"{again} repeats of a design pruned or not trained")
+        left_out.append(f"{again} {'repeat' if again == 1 else 'repeats'} of a design pruned or not trained")
     if left_out:
         parts.append("not shown, having no accuracy: " + ", ".join(left_out))
     return "; ".join(parts) + "."
@@ -167,16 +167,19 @@ def _matplotlib(result: SweepResult, points: list[Point], accuracy: Objective, c
 
 
 def _label_offsets(points: list[Point], cost: str) -> list[tuple[int, int]]:
-    """Label offsets (points) that move a label below its point when the label of a point just
-    to its left, at about the same height, would collide with it."""
+    """Label offsets (points): above right of a point, or below right when the label of any
+    point to its left, close in cost and at about the same height, already sits above right."""
+    above, below = (5, 5), (5, -11)
     order = sorted(range(len(points)), key=lambda i: points[i].x[cost])
-    offsets: list[tuple[int, int]] = [(5, 5)] * len(points)
+    offsets: list[tuple[int, int]] = [above] * len(points)
     y_span = (max(p.y for p in points) - min(p.y for p in points)) or 1.0
-    for before, here in zip(order, order[1:]):
-        a, b = points[before], points[here]
-        near = b.x[cost] / max(a.x[cost], 1e-12) < 1.6 and abs(b.y - a.y) < 0.06 * y_span
-        if near and offsets[before] == (5, 5):
-            offsets[here] = (5, -11)
+
+    def near(a: Point, b: Point) -> bool:
+        return b.x[cost] / max(a.x[cost], 1e-12) < 1.6 and abs(b.y - a.y) < 0.06 * y_span
+
+    for i, here in enumerate(order):
+        taken = {offsets[j] for j in order[:i] if near(points[j], points[here])}
+        offsets[here] = below if above in taken and below not in taken else above
     return offsets
 
 

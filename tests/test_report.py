@@ -11,7 +11,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench.plots import plot_points, staircase
+from bench.plots import Point, _label_offsets, plot_points, staircase
 from bench.records import SweepResult
 from bench.sweep import Sweep
 from bench.tables import front_table, latex_escape
@@ -67,6 +67,16 @@ def test_plot_and_tables_list_the_same_front_and_no_untrained_design_is_plotted(
     for p in points:
         assert p.record.label in html
     assert "not trained (a constraint)" in html and "Parameters (M)" in html
+
+
+def test_a_label_moves_below_when_a_near_label_to_its_left_sits_above_even_past_a_point_between():
+    def point(params: float, dice: float) -> Point:
+        return Point(record=None, x={"params": params}, y=dice, y_low=None, y_high=None, on_front=True,
+                     stock=False, trials=[])
+
+    # multibranch_dw x0.25, cmrf N=16 x1.0, axial_block x0.5 and a far design, from the main job's plot
+    points = [point(0.404, 0.855), point(0.422, 0.651), point(0.432, 0.859), point(1.0, 0.856)]
+    assert _label_offsets(points, "params") == [(5, 5), (5, 5), (5, -11), (5, 5)]
 
 
 def test_report_md_is_a_page_without_nan_and_results_have_every_figure_once(swept):
