@@ -170,7 +170,7 @@ class Sweep:
         started = time.perf_counter()
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        with _sigterm_as_interrupt():
+        with _signals_as_interrupt() as signals:
             try:
                 self.open()
                 if self.workers > 1:
@@ -184,9 +184,15 @@ class Sweep:
                 self._interrupted()
                 self._ended_early("interrupted", started)
                 raise
-            except Exception:
-                self._ended_early("failed", started)
-                raise
+            except Exception as exc:
+                if not signals.received:
+                    self._ended_early("failed", started)
+                    raise
+                # The interrupt landed inside a storage write, which then failed in its own way
+                # (a rolled-back session, say): still an interrupted sweep, not a failed one.
+                self._interrupted()
+                self._ended_early("interrupted", started)
+                raise KeyboardInterrupt from exc
             finally:
                 torch.set_num_threads(previous_threads)
 
@@ -653,21 +659,31 @@ def _worker_main(settings: dict[str, Any]) -> None:
         raise SystemExit(130) from None
 
 
+class _Signals:
+    received: Optional[int] = None  # the signal that interrupted the sweep, if one did
+
+
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a sweep as Ctrl-C does (in the main thread; elsewhere nothing changes)."""
+def _signals_as_interrupt() -> Iterator[_Signals]:
+    """Ctrl-C and SIGTERM stop a sweep alike, by KeyboardInterrupt, and the sweep remembers that
+    one came (in the main thread; elsewhere nothing changes)."""
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signals
         return
 
     def interrupt(signum: int, frame: Any) -> None:
+        signals.received = signum
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    caught = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, interrupt) for signum in caught}  # an ignored Ctrl-C stays ignored
     try:
-        yield
+        yield signals
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:  # None: a handler set outside Python, which cannot be put back
+                signal.signal(signum, handler)
 
 
 def _violation(value: float, bound: dict[str, float]) -> float:

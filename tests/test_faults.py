@@ -214,6 +214,38 @@ def test_a_full_disk_is_found_before_training_and_never_leaves_half_a_file(small
     assert list(small_disk.iterdir()) == []
 
 
+def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interrupted(tmp_path, monkeypatch):
+    """Ctrl-C can land inside a write to the study, and the write that records it may then fail
+    in its own way (a rolled-back session): the sweep still ends interrupted, not failed."""
+    import bench.sweep
+    from bench.listeners import SweepListener
+    from bench.records import INTERRUPTED
+    from bench.sweep import Sweep
+
+    class CtrlC(SweepListener):
+        status = None
+
+        def epoch_ended(self, record, epoch):
+            os.kill(os.getpid(), signal.SIGINT)
+
+        def study_ended(self, result):
+            self.status = result.status
+
+    class BrokenAfterInterrupt(bench.sweep.RecordWriter):
+        def __call__(self, record):
+            if record.fail_reason == INTERRUPTED:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+            super().__call__(record)
+
+    monkeypatch.setattr(bench.sweep, "RecordWriter", BrokenAfterInterrupt)
+    listener = CtrlC()
+    with pytest.raises(KeyboardInterrupt):
+        Sweep("quick", storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, trials=2,
+              listeners=[listener]).run()
+    assert listener.status == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # pytest's Ctrl-C works again
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
     err, _ = stop_mid_training(tmp_path, signal.SIGTERM)
