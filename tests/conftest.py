@@ -11,6 +11,14 @@ from click.testing import CliRunner, Result
 from bench.cli import cli
 
 
+@pytest.fixture(autouse=True)
+def _in_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own empty folder, so that default outputs (``runs/``, ``reports/``,
+    weights and the resume checkpoints of interrupted training) never land in the checkout, nor
+    carry over from one test to the next."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def run_cli() -> Callable[..., Result]:
     def run(*args: str) -> Result:

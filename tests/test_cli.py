@@ -26,7 +26,8 @@ def test_list_architectures(run_cli):
 
 
 def test_validate_a_file_shows_the_wiring(run_cli):
-    result = run_cli("validate", "architectures/tinyunet.yaml", "--print-config")
+    result = run_cli("validate", str(Path(__file__).resolve().parents[1] / "architectures" / "tinyunet.yaml"),
+                     "--print-config")
     assert result.exit_code == 0, result.output
     assert "valid" in result.output and "481,170 parameters" in result.output
     assert "1024 -> 512" in result.output  # first decoder stage: concat of 512 + 512

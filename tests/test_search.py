@@ -20,6 +20,8 @@ from bench.study import make_pruner, sample_overrides, sampler_settings
 from bench.sweep import Sweep
 from bench.train import TrainResult
 
+QUICK = Path(__file__).resolve().parents[1] / "search_spaces" / "quick.yaml"
+
 MAX, MIN = "maximize", "minimize"
 
 
@@ -73,7 +75,7 @@ def test_rungs_and_pruner_settings():
 
 def test_a_pruner_that_could_never_stop_anything_is_refused(tmp_path):
     space = tmp_path / "s.yaml"
-    space.write_text(Path("search_spaces/quick.yaml").read_text() + "\n")
+    space.write_text(QUICK.read_text() + "\n")
     text = space.read_text().replace("study: {sampler: random, trials: 4, seed: 0}",
                                      "study: {sampler: random, trials: 4, seed: 0, pruner: mo_asha}")
     space.write_text(text)
@@ -125,7 +127,7 @@ def fake_training(monkeypatch, dice_of):
 
 def pruned_space(tmp_path: Path) -> Path:
     path = tmp_path / "pruned.yaml"
-    path.write_text(Path("search_spaces/quick.yaml").read_text()
+    path.write_text(QUICK.read_text()
                     .replace("epochs: 1", "epochs: 3")
                     .replace("study: {sampler: random, trials: 4, seed: 0}",
                              "study: {sampler: random, trials: 5, seed: 0, pruner: {type: mo_asha, eta: 3, "
@@ -176,7 +178,7 @@ def test_a_repeat_of_a_pruned_network_is_not_trained_again(tmp_path, monkeypatch
 
 def test_trials_count_distinct_networks_and_a_small_space_stops_saying_how_many_it_holds(tmp_path):
     space = tmp_path / "two.yaml"
-    space.write_text(Path("search_spaces/quick.yaml").read_text()
+    space.write_text(QUICK.read_text()
                      .replace("width_multiplier: {choices: [0.25, 0.125]}", "width_multiplier: {choices: [0.125]}")
                      .replace("cmrf: {N: {choices: [2, 4]}}", "cmrf: {N: {choices: [2]}}"))
     assert space_size(load_space(str(space))) == 2
