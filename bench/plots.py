@@ -81,7 +81,7 @@ def plot_points(result: SweepResult) -> list[Point]:
 def caption(result: SweepResult, points: list[Point]) -> str:
     """What the plot shows and what it leaves out, in one paragraph."""
     info, repeats = result.info, result.info.repeats
-    accuracy, _ = axes_of(result)
+    accuracy, costs = axes_of(result)
     clipped = f", clipped to [{accuracy.bounds[0]:g}, {accuracy.bounds[1]:g}]" if accuracy and accuracy.bounds else ""
     bars = (f"error bars: 95 % t-interval of the mean over {repeats} seeds{clipped}" if repeats > 1
             else "one seed per design: no error bars")
@@ -89,6 +89,10 @@ def caption(result: SweepResult, points: list[Point]) -> str:
              f"{', '.join(info.objectives)} ({len(result.front)} designs), joined in each panel by its staircase"]
     if any(p.stock for p in points):
         parts.append(f"star: the stock {Path(info.architecture).stem}")
+    timed = [c.axis_label for c in costs if c.timed]
+    if timed and result.front_latency:
+        parts.append(f"{timed[0]}: each design as timed in its trial; the tables give the front timed again, "
+                     "interleaved with the stock network")
     merged = sum(len(p.trials) - 1 for p in points)
     if merged:
         parts.append(f"{merged} trials sampled a design already trained (one point each)")

@@ -159,6 +159,8 @@ def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli
             assert child.data.metrics["latency_ratio"] == timed["trials"][tags["bench.trial"]]["ratio"]
     pareto = (tmp_path / "reports" / "fast" / "pareto.csv").read_text()
     assert "latency_interleaved_ms" in pareto.splitlines()[0] and "latency_ratio" in pareto.splitlines()[0]
+    plot = (tmp_path / "reports" / "fast" / "pareto.html").read_text()
+    assert "Latency (ms, 1 thread): each design as timed in its trial; the tables give the front timed again" in plot
 
 
 def test_the_study_run_ends_killed_after_ctrl_c(tmp_path, write_yaml):
