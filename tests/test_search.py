@@ -31,7 +31,8 @@ def test_nondominated_ranks_and_crowding_by_hand():
     points = [(0.9, 5.0), (0.6, 1.0), (0.5, 3.0), (0.4, 4.0), (0.9, 6.0)]  # (Dice, M params)
     assert nondominated_ranks(points, [MAX, MIN]) == [0, 0, 1, 2, 1]
     # three points of one front: the extremes are infinitely far, the middle one sums its gaps
-    assert crowding_distances([(0.0, 4.0), (1.0, 1.0), (2.0, 0.0)]) == [math.inf, (2.0 - 0.0) / 2 + (4.0 - 0.0) / 4, math.inf]
+    middle = (2.0 - 0.0) / 2 + (4.0 - 0.0) / 4  # each objective's gap between its neighbours over its range
+    assert crowding_distances([(0.0, 4.0), (1.0, 1.0), (2.0, 0.0)]) == [math.inf, middle, math.inf]
 
 
 def test_mo_asha_keeps_exactly_the_nondominated_top_third():
