@@ -4,7 +4,10 @@ The protocol: eval and inference mode; the deploy form unless asked otherwise; a
 count; warm-up runs; then timed runs, garbage collection off, until the median is stable (the
 95 % distribution-free confidence interval of the median lies within ``target`` of it, relative)
 or a time cap is hit. Median, IQR, p90 and n are reported with the whole protocol and the
-environment (versions, CPU model).
+environment (versions, CPU model). On a GPU (``Protocol(device="cuda")``) each run is timed with
+CUDA events around it, after synchronising, under the same warm-up, stopping rule and
+interleaving; the record then carries the GPU, its driver and CUDA versions, the cuDNN
+autotuning policy, clocks and throttle state (NVML), and each candidate's peak GPU memory.
 
 Several candidates (networks, forms, backends) are timed *interleaved*, A B C A B C ..., so that
 drift of a shared machine touches all of them alike; compare them by the ratio to a reference
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from .deploy import deploy
+from .device import describe_device, resolve_device, synchronize
 from .errors import BenchError
 from .files import write_text
 from .runtimes import check_backend, prepare
@@ -52,6 +56,10 @@ class Protocol:
     max_repeats: int = 1000
     max_seconds: float = 10.0  # per candidate; several candidates share len(candidates) x this
     target: float = 0.01  # stop when the median's 95 % CI half-width is within 1 % of it
+    device: str = "cpu"  # see bench.device.resolve_device
+    # cuDNN autotuning: off by default, since with shapes that vary (sliding windows) it re-tunes
+    # per shape and the tuning lands in the timed runs
+    cudnn_benchmark: bool = False
 
     def __post_init__(self) -> None:
         for name in ("threads", "batch", "min_repeats", "max_repeats"):
@@ -100,11 +108,40 @@ def is_stable(stats: Stats, target: float) -> bool:
     return (stats.ci_high - stats.ci_low) / 2 <= target * stats.median
 
 
+Timer = Callable[[Callable[[], Any]], float]  # runs a call once, returns its time in ms
+
+
+def wall_timer(clock: Clock = time.perf_counter) -> Timer:
+    """Times a call by ``clock`` (CPU work, which is done when the call returns)."""
+    def timed(run: Callable[[], Any]) -> float:
+        start = clock()
+        run()
+        return (clock() - start) * 1e3
+    return timed
+
+
+def cuda_event_timer(device: torch.device) -> Timer:
+    """Times a call by CUDA events recorded around it, after the queue is drained: the GPU's
+    own time for the work the call queued, not the time to queue it."""
+    def timed(run: Callable[[], Any]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(device)
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    return timed
+
+
 def time_interleaved(runs: Mapping[str, Callable[[], Any]], protocol: Protocol,
-                     clock: Clock = time.perf_counter) -> tuple[dict[str, list[float]], str]:
+                     clock: Clock = time.perf_counter,
+                     timer: Optional[Timer] = None) -> tuple[dict[str, list[float]], str]:
     """Warm each run up, then time rounds of one call each, in order, until every candidate's
     median is stable, ``max_repeats`` rounds, or the time cap (``max_seconds`` per candidate,
-    at least three rounds). Returns the samples in ms per label and why timing stopped."""
+    at least three rounds). Each call is timed by ``timer`` (default: ``clock`` around it).
+    Returns the samples in ms per label and why timing stopped."""
+    timer = timer or wall_timer(clock)
     for run in runs.values():
         for _ in range(protocol.warmup):
             run()
@@ -115,9 +152,7 @@ def time_interleaved(runs: Mapping[str, Callable[[], Any]], protocol: Protocol,
     try:
         while True:
             for label, run in runs.items():
-                start = clock()
-                run()
-                samples[label].append((clock() - start) * 1e3)
+                samples[label].append(timer(run))
             rounds = len(samples[next(iter(runs))])
             if rounds >= protocol.min_repeats and all(
                     is_stable(summarize(s), protocol.target) for s in samples.values()):
@@ -229,28 +264,52 @@ def measure_latency(model: nn.Module, in_channels: int, size: int, form: str = "
 
 def _measure_here(candidates: Sequence[Candidate], in_channels: int, size: int, protocol: Protocol,
                   clock: Clock, isolated: bool = False) -> list[Latency]:
-    x = torch.randn(protocol.batch, in_channels, size, size, generator=torch.Generator().manual_seed(0))
-    previous = torch.get_num_threads()
+    device = resolve_device(protocol.device)
+    if device.type != "cpu":
+        for c in candidates:
+            if c.backend == "onnxruntime":
+                raise BenchError(f"latency of {c.label!r} on {device}: the onnxruntime backend runs on the CPU "
+                                 "only; time it with --device cpu, or use eager, channels_last or compile")
+    x = torch.randn(protocol.batch, in_channels, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    previous, tuning = torch.get_num_threads(), torch.backends.cudnn.benchmark
     torch.set_num_threads(protocol.threads)
+    torch.backends.cudnn.benchmark = protocol.cudnn_benchmark
     try:
-        runners = {c.label: prepare(c.network(), x.clone(), c.backend, protocol.threads) for c in candidates}
-        samples, stopped = time_interleaved({k: r.run for k, r in runners.items()}, protocol, clock)
+        runners = {c.label: prepare(c.network().to(device), x.clone(), c.backend, protocol.threads)
+                   for c in candidates}
+        gpu_peaks = {k: _gpu_peak_mb(r.run, device) for k, r in runners.items()} if device.type == "cuda" else {}
+        timer = cuda_event_timer(device) if device.type == "cuda" else wall_timer(clock)
+        samples, stopped = time_interleaved({k: r.run for k, r in runners.items()}, protocol, clock, timer)
+        env = {**environment(), **describe_device(device)}
     finally:
         torch.set_num_threads(previous)
-    env = environment()
+        torch.backends.cudnn.benchmark = tuning
     results = []
     for c in candidates:
         runner, stats = runners[c.label], summarize(samples[c.label])
+        extra = {"gpu_peak_memory_mb": gpu_peaks[c.label]} if c.label in gpu_peaks else {}
         record = {"backend": c.backend, "form": c.form, "threads": protocol.threads,
                   "batch": protocol.batch, "input_size": size, "in_channels": in_channels,
                   "warmup": protocol.warmup, "min_repeats": protocol.min_repeats,
                   "max_repeats": protocol.max_repeats, "max_seconds": protocol.max_seconds,
                   "target": protocol.target, "isolate": isolated,
                   "interleaved_with": ",".join(l for l in samples if l != c.label) or None,
-                  **env, **runner.versions}
+                  "timer": "cuda events" if device.type == "cuda" else "wall clock", "figure": "measured",
+                  "cudnn_benchmark_policy": protocol.cudnn_benchmark, **extra, **env, **runner.versions}
         results.append(Latency(c.label, stats.median, stats.iqr, stats.p90, (stats.ci_low, stats.ci_high),
                                stats.n, stopped, record, max_abs_diff=runner.max_abs_diff))
     return results
+
+
+def _gpu_peak_mb(run: Callable[[], Any], device: torch.device) -> float:
+    """Peak GPU memory of one forward pass, in MiB: ``torch.cuda.max_memory_allocated`` above what
+    was allocated before it (input, and the weights of every candidate in the session)."""
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    run()
+    synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
 def _measure_in_subprocess(candidate: Candidate, in_channels: int, size: int, protocol: Protocol) -> Latency:

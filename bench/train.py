@@ -16,6 +16,7 @@ from torch import nn
 from .data.dataset import SegmentationData
 from .data.patches import random_patches
 from .data.transforms import augment
+from .device import autocast_dtype, pinned
 from .errors import BenchError
 from .files import atomic
 from .inference import predict
@@ -88,9 +89,10 @@ def training_batch(data: SegmentationData, rows: Sequence[int],
 
 def recompute_bn_statistics(model: nn.Module, data: SegmentationData, batch: int) -> None:
     """Exact BatchNorm population statistics of ``model`` over ``data``'s training inputs
-    (fvcore PreciseBN): every whole image, or one fixed-seed patch of each."""
+    (fvcore PreciseBN): every whole image, or one fixed-seed patch of each, on the model's device."""
     g = torch.Generator().manual_seed(0)
-    batches = [training_batch(data, range(i, min(i + batch, len(data.stems))), g)[0]
+    device = next(model.parameters()).device
+    batches = [training_batch(data, range(i, min(i + batch, len(data.stems))), g)[0].to(device)
                for i in range(0, len(data.stems), batch)]
     model.train()
     with torch.no_grad():
@@ -100,8 +102,14 @@ def recompute_bn_statistics(model: nn.Module, data: SegmentationData, batch: int
 
 def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData, recipe: Recipe,
                 model_classes: int, progress: Optional[Progress] = None,
-                checkpoint: Optional[Path] = None) -> TrainResult:
-    """Train ``model`` by ``recipe``; keep the weights of the best validation mean Dice.
+                checkpoint: Optional[Path] = None, device: torch.device = torch.device("cpu")) -> TrainResult:
+    """Train ``model`` by ``recipe`` on ``device`` (where ``model`` is moved); keep the weights
+    of the best validation mean Dice.
+
+    The recipe's speed options apply: autocast at its precision (fp16 with a gradient scaler),
+    channels_last memory format, and ``torch.compile`` of the network for the training steps
+    (validation runs the same weights uncompiled). Batches are drawn on the CPU (the data is in
+    memory) and copied to a GPU from pinned memory without blocking.
 
     Deterministic on CPU: the same seed, data and thread count give the same weights. With
     ``checkpoint``, the state after every epoch (weights, optimiser, schedule, both random
@@ -115,9 +123,14 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
     """
     torch.manual_seed(recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
+    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    step_model = torch.compile(model) if recipe.compile else model
+    cast = autocast_dtype(recipe.precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
     classes = metric_classes(model_classes)
     weights = inverse_frequency_weights(train.labels, classes) if recipe.loss == "weighted_ce" else None
-    loss_fn = SegmentationLoss(recipe.loss, classes, weights)
+    loss_fn = SegmentationLoss(recipe.loss, classes, weights).to(device)
     optimizer = make_optimizer(model, recipe)
     schedule = make_schedule(optimizer, recipe)
     n = len(train.stems)
@@ -134,6 +147,8 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         if saved is not None:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
+            if "scaler" in saved:
+                scaler.load_state_dict(saved["scaler"])
             schedule.load_state_dict(saved["schedule"])
             torch.set_rng_state(saved["rng"])
             g.set_state(saved["generator"])
@@ -148,14 +163,18 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
             x, y = training_batch(train, rows.tolist(), g)
             if recipe.augment:
                 x, y = augment(x, y, g)
-            loss = loss_fn(model(x), y)
+            x, y = pinned(x, device).contiguous(memory_format=memory_format), pinned(y, device)
+            with torch.autocast(device.type, dtype=cast or torch.float32, enabled=cast is not None):
+                logits = step_model(x)
+            loss = loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch}, batch {b + 1}: lower the "
                     f"learning rate (now {optimizer.param_groups[0]['lr']:.3g}).")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total += loss.item()
             if progress:
                 progress("batch", b + 1, batches, {"loss": loss.item()})
@@ -176,6 +195,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
             with atomic(checkpoint) as tmp:
                 torch.save({**identity, "epoch": epoch, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                            "scaler": scaler.state_dict(),
                             "rng": torch.get_rng_state(), "generator": g.get_state(), "history": result.history,
                             "best_state": best_state, "best_epoch": result.best_epoch,
                             "best_val_dice": result.best_val_dice}, tmp)

@@ -108,11 +108,14 @@ def test_measure_records_the_whole_protocol_and_ratios(monkeypatch):
     assert channels_last.reference == "deploy/eager"
     expected = {"backend", "form", "threads", "batch", "input_size", "in_channels", "warmup",
                 "min_repeats", "max_repeats", "max_seconds", "target", "isolate", "interleaved_with",
-                "torch", "onnxruntime", "python", "cpu", "cpu_count", "extra"}
+                "torch", "onnxruntime", "python", "cpu", "cpu_count", "extra", "timer", "figure",
+                "cudnn_benchmark_policy", "device", "device_type"}
     assert set(eager.protocol) == expected
     assert eager.protocol["backend"] == "eager" and channels_last.protocol["backend"] == "channels_last"
     assert (eager.protocol["batch"], eager.protocol["input_size"], eager.protocol["threads"]) == (2, 16, 1)
     assert eager.protocol["interleaved_with"] == "deploy/cl" and eager.protocol["torch"] == torch.__version__
+    assert (eager.protocol["device"], eager.protocol["timer"], eager.protocol["figure"]) == (
+        "cpu", "wall clock", "measured")
     assert eager.protocol["cpu"]
     tags = latency_tags(eager.to_dict())
     assert tags["latency.backend"] == "eager" and tags["latency.stopped"] == "max repeats"
