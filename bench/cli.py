@@ -87,6 +87,38 @@ def architecture_options(command: Callable) -> Callable:
     return click.argument("architecture", metavar="ARCH")(command)
 
 
+def device_option(command: Callable) -> Callable:
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda, cuda:N or mps.")(command)
+
+
+def speed_options(command: Callable) -> Callable:
+    """Training speed options (recorded in the recipe) shared by ``train``, ``compare`` and ``run``."""
+    options = [
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+                     help="Autocast precision of training (default: the recipe's, fp32; bf16 works on CPUs "
+                     "too; fp16 uses a gradient scaler)."),
+        click.option("--channels-last", is_flag=True, default=None, help="Train in channels_last memory format."),
+        click.option("--compile", "compile_", is_flag=True, default=None,
+                     help="Train through torch.compile (compiles first: pays off on long runs)."),
+        click.option("--deterministic", is_flag=True,
+                     help="PyTorch's deterministic algorithms (an operation without one is an error)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return device_option(command)
+
+
+def _speed(options: dict[str, Any]) -> dict[str, Any]:
+    """Pops the speed options: recipe overrides (None: the recipe's), applying --deterministic."""
+    from .device import set_deterministic
+
+    if options.pop("deterministic"):
+        set_deterministic(True)
+    return {"precision": options.pop("precision"), "channels_last": options.pop("channels_last") or None,
+            "compile": options.pop("compile_") or None}
+
+
 def resolve(architecture: str, classes: Optional[int], overrides: Sequence[str]) -> Architecture:
     sets = ([f"classes={classes}"] if classes is not None else []) + list(overrides)
     return resolve_architecture(architecture, sets)
@@ -180,13 +212,16 @@ def validate(architecture: str, classes: Optional[int], overrides: Sequence[str]
 @click.option("--max-seconds", type=Finite(0.0), default=10.0, show_default=True,
               help="Time cap per timed variant, if the median is not stable before.")
 @click.option("--isolate", is_flag=True, help="Time each variant in a fresh process.")
+@device_option
+@click.option("--cudnn-benchmark", is_flag=True,
+              help="Let cuDNN autotune per input shape (off: shapes that vary re-tune inside the timing).")
 @click.option("--memory", is_flag=True,
               help="Also count peak memory of a forward pass (deploy form) and a training step.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def profile(architecture: str, classes: Optional[int], overrides: Sequence[str], size: int,
             batch: int, latency: bool, forms: Sequence[str], backends: Sequence[str], threads: int,
-            max_seconds: float, isolate: bool, memory: bool, fmt: str) -> None:
+            max_seconds: float, isolate: bool, device: str, cudnn_benchmark: bool, memory: bool, fmt: str) -> None:
     """Count parameters, MACs and paper-FLOPs (2 x MACs) of an architecture, train and deploy
     forms (the deploy form has every re-parameterisable block fused); with --latency, time it.
 
@@ -195,7 +230,10 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     """
     from .profile import profile_model
 
+    from .device import resolve_device
+
     arch = resolve(architecture, classes, overrides)
+    device_name = str(resolve_device(device))
     model = build_checked(arch, size)
     in_channels = arch.config["in_channels"]
     record = profile_model(model, arch.name, arch.hash, in_channels, size, batch).to_dict()
@@ -204,7 +242,8 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
 
         candidates = [Candidate(f"{form}/{backend}", model, form, backend, arch.config)
                       for form in (forms or ["deploy"]) for backend in (backends or ["eager"])]
-        protocol = Protocol(threads=threads, batch=batch, max_seconds=max_seconds)
+        protocol = Protocol(threads=threads, batch=batch, max_seconds=max_seconds, device=device_name,
+                            cudnn_benchmark=cudnn_benchmark)
         with console.status(f"timing {len(candidates)} variant(s) of {arch.name}") \
                 if console.is_terminal and fmt == "table" else nullcontext():
             record["latency"] = [r.to_dict() for r in measure(candidates, in_channels, size, protocol, isolate)]
@@ -373,7 +412,7 @@ def training_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return protocol_options(folder_options(command))
+    return speed_options(protocol_options(folder_options(command)))
 
 
 def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[str]:
@@ -389,12 +428,12 @@ def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[st
 
 
 def _recipe_and_data(arch_channels: int, source: DataSource, recipe: str, epochs, batch, lr, seed: int,
-                     split_file: Optional[str]):
+                     split_file: Optional[str], speed: Optional[dict[str, Any]] = None):
     from .experiment import prepare_data
     from .recipe import RecipeError, get_recipe
 
     try:
-        chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed)
+        chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed, **(speed or {}))
     except RecipeError as exc:
         option = f"--{exc.field}" if exc.field in ("epochs", "batch", "lr", "seed") else f"recipe {recipe}"
         raise BenchError(f"{option}: {exc.message}") from None
@@ -434,30 +473,33 @@ def _metrics_table(title: str, test: dict, classes: int) -> Table:
 @training_options
 def train(architecture: str, classes: Optional[int], overrides: Sequence[str], data: Optional[str],
           recipe: str, epochs, batch, lr, seed: int, split_file: Optional[str], out: Optional[str],
-          tracking_uri: Optional[str], experiment: Optional[str], no_tracking: bool, **options: Any) -> None:
+          tracking_uri: Optional[str], experiment: Optional[str], no_tracking: bool, device: str,
+          **options: Any) -> None:
     """Train an architecture on a dataset (default: synthetic) and evaluate it on the test split.
 
     Writes split.json, model.pt (weights + resolved config) and metrics.json to --out, and logs
     the run to MLflow (curves, metrics, cost, weights).
     """
+    from .device import resolve_device
     from .experiment import RepeatedRuns, run_training, tracking_entry
     from .progress import training_progress
 
+    where, speed = resolve_device(device), _speed(options)
     source = take_source(options, data)
     arch = resolve(architecture, classes, overrides)
     tracking = _tracking_uri(tracking_uri, no_tracking)
     out_dir = Path(out) if out else _run_dir(arch.name, source)
     _check_outputs(out_dir, [arch], 1, source.protocol.input_size)
     chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], source, recipe, epochs, batch, lr,
-                                                    seed, split_file)
+                                                    seed, split_file, speed)
     with training_progress(arch.name, console) as progress:
-        outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress)
+        outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress, device=where)
     s = outcome.summary
     console.print(_metrics_table(f"{arch.name}: test set ({len(split.test)} images; {dataset.protocol.describe()})",
                                  s["test"], max(2, arch.config["classes"])))
     console.print(f"{s['params']:,} params, {s['flops'] / 1e9:.3f} G FLOPs, latency "
                   f"{s['latency']['median_ms']:.2f} ms; best epoch {s['best_epoch']}, trained in "
-                  f"{s['train_seconds']:.0f} s; split {split.hash[:12]}; wrote {out_dir}/")
+                  f"{s['train_seconds']:.0f} s on {where}; split {split.hash[:12]}; wrote {out_dir}/")
     if tracking:
         from .tracking import track_networks
 
@@ -475,8 +517,9 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
               help="Evaluate only the --subset of this split (default: every image).")
 @click.option("--subset", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@device_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], subset: str, fmt: str,
+def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], subset: str, device: str, fmt: str,
              **options: Any) -> None:
     """Re-evaluate a checkpoint written by `bench train` on a dataset, by the protocol it was
     trained with (resized, or patches with sliding windows at native size) unless told otherwise."""
@@ -484,9 +527,11 @@ def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], su
     from .data.layouts import Layout
     from .data.protocol import Protocol
     from .data.split import load_split
+    from .device import resolve_device
     from .experiment import check_classes
     from .train import evaluate as evaluate_model
 
+    where = resolve_device(device)
     model, arch, record = load_checkpoint(Path(checkpoint))
     stored = record.get("data") if isinstance(record.get("data"), dict) else {}
     source = take_source(options, data or stored.get("source"))
@@ -508,9 +553,9 @@ def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], su
     if split_file:
         split = load_split(Path(split_file), dataset.stems, dataset.content_hash)
         dataset = dataset.subset(list(getattr(split, subset)))
-    test = evaluate_model(model, dataset, arch.config["classes"]).summary()
+    test = evaluate_model(model.to(where), dataset, arch.config["classes"]).summary()
     if fmt == "json":
-        click.echo(json.dumps({"architecture": arch.name, "images": len(dataset.stems),
+        click.echo(json.dumps({"architecture": arch.name, "images": len(dataset.stems), "device": str(where),
                                "protocol": dataset.protocol.to_dict(), **test}, indent=2))
         return
     console.print(_metrics_table(f"{arch.name} on {dataset.source} ({len(dataset.stems)} images; "
@@ -526,22 +571,24 @@ def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], su
               help="Latency: time cap per network, if its median is not stable before.")
 def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epochs, batch, lr, seed: int,
             split_file: Optional[str], out: Optional[str], tracking_uri: Optional[str], experiment: Optional[str],
-            no_tracking: bool, repeats: int, max_seconds: float, **options: Any) -> None:
+            no_tracking: bool, repeats: int, max_seconds: float, device: str, **options: Any) -> None:
     """Train several architectures on the same split, recipe and seeds; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU, Dice and HD95 (mean ± std over the
     seeds), and test each network against the first image by image (paired: the difference of
     per-image foreground Dice, its bootstrap 95 % interval, a Wilcoxon signed-rank p-value).
     """
+    from .device import resolve_device
     from .experiment import check_classes, run_repeats, time_together, tracking_entry
     from .progress import training_progress
     from .stats import compare_paired
     from .tables import display_table, results_table, write_tables
 
+    where, speed = resolve_device(device), _speed(options)
     source = take_source(options, data)
     archs = [resolve(name, None, ()) for name in architectures]
     tracking = _tracking_uri(tracking_uri, no_tracking)
     chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], source, recipe, epochs, batch,
-                                                    lr, seed, split_file)
+                                                    lr, seed, split_file, speed)
     for arch in archs:  # refuse a mismatch before any training starts
         check_classes(arch, dataset)
     out_dir = Path(out) if out else _run_dir("compare", source)
@@ -549,10 +596,10 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     if len({arch.name for arch in archs}) != len(archs):
         raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
     networks = [run_repeats(arch, dataset, split, chosen, size, out_dir / arch.name, repeats,
-                            lambda s, name=arch.name: training_progress(f"{name} seed {s}", console))
+                            lambda s, name=arch.name: training_progress(f"{name} seed {s}", console), where)
                 for arch in archs]
     with console.status("timing the networks together") if console.is_terminal else nullcontext():
-        time_together([n.first for n in networks], archs[0].config["in_channels"], size, max_seconds)
+        time_together([n.first for n in networks], archs[0].config["in_channels"], size, max_seconds, where)
     reference = networks[0]
     versus = [None] + [compare_paired(reference.per_image(), n.per_image(), reference_name=reference.name,
                                       candidate_name=n.name, seeds=repeats) for n in networks[1:]]
@@ -628,24 +675,29 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
 @click.option("--sampler", default=None, help="Optuna sampler instead of the space's: nsga2, tpe, random, grid.")
 @click.option("--pruner", default=None, help="Pruner instead of the space's, with its default settings: none, "
               "mo_asha (multi-objective), or for one objective median, successive_halving, hyperband.")
+@speed_options
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], patch: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
         threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, repeats: Optional[int],
-        sampler: Optional[str], pruner: Optional[str], quiet: bool) -> None:
+        sampler: Optional[str], pruner: Optional[str], device: str, quiet: bool, **options: Any) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/.
 
     Start the same command on as many machines as you like, pointed at one --storage and one
     --tracking-uri: the workers share the study (Optuna's RDB storage coordinates them).
+    With G GPUs here, worker i trains on cuda:(i mod G) (--device auto or cuda).
     """
     from .defaults import DEFAULT_TRACKING
     from .progress import SweepProgress
-    from .space import load_space, override_study
+    from .device import resolve_device
+    from .space import load_space, override_recipe, override_study
     from .sweep import Sweep
 
-    space = override_study(load_space(space_ref), sampler, pruner)
-    Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
+    resolve_device(device)
+    deterministic = options["deterministic"]
+    space = override_recipe(override_study(load_space(space_ref), sampler, pruner), **_speed(options))
+    Sweep(space, study=study_name, device=device, deterministic=deterministic, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
           size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
           max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],
           report_dir=Path("reports") / (study_name or space.name)).run()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import torch
 from torch import nn
 
 from .assemble import build_checked
@@ -18,6 +19,7 @@ from .data.layouts import Layout
 from .data.protocol import Protocol
 from .data.split import Split, load_split, make_split
 from .data.transforms import DESCRIPTION as AUGMENTATION
+from .device import describe_device
 from .errors import BenchError
 from .files import write_text
 from .latency import Candidate, measure, measure_latency
@@ -127,7 +129,8 @@ def tracking_entry(net: RepeatedRuns, recipe: Recipe, dataset: SegmentationData,
 
 def run_repeats(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe, size: int,
                 out_dir: Path, repeats: int,
-                progress: Callable[[int], Any] = lambda seed: nullcontext()) -> RepeatedRuns:
+                progress: Callable[[int], Any] = lambda seed: nullcontext(),
+                device: torch.device = torch.device("cpu")) -> RepeatedRuns:
     """``repeats`` runs of :func:`run_training` with seeds recipe.seed, recipe.seed + 1, ...
     (initial weights, batch order and augmentation change; the split does not), each in
     ``out_dir/seed_<seed>``. ``progress(seed)`` gives a context manager yielding the run's
@@ -137,20 +140,21 @@ def run_repeats(arch: Architecture, dataset: SegmentationData, split: Split, rec
         seed = recipe.seed + k
         with progress(seed) as report:
             runs.append(run_training(arch, dataset, split, replace(recipe, seed=seed), size,
-                                     out_dir / f"seed_{seed}", report, latency=False))
+                                     out_dir / f"seed_{seed}", report, latency=False, device=device))
     return RepeatedRuns(arch.name, runs)
 
 
 def run_training(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe,
                  size: int, out_dir: Path, progress: Optional[Progress] = None,
-                 latency: bool = True) -> RunOutcome:
-    """Train ``arch`` on the split's train set (model selection on val), evaluate on test, and
-    write ``split.json``, ``model.pt`` and ``metrics.json`` to ``out_dir``."""
+                 latency: bool = True, device: torch.device = torch.device("cpu")) -> RunOutcome:
+    """Train ``arch`` on the split's train set (model selection on val) on ``device``, evaluate on
+    test, time the deploy form there, and write ``split.json``, ``model.pt`` and ``metrics.json``
+    to ``out_dir``."""
     check_classes(arch, dataset)
     model = build_checked(arch, size, seed=recipe.seed)
     cost = profile_model(model, arch.name, arch.hash, arch.config["in_channels"], size)
     train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
-    result = train_model(model, train, val, recipe, arch.config["classes"], progress)
+    result = train_model(model, train, val, recipe, arch.config["classes"], progress, device=device)
     metrics = evaluate(model, test, arch.config["classes"])
     summary = {
         "architecture": arch.name,
@@ -167,10 +171,12 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         "history": result.history,
     }
     if latency:  # compare times its networks together instead (time_together)
-        summary["latency"] = measure_latency(model, arch.config["in_channels"], size).to_dict()
+        summary["latency"] = measure_latency(model, arch.config["in_channels"], size,
+                                             protocol=LatencyProtocol(device=str(device))).to_dict()
     record = {
         **summary,
         "recipe": recipe.to_dict(),
+        "device": {**describe_device(device), "deterministic": torch.are_deterministic_algorithms_enabled()},
         "augmentation": AUGMENTATION if recipe.augment else "none",
         "data": dataset.record(),
         "split": {"hash": split.hash, "file": "split.json",
@@ -184,12 +190,13 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
     return RunOutcome(arch.name, summary, out_dir, model)
 
 
-def time_together(outcomes: list[RunOutcome], in_channels: int, size: int, max_seconds: float = 10.0) -> None:
-    """Time the networks of one comparison interleaved in one session, the first as the
-    reference (at most ``max_seconds`` per network), and add each figure (with its ratio) to the
-    summary and ``metrics.json``."""
+def time_together(outcomes: list[RunOutcome], in_channels: int, size: int, max_seconds: float = 10.0,
+                  device: torch.device = torch.device("cpu")) -> None:
+    """Time the networks of one comparison interleaved in one session on ``device``, the first
+    as the reference (at most ``max_seconds`` per network), and add each figure (with its ratio)
+    to the summary and ``metrics.json``."""
     results = measure([Candidate(o.name, o.model) for o in outcomes], in_channels, size,
-                      LatencyProtocol(max_seconds=max_seconds))
+                      LatencyProtocol(max_seconds=max_seconds, device=str(device)))
     for outcome, result in zip(outcomes, results):
         outcome.summary["latency"] = result.to_dict()
         path = outcome.out_dir / "metrics.json"

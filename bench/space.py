@@ -121,6 +121,22 @@ def override_study(space: SearchSpace, sampler: Optional[str] = None, pruner: Op
     return replace(space, study=study)
 
 
+def override_recipe(space: SearchSpace, **overrides: Any) -> SearchSpace:
+    """``space`` with recipe settings replaced (None values ignored), as ``bench run``'s training
+    speed options give them.
+
+    Raises:
+        ConfigError: a value out of its range, named by its option.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return space
+    try:
+        return replace(space, recipe=replace(space.recipe, **given))
+    except RecipeError as exc:
+        raise ConfigError(f"--{exc.field.replace('_', '-')}", exc.message) from None
+
+
 def _checked_pruner(raw: Any, objectives: dict[str, str], recipe: Recipe) -> PrunerSpec:
     pruner = parse_pruner(raw, objectives)
     if pruner.type in ("mo_asha", "successive_halving") and not rung_epochs(pruner, recipe.epochs):

@@ -44,6 +44,7 @@ from .data.dataset import SegmentationData
 from .data.source import DataSource, source_from_space
 from .data.split import Split, make_split
 from .design import Design
+from .device import resolve_device, set_deterministic, worker_device
 from .errors import BenchError
 from .evidence import weigh_front
 from .experiment import check_classes
@@ -119,6 +120,10 @@ class Sweep:
             epoch there (``resume/``), so that a network whose worker died or was interrupted is
             trained on from its last completed epoch when it is retried.
         worker_index: run trials only, as worker ``worker_index`` of a sweep coordinated elsewhere.
+        device: where networks train (:func:`bench.device.resolve_device`); with G GPUs, ``auto``
+            and ``cuda`` put worker i on ``cuda:(i mod G)``. Latency objectives keep their own
+            protocol (the CPU): they describe the deployment target, not the training machine.
+        deterministic: PyTorch's deterministic algorithms in every worker.
     """
 
     def __init__(self, space: str | Path | SearchSpace, *, study: Optional[str] = None,
@@ -129,7 +134,8 @@ class Sweep:
                  heartbeat: int = 10, max_retry: int = 2, repeats: Optional[int] = None,
                  listeners: Sequence[SweepListener] = (), report_dir: Optional[str | Path] = None,
                  weights_dir: Optional[str | Path] = "runs/{study}/weights",
-                 worker_index: Optional[int] = None) -> None:
+                 worker_index: Optional[int] = None, device: str = "auto",
+                 deterministic: bool = False) -> None:
         self.space = space if isinstance(space, SearchSpace) else load_space(str(space))
         self.name = study or self.space.name
         self.storage = storage or DEFAULT_STORAGE
@@ -141,6 +147,8 @@ class Sweep:
             raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {self.trials}, "
                              f"repeats {self.repeats}")
         self.workers, self.worker_index = workers, worker_index
+        self.device_spec, self.deterministic = device, deterministic
+        self.device = resolve_device(worker_device(device, worker_index or 0))
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.timeout, self.heartbeat, self.max_retry = timeout, heartbeat, max_retry
         self.report_dir = Path(report_dir) if report_dir is not None else None
@@ -170,6 +178,8 @@ class Sweep:
         started = time.perf_counter()
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
+        if self.deterministic:
+            set_deterministic(True)
         with _signals_as_interrupt() as signals:
             try:
                 self.open()
@@ -369,7 +379,8 @@ class Sweep:
                       if self.weights_dir else None)
             try:
                 result = train_model(model, self._data.part("train"), self._data.part("val"),
-                                     replace(recipe, seed=seed), classes, progress, checkpoint=resume)
+                                     replace(recipe, seed=seed), classes, progress, checkpoint=resume,
+                                     device=self.device)
             except _Stopped as stop:
                 if resume is not None:
                     resume.unlink(missing_ok=True)
@@ -388,7 +399,7 @@ class Sweep:
                     "split": {"hash": self._data.split.hash}, "study": self.name, "trial": record.number})
                 record.artifacts[f"seed_{seed}/model.pt"] = str(path.resolve())
             record.seeds.append({
-                "seed": seed, "history": result.history,
+                "seed": seed, "device": str(self.device), "history": result.history,
                 "metrics": {"val_dice": result.best_val_dice, "test_dice": summary["dice_mean"],
                             "test_dice_fg": summary["dice_mean_fg"], "test_iou": summary["iou_mean"],
                             "test_hd95_fg": summary["hd95_mean_fg"], "best_epoch": result.best_epoch,
@@ -508,7 +519,8 @@ class Sweep:
         settings = dict(space=self.space, study=self.name, storage=self.storage, tracking_uri=self.tracking_uri,
                         data=self.data, size=self.size, patch=self.patch, trials=self.trials, threads=self.threads,
                         timeout=self.timeout, heartbeat=self.heartbeat, max_retry=self.max_retry,
-                        repeats=self.repeats, weights_dir=self.weights_dir)
+                        repeats=self.repeats, weights_dir=self.weights_dir, device=self.device_spec,
+                        deterministic=self.deterministic)
         processes = [context.Process(target=_worker_main, name=f"bench worker {i}",
                                      args=({**settings, "worker_index": i,
                                             "listeners": self.listeners.for_worker(i).listeners},))

@@ -3,6 +3,8 @@ device in recorded protocols. Tests that need a CUDA GPU are marked ``cuda`` and
 without one."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -11,9 +13,12 @@ from bench.assemble import build_model
 from bench.config import resolve_architecture
 from bench.data.dataset import load_synthetic
 from bench.data.split import make_split
-from bench.device import DeviceError, describe_device, resolve_device, worker_device
+from bench.device import DeviceError, describe_device, resolve_device, set_deterministic, worker_device
+from bench.errors import ConfigError
 from bench.latency import Protocol, measure_latency
 from bench.recipe import RecipeError, get_recipe
+from bench.space import load_space, override_recipe
+from bench.sweep import Sweep
 from bench.train import evaluate, train_model
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -166,3 +171,61 @@ def test_cuda_latency_is_timed_with_events_and_records_the_gpu():
     assert record["device"] == "cuda:0" and record["gpu"] and record["cuda"]
     assert record["timer"] == "cuda events" and record["gpu_peak_memory_mb"] > 0
     assert result.median_ms > 0
+
+
+@pytest.fixture
+def deterministic_reset():
+    yield
+    set_deterministic(False)  # a global switch: never leak it into the next test
+
+
+def test_train_records_its_speed_options_and_device(run_cli, tmp_path, deterministic_reset):
+    out = tmp_path / "run"
+    result = run_cli("train", "tinyunet", "--set", "width_multiplier=0.25", "--size", "32", "--epochs", "1",
+                     "--precision", "bf16", "--channels-last", "--deterministic", "--device", "cpu",
+                     "--no-tracking", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "on cpu" in " ".join(result.output.split())  # rich wraps lines
+    record = json.loads((out / "metrics.json").read_text())
+    assert {k: record["recipe"][k] for k in ("precision", "channels_last", "compile")} == {
+        "precision": "bf16", "channels_last": True, "compile": False}
+    assert record["device"] == {"device": "cpu", "device_type": "cpu", "deterministic": True}
+    assert record["latency"]["protocol"]["device"] == "cpu"
+    again = run_cli("evaluate", str(out / "model.pt"), "--split", str(out / "split.json"), "--device", "cpu",
+                    "--format", "json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["device"] == "cpu"
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "tinyunet", "--size", "32", "--epochs", "1", "--no-tracking"],
+    ["compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1", "--no-tracking"],
+    ["evaluate", "model.pt"],
+    ["profile", "tinyunet", "--size", "32", "--latency"],
+    ["run", "--space", "cmrf_swap"],
+])
+def test_every_command_refuses_a_device_that_is_not_there(run_cli, no_gpu, tmp_path, command):
+    (tmp_path / "model.pt").write_bytes(b"")
+    result = run_cli(*command, "--device", "cuda:1")
+    assert result.exit_code == 2, result.output
+    assert "--device cuda:1: this machine has no CUDA GPU" in result.output
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
+
+
+def test_run_refuses_a_bad_speed_option_by_name(run_cli):
+    result = run_cli("run", "--space", "cmrf_swap", "--precision", "fp8")
+    assert result.exit_code == 2 and "'fp8' is not one of 'fp32', 'bf16', 'fp16'" in result.output
+
+
+def test_space_recipe_takes_the_speed_options():
+    space = override_recipe(load_space("cmrf_swap"), precision="bf16", channels_last=True, compile=None)
+    assert (space.recipe.precision, space.recipe.channels_last, space.recipe.compile) == ("bf16", True, False)
+    assert override_recipe(space, precision=None) is space
+    with pytest.raises(ConfigError, match="--precision: 'int4' is out of range"):
+        override_recipe(space, precision="int4")
+
+
+def test_sweep_workers_train_on_the_gpus_in_turn(two_gpus):
+    devices = [Sweep("cmrf_swap", tracking_uri=None, workers=3, worker_index=i).device for i in range(3)]
+    assert devices == [torch.device("cuda", 0), torch.device("cuda", 1), torch.device("cuda", 0)]
+    assert Sweep("cmrf_swap", tracking_uri=None, device="cpu", worker_index=1).device == torch.device("cpu")
