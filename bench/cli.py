@@ -697,10 +697,10 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     resolve_device(device)
     deterministic = options["deterministic"]
     space = override_recipe(override_study(load_space(space_ref), sampler, pruner), **_speed(options))
-    Sweep(space, study=study_name, device=device, deterministic=deterministic, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
+    Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
           size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
           max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],
-          report_dir=Path("reports") / (study_name or space.name)).run()
+          report_dir=Path("reports") / (study_name or space.name), device=device, deterministic=deterministic).run()
 
 
 @cli.command()
