@@ -112,7 +112,7 @@ def test_optuna_pruners_stop_the_worst_of_a_single_objective_study(kind):
 def fake_training(monkeypatch, dice_of):
     """Replace training with curves from ``dice_of(model) -> final Dice`` (rising to it): the
     pruner's decisions then follow from the designs alone."""
-    def train(model, train, val, recipe, classes, progress=None, checkpoint=None):
+    def train(model, train, val, recipe, classes, progress=None, checkpoint=None, device=None):
         final, result = dice_of(model), TrainResult()
         for epoch in range(1, recipe.epochs + 1):
             value = final * epoch / recipe.epochs
