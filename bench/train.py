@@ -87,6 +87,43 @@ def training_batch(data: SegmentationData, rows: Sequence[int],
     return random_patches(data, rows, protocol.patch, protocol.oversample, g)
 
 
+class TrainingStep:
+    """One optimisation step of ``model`` by a recipe's speed options, on ``device``: batches
+    copied there (pinned and non-blocking on CUDA) in the recipe's memory format, the forward
+    pass under autocast at its precision (through ``torch.compile`` if asked), the loss in fp32,
+    and the update through a gradient scaler (active for fp16 only). ``model`` is moved to
+    ``device`` and memory format here; ``bench.train`` and the training-speed benchmark share
+    this, so the benchmark times what training does."""
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe,
+                 device: torch.device) -> None:
+        self.device, self.loss_fn, self.optimizer = device, loss_fn.to(device), optimizer
+        self.memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+        model.to(device=device, memory_format=self.memory_format)
+        self.network = torch.compile(model) if recipe.compile else model
+        self.cast = autocast_dtype(recipe.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of images ``x`` (B, C, H, W) against labels ``y`` (B, H, W), both on the CPU."""
+        x = pinned(x, self.device).contiguous(memory_format=self.memory_format)
+        with torch.autocast(self.device.type, dtype=self.cast or torch.float32, enabled=self.cast is not None):
+            logits = self.network(x)
+        return self.loss_fn(logits.float(), pinned(y, self.device))
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Backward pass and optimiser step from ``loss``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(x, y)
+        self.update(loss)
+        return loss
+
+
 def recompute_bn_statistics(model: nn.Module, data: SegmentationData, batch: int) -> None:
     """Exact BatchNorm population statistics of ``model`` over ``data``'s training inputs
     (fvcore PreciseBN): every whole image, or one fixed-seed patch of each, on the model's device."""
@@ -123,15 +160,11 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
     """
     torch.manual_seed(recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
-    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
-    step_model = torch.compile(model) if recipe.compile else model
-    cast = autocast_dtype(recipe.precision)
-    scaler = torch.amp.GradScaler(device.type, enabled=recipe.precision == "fp16")
     classes = metric_classes(model_classes)
     weights = inverse_frequency_weights(train.labels, classes) if recipe.loss == "weighted_ce" else None
-    loss_fn = SegmentationLoss(recipe.loss, classes, weights).to(device)
+    model.to(device)  # before the optimiser is made: its state lives beside the weights
     optimizer = make_optimizer(model, recipe)
+    step = TrainingStep(model, SegmentationLoss(recipe.loss, classes, weights), optimizer, recipe, device)
     schedule = make_schedule(optimizer, recipe)
     n = len(train.stems)
     batches = math.ceil(n / recipe.batch)
@@ -148,7 +181,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             if "scaler" in saved:
-                scaler.load_state_dict(saved["scaler"])
+                step.scaler.load_state_dict(saved["scaler"])
             schedule.load_state_dict(saved["schedule"])
             torch.set_rng_state(saved["rng"])
             g.set_state(saved["generator"])
@@ -163,18 +196,12 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
             x, y = training_batch(train, rows.tolist(), g)
             if recipe.augment:
                 x, y = augment(x, y, g)
-            x, y = pinned(x, device).contiguous(memory_format=memory_format), pinned(y, device)
-            with torch.autocast(device.type, dtype=cast or torch.float32, enabled=cast is not None):
-                logits = step_model(x)
-            loss = loss_fn(logits.float(), y)
+            loss = step.loss(x, y)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"the loss became {loss.item()} at epoch {epoch}, batch {b + 1}: lower the "
                     f"learning rate (now {optimizer.param_groups[0]['lr']:.3g}).")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            step.update(loss)
             total += loss.item()
             if progress:
                 progress("batch", b + 1, batches, {"loss": loss.item()})
@@ -195,7 +222,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
             with atomic(checkpoint) as tmp:
                 torch.save({**identity, "epoch": epoch, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                            "scaler": scaler.state_dict(),
+                            "scaler": step.scaler.state_dict(),
                             "rng": torch.get_rng_state(), "generator": g.get_state(), "history": result.history,
                             "best_state": best_state, "best_epoch": result.best_epoch,
                             "best_val_dice": result.best_val_dice}, tmp)
