@@ -126,11 +126,13 @@ def _text(value: Any) -> str:
 
 
 def set_deterministic(on: bool) -> None:
-    """PyTorch's deterministic algorithms (an operation without one raises), with what CUDA
-    needs for them: cuBLAS's fixed workspace, and cuDNN without autotuning."""
+    """PyTorch's deterministic algorithms, with what CUDA needs for them: cuBLAS's fixed workspace,
+    and cuDNN without autotuning. An operation with no deterministic CUDA kernel (the backward of
+    bilinear and bicubic upsampling, which most of these networks use) warns instead of failing:
+    such a run trains, but is not bit-identical from run to run on a GPU."""
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on)
+    torch.use_deterministic_algorithms(on, warn_only=on)
     torch.backends.cudnn.deterministic = on
     if on:
         torch.backends.cudnn.benchmark = False
