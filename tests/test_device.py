@@ -229,3 +229,25 @@ def test_sweep_workers_train_on_the_gpus_in_turn(two_gpus):
     devices = [Sweep("cmrf_swap", tracking_uri=None, workers=3, worker_index=i).device for i in range(3)]
     assert devices == [torch.device("cuda", 0), torch.device("cuda", 1), torch.device("cuda", 0)]
     assert Sweep("cmrf_swap", tracking_uri=None, device="cpu", worker_index=1).device == torch.device("cpu")
+
+
+def test_nvml_figures_when_it_can_be_read_and_why_not_otherwise(monkeypatch):
+    import sys
+    import types
+
+    from bench import device
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert "not installed (pip install nvidia-ml-py)" in device._nvml(0)["nvml"]
+    fake = types.SimpleNamespace(
+        NVML_CLOCK_SM=0, NVML_CLOCK_MEM=1, NVML_TEMPERATURE_GPU=0, nvmlClocksThrottleReasonGpuIdle=1,
+        nvmlInit=lambda: None, nvmlShutdown=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetCurrentClocksThrottleReasons=lambda h: 0x4 | 0x1,  # power cap, and idle
+        nvmlSystemGetDriverVersion=lambda: b"580.65", nvmlDeviceGetClockInfo=lambda h, kind: (1755, 2619)[kind],
+        nvmlDeviceGetMaxClockInfo=lambda h, kind: 1980, nvmlDeviceGetTemperature=lambda h, kind: 61)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert device._nvml(0) == {"driver": "580.65", "sm_clock_mhz": 1755, "sm_clock_max_mhz": 1980,
+                               "memory_clock_mhz": 2619, "temperature_c": 61, "throttled": True,
+                               "throttle_reasons": "0x5"}
+    fake.nvmlInit = lambda: (_ for _ in ()).throw(RuntimeError("NVML Shared Library Not Found"))
+    assert device._nvml(0) == {"nvml": "unreadable: NVML Shared Library Not Found"}
