@@ -99,3 +99,34 @@ def test_registry_lists_every_block_once_with_a_summary():
     assert {"double_conv", "cmrf", "axial_dw", "axial_block", "ulite_bottleneck", "maxpool",
             "strided_conv", "interpolate", "conv_transpose", "conv1x1", "identity"} <= set(names)
     assert all(entry.summary for entry in BLOCKS)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape", [(2, 3, 1, 1), (2, 3, 1, 5), (2, 3, 2, 3), (1, 4, 9, 16)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fast_upsampling_backward_equals_pytorchs(mode, shape, channels_last):
+    import torch.nn.functional as F
+
+    from bench.blocks.upsample2x import upsample2x
+
+    x = torch.randn(*shape, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    x.requires_grad_()
+    ours = upsample2x(x, mode)
+    assert ours.grad_fn.name().endswith("_Upsample2xBackward")  # the fast backward, not PyTorch's
+    theirs = F.interpolate(x, scale_factor=2.0, mode=mode, align_corners=False)
+    assert torch.equal(ours, theirs)  # the forward is PyTorch's own
+    g = torch.randn_like(ours)
+    (ours_grad,), (their_grad,) = torch.autograd.grad(ours, x, g), torch.autograd.grad(theirs, x, g)
+    torch.testing.assert_close(ours_grad, their_grad, rtol=0, atol=1e-12)
+
+
+def test_fast_upsampling_keeps_the_input_dtype_under_autocast_and_steps_aside_when_tracing():
+    from bench.blocks.upsample2x import upsample2x
+
+    x = torch.randn(1, 2, 4, 4, dtype=torch.bfloat16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        upsample2x(x, "bicubic").float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and x.grad.shape == x.shape
+    traced = torch.jit.trace(lambda t: upsample2x(t, "bilinear"), torch.randn(1, 2, 4, 4, requires_grad=True))
+    assert "aten::upsample_bilinear2d" in str(traced.graph)  # cost counting and export see PyTorch's op

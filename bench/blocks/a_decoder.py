@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv_norm_act import ConvNormAct
+from .upsample2x import upsample2x
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -47,6 +48,6 @@ class AsymmetricDecoder(nn.Module):
         grid = pyramid[0].shape[-2:]
         low = sum(_resize(lateral(f), grid) for lateral, f in zip(self.lateral, pyramid))
         low = _resize(self.low(low), size)
-        up2 = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        up2 = upsample2x(x, "bilinear")
         high = self.high(_resize(up2, size))
         return self.out(low + high)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .conv_norm_act import ActName, ConvNormAct, check_odd_kernel, create_act
+from .upsample2x import upsample2x
 
 
 class MaxPool(nn.MaxPool2d):
@@ -75,6 +76,8 @@ class Interpolate(nn.Module):
         self.align_corners = None if mode == "nearest" else align_corners
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode != "nearest" and not self.align_corners:
+            return upsample2x(x, self.mode)
         return F.interpolate(
             x, scale_factor=2.0, mode=self.mode, align_corners=self.align_corners
         )
