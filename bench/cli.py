@@ -102,7 +102,7 @@ def speed_options(command: Callable) -> Callable:
         click.option("--compile", "compile_", is_flag=True, default=None,
                      help="Train through torch.compile (compiles first: pays off on long runs)."),
         click.option("--deterministic", is_flag=True,
-                     help="PyTorch's deterministic algorithms (an operation without one is an error)."),
+                     help="PyTorch's deterministic algorithms (an operation without one warns; see the README)."),
     ]
     for option in reversed(options):
         command = option(command)
