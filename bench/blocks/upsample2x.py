@@ -28,7 +28,8 @@ def _taps(mode: Mode) -> tuple[tuple[float, ...], tuple[float, ...]]:
     n, j = 16, 8
     unit_rows = torch.eye(n, dtype=torch.float64).reshape(1, n, n, 1)
     matrix = F.interpolate(unit_rows, scale_factor=(2, 1), mode=mode, align_corners=False)[0, :, :, 0]
-    return tuple(matrix[j - _PAD:j + _PAD + 1, 2 * j].tolist()), tuple(matrix[j - _PAD:j + _PAD + 1, 2 * j + 1].tolist())
+    rows = matrix[j - _PAD:j + _PAD + 1]
+    return tuple(rows[:, 2 * j].tolist()), tuple(rows[:, 2 * j + 1].tolist())
 
 
 def _adjoint(grad: torch.Tensor, dim: int, mode: Mode) -> torch.Tensor:
