@@ -110,13 +110,17 @@ def speed_options(command: Callable) -> Callable:
 
 
 def _speed(options: dict[str, Any]) -> dict[str, Any]:
-    """Pops the speed options: recipe overrides (None: the recipe's), applying --deterministic."""
+    """Pops the speed options' recipe overrides (None: the recipe's); --deterministic stays."""
+    return {"precision": options.pop("precision"), "channels_last": options.pop("channels_last") or None,
+            "compile": options.pop("compile_") or None}
+
+
+def _deterministic(options: dict[str, Any]) -> None:
+    """Pops --deterministic and applies it to this process."""
     from .device import set_deterministic
 
     if options.pop("deterministic"):
         set_deterministic(True)
-    return {"precision": options.pop("precision"), "channels_last": options.pop("channels_last") or None,
-            "compile": options.pop("compile_") or None}
 
 
 def resolve(architecture: str, classes: Optional[int], overrides: Sequence[str]) -> Architecture:
@@ -485,6 +489,7 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     from .progress import training_progress
 
     where, speed = resolve_device(device), _speed(options)
+    _deterministic(options)
     source = take_source(options, data)
     arch = resolve(architecture, classes, overrides)
     tracking = _tracking_uri(tracking_uri, no_tracking)
@@ -584,6 +589,7 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     from .tables import display_table, results_table, write_tables
 
     where, speed = resolve_device(device), _speed(options)
+    _deterministic(options)
     source = take_source(options, data)
     archs = [resolve(name, None, ()) for name in architectures]
     tracking = _tracking_uri(tracking_uri, no_tracking)
@@ -690,12 +696,10 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     """
     from .defaults import DEFAULT_TRACKING
     from .progress import SweepProgress
-    from .device import resolve_device
     from .space import load_space, override_recipe, override_study
     from .sweep import Sweep
 
-    resolve_device(device)
-    deterministic = options["deterministic"]
+    deterministic = options.pop("deterministic")  # set by the sweep in each worker process
     space = override_recipe(override_study(load_space(space_ref), sampler, pruner), **_speed(options))
     Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
           size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
