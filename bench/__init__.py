@@ -1,6 +1,17 @@
 """bench: a benchmarking harness for lightweight medical image segmentation networks."""
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
-
-from .deploy import deploy  # noqa: E402  (bench.deploy(model), as timm's reparameterize_model)
-
 __all__ = ["deploy", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # torch loads on first use, not on `import bench`: the command line installs its Ctrl-C and
+    # SIGTERM handlers before the seconds that loading torch takes (bench.console).
+    if name == "deploy":  # bench.deploy(model), as timm's reparameterize_model
+        from .reparameterize import deploy
+
+        return deploy
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")

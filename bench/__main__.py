@@ -1,4 +1,4 @@
 """``python -m bench`` runs the command line."""
-from .cli import main
+from .console import main
 
 main()

@@ -12,14 +12,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
+from . import __version__, interrupts
 from .assemble import build_checked, build_model, check_budget, check_input_size, meta_params, plan_architecture
 from .blocks import BLOCKS
 from .counting import count_params
 from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
 from .data.source import DataSource
 from .errors import BenchError
-from .files import ensure_writable, write_text
+from .files import ensure_writable, plain_name, write_text
 from .latency import FORMS
 from .runtimes import BACKENDS
 
@@ -58,7 +58,10 @@ class UserError(click.ClickException):
 class BenchGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with interrupts.handling():  # shared with bench.console's, where the command started there
+                value = super().invoke(ctx)
+                interrupts.checkpoint()  # a signal whose KeyboardInterrupt was swallowed still ends with 130
+                return value
         except BenchError as exc:
             raise UserError(str(exc)) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was stopped is recorded; no traceback
@@ -579,13 +582,14 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
             no_tracking: bool, repeats: int, max_seconds: float, device: str, **options: Any) -> None:
     """Train several architectures on the same split, recipe and seeds; print and write a table
     (Markdown, CSV, LaTeX) of params, FLOPs, latency, IoU, Dice and HD95 (mean ± std over the
-    seeds), and test each network against the first image by image (paired: the difference of
-    per-image foreground Dice, its bootstrap 95 % interval, a Wilcoxon signed-rank p-value).
+    seeds), and test each network against the first image by image and seed by seed (paired: the
+    difference of per-image foreground Dice, its hierarchical bootstrap 95 % interval, P(better),
+    and a verdict on a bootstrap and a Wilcoxon signed-rank test that must agree, Holm-adjusted).
     """
     from .device import resolve_device
     from .experiment import check_classes, run_repeats, time_together, tracking_entry
     from .progress import training_progress
-    from .stats import compare_paired
+    from .stats import RULE, adjust, compare_paired
     from .tables import display_table, results_table, write_tables
 
     where, speed = resolve_device(device), _speed(options)
@@ -607,13 +611,14 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     with console.status("timing the networks together") if console.is_terminal else nullcontext():
         time_together([n.first for n in networks], archs[0].config["in_channels"], size, max_seconds, where)
     reference = networks[0]
-    versus = [None] + [compare_paired(reference.per_image(), n.per_image(), reference_name=reference.name,
-                                      candidate_name=n.name, seeds=repeats) for n in networks[1:]]
+    empty = reference.first.summary.get("test_images_without_foreground", 0)
+    versus = [None] + adjust([compare_paired(reference.seed_scores(), n.seed_scores(), reference_name=reference.name,
+                                             candidate_name=n.name, empty=empty) for n in networks[1:]])
     table = results_table(networks, dataset.classes, versus=versus if len(networks) > 1 else None)
     caption = (f"{', '.join(a.name for a in archs)} on {Path(dataset.source).name} ({dataset.protocol.describe()}), "
                f"recipe {recipe}, "
                f"{chosen.epochs} epochs, test split of {len(split.test)} images; mean ± std over {repeats} seed(s); "
-               f"paired per-image test of foreground Dice against {archs[0].name}.")
+               f"paired per-image test of foreground Dice against {archs[0].name}. {RULE}")
     paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
     write_text(out_dir / "comparison.json", json.dumps({
         "seeds": networks[0].seeds, "split": split.hash, "data": dataset.source, "size": size,
@@ -628,10 +633,11 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     for figure, row in shown.iterrows():
         rich_table.add_row(figure, *row)
     console.print(rich_table)
-    averaged = f"averaged over {repeats} seeds" if repeats > 1 else "one seed: no seed noise in it"
     for test in versus[1:]:
-        console.print(f"{test.candidate} against {test.reference}, paired over {test.n} test images (foreground "
-                      f"Dice, {averaged}): {test.text()}", highlight=False)
+        console.print(f"{test.candidate} against {test.reference}, paired over {test.n} test images and "
+                      f"{repeats} seed(s) (foreground Dice): {test.text()}", highlight=False)
+    if len(versus) > 1:
+        console.print(RULE, highlight=False)
     console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
                   f"{repeats} seed(s); wrote {', '.join(map(str, paths))}", highlight=False)
     if tracking:
@@ -719,7 +725,7 @@ def report(study_name: str, storage: Optional[str], out: Optional[str]) -> None:
     from .study import load_study
     from .sweep import load_result
 
-    result = load_result(load_study(study_name, storage or DEFAULT_STORAGE))
+    result = load_result(load_study(plain_name(study_name, "--study"), storage or DEFAULT_STORAGE))
     paths = write_report(result, Path(out) if out else Path("reports") / study_name)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from .deploy import deploy
+from .reparameterize import deploy
 from .device import describe_device, resolve_device, synchronize
 from .errors import BenchError
 from .files import write_text

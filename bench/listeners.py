@@ -31,7 +31,7 @@ class SweepListener:
         """A trial begins (nothing is sampled yet)."""
 
     def epoch_ended(self, record: TrialRecord, epoch: dict) -> None:
-        """A training epoch of the trial ended: epoch, epochs, train_loss, val_dice_mean, seconds."""
+        """A training epoch of the trial ended: epoch, epochs, train_loss, val_dice (foreground), val_dice_all, seconds."""
 
     def trial_ended(self, record: TrialRecord) -> None:
         """The trial finished: COMPLETE, PRUNED or FAIL (also a trial of a dead worker, found

@@ -18,7 +18,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .deploy import deploy
+from .reparameterize import deploy
 
 
 class _LiveStorages(TorchDispatchMode):

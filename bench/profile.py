@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .counting import count_macs, count_params, counter_name
-from .deploy import deploy
+from .reparameterize import deploy
 from .errors import BenchError
 
 

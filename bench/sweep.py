@@ -26,13 +26,10 @@ import math
 import multiprocessing
 import os
 import re
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -48,7 +45,8 @@ from .device import resolve_device, set_deterministic, worker_device
 from .errors import BenchError
 from .evidence import weigh_front
 from .experiment import check_classes
-from .files import ensure_writable
+from . import interrupts
+from .files import ensure_writable, plain_name
 from .latency import Candidate, Protocol, measure
 from .listeners import Listeners, SweepListener
 from .objectives import OBJECTIVES, Objective
@@ -137,7 +135,7 @@ class Sweep:
                  worker_index: Optional[int] = None, device: str = "auto",
                  deterministic: bool = False) -> None:
         self.space = space if isinstance(space, SearchSpace) else load_space(str(space))
-        self.name = study or self.space.name
+        self.name = plain_name(study or self.space.name, "study name")
         self.storage = storage or DEFAULT_STORAGE
         self.tracking_uri = tracking_uri
         self.data, self.size, self.patch = data, size, patch
@@ -167,6 +165,7 @@ class Sweep:
         self.info: Optional[StudyInfo] = None
         self._ended: set[int] = set()  # trials this process has told the listeners about
         self.exhausted: Optional[str] = None  # why the sweep stopped short of ``trials``, if it did
+        self._closed = False  # the listeners were told that the study ended
 
     # ------------------------------------------------------------------------------ public
 
@@ -180,8 +179,9 @@ class Sweep:
         torch.set_num_threads(self.threads)
         if self.deterministic:
             set_deterministic(True)
-        with _signals_as_interrupt() as signals:
+        with interrupts.handling():
             try:
+                interrupts.checkpoint()
                 self.open()
                 if self.workers > 1:
                     self._run_workers()
@@ -191,17 +191,15 @@ class Sweep:
                     return self.result()
                 return self._finish(started)
             except KeyboardInterrupt:
-                self._interrupted()
-                self._ended_early("interrupted", started)
+                self._stopped_by_signal(started)
                 raise
             except Exception as exc:
-                if not signals.received:
+                if interrupts.received() is None:
                     self._ended_early("failed", started)
                     raise
                 # The interrupt landed inside a storage write, which then failed in its own way
                 # (a rolled-back session, say): still an interrupted sweep, not a failed one.
-                self._interrupted()
-                self._ended_early("interrupted", started)
+                self._stopped_by_signal(started)
                 raise KeyboardInterrupt from exc
             finally:
                 torch.set_num_threads(previous_threads)
@@ -259,27 +257,30 @@ class Sweep:
 
             check_tracking(self.tracking_uri)
         self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
-        study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
-                           on_stale=self._trial_died, trials=self.trials)
-        self.info = self._study_info(reference.hash)
-        bind(study, self.info)
-        self._study = study
-        if self.worker_index is None and not study.trials and self.space.study["stock"]:
-            self._enqueue_stock(reference)
-        if self.worker_index is None:
-            self._enqueue_interrupted()
-        if self.tracking_uri:
-            self.listeners.listeners.insert(0, MlflowTracker(self.tracking_uri))
-        self.listeners.study_started(self.info, study_records(study))
+        with interrupts.deferred():  # the study and its MLflow run are created whole, or not at all
+            study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
+                               on_stale=self._trial_died, trials=self.trials)
+            self.info = self._study_info(reference.hash)
+            bind(study, self.info)
+            self._study = study
+            if self.worker_index is None and not study.trials and self.space.study["stock"]:
+                self._enqueue_stock(reference)
+            if self.worker_index is None:
+                self._enqueue_interrupted()
+            if self.tracking_uri:
+                self.listeners.listeners.insert(0, MlflowTracker(self.tracking_uri))
+            self.listeners.study_started(self.info, study_records(study))
 
     def objective(self, trial) -> list[float]:
         """The trial function (see the module docstring), for ``study.optimize``."""
+        interrupts.checkpoint()
         started = time.perf_counter()
         record, save = TrialRecord(trial.number, worker=WORKER), RecordWriter(trial)
         record.sampler_seed = getattr(self.study.sampler, "seed", None)
-        save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
-        self.listeners.trial_started(record)
-        save(record)
+        with interrupts.deferred():  # the trial's MLflow run is known to its record once it exists
+            save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
+            self.listeners.trial_started(record)
+            save(record)
         if ahead(self.study, trial.number) >= self.trials:  # other workers got there first
             record.skipped = f"the study already had {self.trials} networks evaluated or under way"
             save(record)
@@ -328,6 +329,10 @@ class Sweep:
             raise TrialPruned(record.skipped or record.pruned["reason"])
         return [record.values[name] for name in self.space.objectives]
 
+    def _interruptible_objective(self, trial) -> list[float]:
+        with interrupts.released():
+            return self.objective(trial)
+
     # ------------------------------------------------------------------------------ one trial
 
     def _named(self, arch: Architecture, record: TrialRecord) -> Architecture:
@@ -373,7 +378,7 @@ class Sweep:
                     self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
                                                         "run": k + 1, "runs": self.repeats})
                     if k == 0:
-                        self._judge(record, trial, save, done, max(h["val_dice_mean"] for h in history))
+                        self._judge(record, trial, save, done, max(h["val_dice"] for h in history))
 
             resume = (self.weights_dir / "resume" / f"{design.arch.hash[:16]}-seed{seed}.pt"
                       if self.weights_dir else None)
@@ -400,11 +405,13 @@ class Sweep:
                 record.artifacts[f"seed_{seed}/model.pt"] = str(path.resolve())
             record.seeds.append({
                 "seed": seed, "device": str(self.device), "history": result.history,
-                "metrics": {"val_dice": result.best_val_dice, "test_dice": summary["dice_mean"],
+                "metrics": {"val_dice": result.best_val_dice, "val_dice_all": result.best_val_dice_all,
+                            "test_dice": summary["dice_mean"],
                             "test_dice_fg": summary["dice_mean_fg"], "test_iou": summary["iou_mean"],
                             "test_hd95_fg": summary["hd95_mean_fg"], "best_epoch": result.best_epoch,
                             "train_seconds": result.seconds},
-                "test_dice_fg_per_image": [float(v) for v in test.per_image_mean_fg("dice")]})
+                "test_dice_fg_per_image": [float(v) for v in test.per_image_mean_fg_paired("dice")],
+                "test_images_without_foreground": test.images_without_foreground()})
         runs = [run["metrics"] for run in record.seeds]
         samples = {name: [run[name] for run in runs] for name in runs[0]}
         samples.update({o.name: [float(o.compute(run)) for run in runs] for o in self.scores})
@@ -437,7 +444,7 @@ class Sweep:
         names, directions = ["val_dice", *costs], ["maximize", *(self.space.objectives[n] for n in costs)]
         others = [[r.rungs[str(epoch)], *(r.values[n] for n in costs)] for r in study_records(self.study)
                   if r.number != record.number and r.duplicate_of is None and str(epoch) in r.rungs
-                  and all(n in r.values for n in costs)]
+                  and r.state != "FAIL" and all(n in r.values for n in costs)]
         decision = mo_asha_decision([val_dice, *(record.values[n] for n in costs)], others, directions, names,
                                     spec.eta, spec.min_trials)
         if not decision.keep:
@@ -459,6 +466,7 @@ class Sweep:
         size = space_size(self.space)
         started, failures, barren = time.monotonic(), 0, 0
         while evaluated(self.study) < self.trials and failures < budget:
+            interrupts.checkpoint()
             if self.timeout is not None and time.monotonic() - started > self.timeout:
                 return
             samples, networks, feasible = drawn(self.study)
@@ -470,9 +478,12 @@ class Sweep:
                 self._orphans_failed(reap(self.study, self.grace))
                 time.sleep(poll)
                 continue
-            record = optimize_one(self.study, self.objective, CATCH)
-            self._ended.add(record.number)
-            self.listeners.trial_ended(record)
+            # A signal while Optuna creates or tells the trial, or while its MLflow run is closed,
+            # would leave either RUNNING: it is held until they are done, and raised in the trial.
+            with interrupts.deferred():
+                record = optimize_one(self.study, self._interruptible_objective, CATCH)
+                self._ended.add(record.number)
+                self.listeners.trial_ended(record)
             failures += record.status == "failed"
             barren = 0 if record.counted else barren + (record.status != "skipped")
 
@@ -529,7 +540,9 @@ class Sweep:
             process.start()
         try:
             for process in processes:
-                process.join()
+                while process.is_alive():
+                    process.join(0.5)
+                    interrupts.checkpoint()
         except KeyboardInterrupt:  # the workers got it too (one process group), or get SIGTERM now
             for process in processes:
                 process.terminate()
@@ -542,6 +555,15 @@ class Sweep:
                              "their errors are printed above")
 
     # ------------------------------------------------------------------------------ the end
+
+    def _stopped_by_signal(self, started: float) -> None:
+        """Record that Ctrl-C or SIGTERM stopped the sweep (unless the listeners were already told
+        that it ended); a second signal meanwhile does not cut the records short."""
+        with interrupts.deferred():
+            interrupts.acted_on()
+            if not self._closed:
+                self._interrupted()
+                self._ended_early("interrupted", started)
 
     def _interrupted(self) -> None:
         """Tell the listeners about this process's trials that Ctrl-C or SIGTERM stopped (Optuna
@@ -558,6 +580,7 @@ class Sweep:
             return
         result = self.result()
         result.status, result.seconds = status, time.perf_counter() - started
+        self._closed = True
         self.listeners.study_ended(result)
 
     def _finish(self, started: float) -> SweepResult:
@@ -570,7 +593,10 @@ class Sweep:
 
             result.report_paths = [str(p) for p in write_report(result, self.report_dir)]
         result.seconds = time.perf_counter() - started
-        self.listeners.study_ended(result)
+        interrupts.checkpoint()
+        with interrupts.deferred():  # the parent run is closed whole; a signal meanwhile is raised after
+            self.listeners.study_ended(result)
+            self._closed = True
         return result
 
     def _time_front(self, result: SweepResult) -> None:
@@ -669,33 +695,6 @@ def _worker_main(settings: dict[str, Any]) -> None:
         Sweep(**settings).run()
     except KeyboardInterrupt:  # its trial is marked; the coordinating process says so
         raise SystemExit(130) from None
-
-
-class _Signals:
-    received: Optional[int] = None  # the signal that interrupted the sweep, if one did
-
-
-@contextmanager
-def _signals_as_interrupt() -> Iterator[_Signals]:
-    """Ctrl-C and SIGTERM stop a sweep alike, by KeyboardInterrupt, and the sweep remembers that
-    one came (in the main thread; elsewhere nothing changes)."""
-    signals = _Signals()
-    if threading.current_thread() is not threading.main_thread():
-        yield signals
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signals.received = signum
-        raise KeyboardInterrupt
-
-    caught = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else [])
-    previous = {signum: signal.signal(signum, interrupt) for signum in caught}  # an ignored Ctrl-C stays ignored
-    try:
-        yield signals
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:  # None: a handler set outside Python, which cannot be put back
-                signal.signal(signum, handler)
 
 
 def _violation(value: float, bound: dict[str, float]) -> float:

@@ -144,12 +144,15 @@ def source_tags() -> dict[str, str]:
 
 
 def curves(histories: Sequence[Sequence[dict]], seeds: Sequence[int], per_seed: bool = True) -> list[Metric]:
-    """Per-epoch ``train_loss`` and ``val_dice`` (step = epoch): the mean over the seeds, and
-    (``per_seed``) each seed's as ``<name>/seed_<s>`` when there are several."""
+    """Per-epoch ``train_loss``, ``val_dice`` (foreground) and ``val_dice_all`` (step = epoch): the
+    mean over the seeds, and (``per_seed``) each seed's as ``<name>/seed_<s>`` when there are
+    several. A curve the histories do not hold (studies from before it existed) is left out."""
     out: list[Metric] = []
     now = int(time.time() * 1000)
     epochs = min(len(h) for h in histories) if histories else 0
-    for source, target in (("train_loss", "train_loss"), ("val_dice_mean", "val_dice")):
+    for source, target in (("train_loss", "train_loss"), ("val_dice", "val_dice"), ("val_dice_all", "val_dice_all")):
+        if not all(source in h[e] for h in histories for e in range(epochs)):
+            continue
         for e in range(epochs):
             step, values = int(histories[0][e]["epoch"]), [h[e][source] for h in histories]
             out.append(Metric(target, float(sum(values) / len(values)), now, step))
@@ -300,7 +303,8 @@ class MlflowTracker(SweepListener):
             return
         suffix = f"/seed_{epoch['seed']}" if epoch.get("runs", 1) > 1 else ""
         self.store.log(run_id, {f"train_loss{suffix}": epoch["train_loss"],
-                                f"val_dice{suffix}": epoch["val_dice_mean"]}, step=int(epoch["epoch"]))
+                                f"val_dice{suffix}": epoch["val_dice"],
+                                f"val_dice_all{suffix}": epoch["val_dice_all"]}, step=int(epoch["epoch"]))
 
     def trial_ended(self, record: TrialRecord) -> None:
         self.log_trial(record)
@@ -315,17 +319,25 @@ class MlflowTracker(SweepListener):
         for record in result.records:
             if record.state in (RUNNING, "WAITING"):
                 continue
+            # A live worker logs its own trial within the grace; past it, or once the sweep has
+            # stopped, a trial whose worker was killed as it ended is logged (or closed) here.
+            orphaned = record.finished is None or record.finished < settled or result.status != "finished"
             if record.number not in logged:  # its worker died before the trial began
-                if record.finished is None or record.finished < settled or result.status != "finished":
+                if orphaned:
                     logged[record.number] = self.log_trial(record)
-            elif record.state == FAIL and self.client.get_run(logged[record.number]).info.status == "RUNNING":
-                self.log_trial(record)  # failed for silence by a worker that had no tracker, or interrupted
+            elif ((record.state == FAIL or orphaned)
+                  and self.client.get_run(logged[record.number]).info.status == "RUNNING"):
+                self.log_trial(record)  # failed for silence by a worker that had no tracker, interrupted, or
+                # killed between the trial's end and its run's (SIGKILL)
         front = set(result.front)
         for number, run_id in logged.items():
-            tags = {"bench.on_front": "yes" if number in front else "no"}
+            tags, metrics = {"bench.on_front": "yes" if number in front else "no"}, {}
             if number in result.versus_stock:
-                tags["bench.vs_stock"] = result.versus_stock[number].text()
-            self.store.log(run_id, tags=tags)
+                test = result.versus_stock[number]
+                tags["bench.vs_stock"] = test.text()
+                if not math.isnan(test.p_better):
+                    metrics["p_better_than_stock"] = test.p_better
+            self.store.log(run_id, metrics, tags=tags)
         timed = result.front_latency
         if timed:
             for number, figures in timed["trials"].items():

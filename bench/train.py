@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from fvcore.nn.precise_bn import update_bn_stats
@@ -20,6 +20,7 @@ from .device import autocast_dtype, pinned
 from .errors import BenchError
 from .files import atomic
 from .inference import predict
+from .interrupts import checkpoint as checkpoint_interrupts
 from .losses import SegmentationLoss, inverse_frequency_weights
 from .metrics import SegmentationMetrics, segmentation_metrics
 from .recipe import Recipe
@@ -31,12 +32,14 @@ class TrainingDiverged(BenchError):
 
 @dataclass
 class TrainResult:
-    """Per-epoch history, the epoch whose weights were kept (best validation mean Dice), and
-    the wall time. The model passed to :func:`train_model` holds those weights afterwards."""
+    """Per-epoch history, the epoch whose weights were kept (best validation foreground Dice) with
+    its foreground and all-class Dice, and the wall time. The model passed to :func:`train_model`
+    holds those weights afterwards."""
 
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
-    best_val_dice: float = -math.inf
+    best_val_dice: float = -math.inf  # foreground classes
+    best_val_dice_all: float = math.nan  # every class, background included, at that epoch
     seconds: float = 0.0
 
 
@@ -65,10 +68,13 @@ def metric_classes(model_classes: int) -> int:
     return max(2, model_classes)
 
 
-def mean_dice(model: nn.Module, data: SegmentationData, classes: int) -> float:
-    """Per-image mean Dice over all classes (the cheap model-selection figure: no distances)."""
+def validation_dice(model: nn.Module, data: SegmentationData, classes: int) -> tuple[float, float]:
+    """Per-image mean Dice over the foreground classes (the model-selection figure, as nnU-Net
+    and the seed papers select: on a binary set the background's ~0.96 would dilute every
+    difference), and over all classes; one prediction pass, no distances."""
     pred = predict(model, data)
-    return segmentation_metrics(pred, data.scoring_labels(), classes, distances=False).summary()["dice_mean"]
+    summary = segmentation_metrics(pred, data.scoring_labels(), classes, distances=False).summary()
+    return summary["dice_mean_fg"], summary["dice_mean"]
 
 
 def evaluate(model: nn.Module, data: SegmentationData, model_classes: int) -> SegmentationMetrics:
@@ -171,7 +177,8 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
     if n % recipe.batch == 1 and batches > 1:
         batches -= 1  # drop a final batch of one sample: BN cannot train on it
     result, best_state, started = TrainResult(), None, time.perf_counter()
-    identity = {"recipe": recipe.to_dict(), "train": train.stems, "val": val.stems,
+    identity = {"format": 2,  # 2: histories hold foreground val_dice and val_dice_all
+                "recipe": recipe.to_dict(), "train": train.stems, "val": val.stems,
                 "protocol": train.protocol.to_dict(),
                 "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
     first, resumed = 1, None
@@ -183,15 +190,19 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
             if "scaler" in saved:
                 step.scaler.load_state_dict(saved["scaler"])
             schedule.load_state_dict(saved["schedule"])
-            torch.set_rng_state(saved["rng"])
+            restore_rng_states(saved, device)
             g.set_state(saved["generator"])
             result.history, best_state = saved["history"], saved["best_state"]
             result.best_epoch, result.best_val_dice = saved["best_epoch"], saved["best_val_dice"]
+            result.best_val_dice_all = saved["best_val_dice_all"]
             first = resumed = saved["epoch"] + 1
+            for record in result.history if progress else ():  # told again: a judge sees the whole history
+                progress("epoch", record["epoch"], recipe.epochs, record)
     for epoch in range(first, recipe.epochs + 1):
         model.train()
         order, total = torch.randperm(n, generator=g), 0.0
         for b in range(batches):
+            checkpoint_interrupts()  # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed stops here
             rows = order[b * recipe.batch:(b + 1) * recipe.batch]
             x, y = training_batch(train, rows.tolist(), g)
             if recipe.augment:
@@ -209,23 +220,25 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         schedule.step()
         if recipe.precise_bn:
             recompute_bn_statistics(model, train, recipe.batch)
-        val_dice = mean_dice(model, val, classes)
-        record = {"epoch": epoch, "train_loss": total / batches, "val_dice_mean": val_dice, "lr": lr,
+        val_dice, val_dice_all = validation_dice(model, val, classes)
+        record = {"epoch": epoch, "train_loss": total / batches, "val_dice": val_dice, "val_dice_all": val_dice_all,
+                  "lr": lr,
                   "seconds": time.perf_counter() - started}
         if epoch == resumed:
             record["resumed_after_epoch"] = epoch - 1
         result.history.append(record)
         if val_dice > result.best_val_dice:
-            result.best_epoch, result.best_val_dice = epoch, val_dice
+            result.best_epoch, result.best_val_dice, result.best_val_dice_all = epoch, val_dice, val_dice_all
             best_state = copy.deepcopy(model.state_dict())
         if checkpoint is not None:
             with atomic(checkpoint) as tmp:
                 torch.save({**identity, "epoch": epoch, "model": model.state_dict(),
                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                             "scaler": step.scaler.state_dict(),
-                            "rng": torch.get_rng_state(), "generator": g.get_state(), "history": result.history,
+                            **rng_states(device), "generator": g.get_state(), "history": result.history,
                             "best_state": best_state, "best_epoch": result.best_epoch,
-                            "best_val_dice": result.best_val_dice}, tmp)
+                            "best_val_dice": result.best_val_dice,
+                            "best_val_dice_all": result.best_val_dice_all}, tmp)
         if progress:
             progress("epoch", epoch, recipe.epochs, record)
     if best_state is not None:
@@ -234,6 +247,22 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         checkpoint.unlink(missing_ok=True)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def rng_states(device: torch.device) -> dict[str, Any]:
+    """The random states a resumed run needs to draw what the uninterrupted one would: the CPU's,
+    and on CUDA the device's (dropout masks on the GPU come from it)."""
+    states: dict[str, Any] = {"rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng_states(saved: dict[str, Any], device: torch.device) -> None:
+    """Put back what :func:`rng_states` saved (a CUDA state only on the CUDA device it came from)."""
+    torch.set_rng_state(saved["rng"])
+    if device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
 
 
 def _load_epoch_state(path: Path, identity: dict) -> Optional[dict]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -35,3 +35,25 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def default_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM in this process as a terminal delivers them, for tests that send them
+    to themselves (see signalling.py)."""
+    from signalling import python_default_handlers
+
+    with python_default_handlers():
+        yield
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """End every run with what was skipped and why (or that nothing was): a skip that should not
+    happen here is set to fail by its BENCH_REQUIRE_* variable (tests/needs.py)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    terminalreporter.section("skipped tests")
+    if not skipped:
+        terminalreporter.write_line("none")
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        terminalreporter.write_line(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}")

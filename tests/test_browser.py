@@ -18,8 +18,8 @@ import pytest
 
 from bench.study import load_study
 from bench.sweep import load_result
+from needs import need
 
-REQUIRED = os.environ.get("BENCH_REQUIRE_CHROMIUM") == "1"  # set by .ci/run: never skip there
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--window-size=1600,900", "--virtual-time-budget=30000"]
@@ -33,10 +33,7 @@ def free_port() -> int:
 
 def browser() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if REQUIRED:
-            pytest.fail("Chromium is not installed (apt-get install chromium); .ci/run installs it")
-        pytest.skip("Chromium is not installed; .ci/run installs it")
+    need("CHROMIUM", found is not None, "Chromium")
     return found
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.blocks import BLOCKS
+from needs import need
 
 
 def test_list_blocks_shows_every_block_with_its_parameters(run_cli):
@@ -94,8 +95,7 @@ def test_file_errors_through_the_real_console_script(write_yaml):
 
 def test_installed_console_script_finds_the_builtin_architectures(tmp_path):
     script = Path(sys.executable).with_name("bench")
-    if not script.exists():
-        pytest.skip("bench is not installed in this environment")
+    need("CONSOLE_SCRIPT", script.exists(), "the installed bench command")
     done = subprocess.run([str(script), "list", "architectures"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -14,6 +14,7 @@ from bench.data.protocol import Protocol
 from bench.data.split import load_split, make_split
 from bench.data.transforms import augment
 from bench.errors import BenchError
+from needs import required
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -105,7 +106,8 @@ def test_resized_binary_masks_are_thresholded(tmp_path):
     assert "thresholded at > 127" in " ".join(inspect_folder(root)["notes"])
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not SHARED.is_dir() and not required("SHARED_DATA"),
+                    reason="../shared/data is not beside the checkout (BENCH_REQUIRE_SHARED_DATA=1 fails instead)")
 def test_the_shared_datasets_load_unchanged():
     isbi = inspect_folder(SHARED / "isbi2012")
     assert (isbi["layout"], isbi["pairs"], isbi["classes"]) == ("image_label", 30, 2)

@@ -20,8 +20,10 @@ from bench.recipe import RecipeError, get_recipe
 from bench.space import load_space, override_recipe
 from bench.sweep import Sweep
 from bench.train import evaluate, train_model
+from needs import required
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() and not required("CUDA"),
+                                reason="needs a CUDA GPU (BENCH_REQUIRE_CUDA=1 fails instead of skipping)")
 
 
 @pytest.fixture

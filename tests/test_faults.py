@@ -18,6 +18,8 @@ from mlflow.tracking import MlflowClient
 from bench.records import TrialRecord
 from bench.study import load_study
 from bench.sweep import load_result
+from needs import need
+from signalling import STOPPED_BY_CTRL_C, default_dispositions
 
 SLOW = """architecture: tinyunet
 vary: {encoder.block.N: {choices: [4]}, width_multiplier: {choices: [0.25]}}
@@ -35,6 +37,7 @@ def environment() -> dict[str, str]:
 def sweep(folder: Path, *extra: str, wait: bool = True, **kwargs):
     command = [sys.executable, "-m", "bench", "run", "--space", "slow.yaml", "--heartbeat", "1", "--threads", "1",
                *extra]
+    kwargs.setdefault("preexec_fn", default_dispositions)  # Ctrl-C delivered, whatever this process inherited
     process = subprocess.Popen(command, cwd=folder, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, **kwargs)
     if wait:
@@ -68,7 +71,7 @@ def stop_mid_training(folder: Path, signal_number: int) -> tuple[str, TrialRecor
     wait_for(lambda: epochs_done(folder), process, "a completed epoch")
     process.send_signal(signal_number)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 130 and "Traceback" not in out + err
+    assert process.returncode in STOPPED_BY_CTRL_C and "Traceback" not in out + err
     stopped = load_result(load_study("slow", f"sqlite:///{folder}/runs/optuna.db")).records[0]
     assert stopped.state == "FAIL" and stopped.fail_reason == "interrupted"
     return err, stopped
@@ -185,8 +188,7 @@ def mounted_tmpfs(mount: Path, options: str):
     """A tmpfs at `mount`, where mounting is allowed (root ignores chmod, so faults need a real mount)."""
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip("mounting a tmpfs is not allowed here")
+    need("TMPFS", done.returncode == 0, f"mounting a tmpfs ({done.stderr.decode().strip()})")
     yield mount
     subprocess.run(["umount", str(mount)], capture_output=True)
 
@@ -214,7 +216,8 @@ def test_a_full_disk_is_found_before_training_and_never_leaves_half_a_file(small
     assert list(small_disk.iterdir()) == []
 
 
-def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interrupted(tmp_path, monkeypatch):
+def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interrupted(tmp_path, monkeypatch,
+                                                                                      default_signals):
     """Ctrl-C can land inside a write to the study, and the write that records it may then fail
     in its own way (a rolled-back session): the sweep still ends interrupted, not failed."""
     import bench.sweep

@@ -3,6 +3,7 @@ assertions), the protocol record, backends' output agreement, isolation, peak me
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from typing import Callable
 
@@ -16,6 +17,7 @@ from bench.latency import Candidate, Protocol, is_stable, measure, summarize, ti
 from bench.tracking import latency_tags
 from bench.memory import forward_peak_memory, train_step_peak_memory
 from bench.runtimes import Runner, prepare
+from needs import need
 
 
 class FakeClock:
@@ -142,7 +144,7 @@ def test_measure_refuses_bad_candidates():
 @pytest.mark.parametrize("backend", ["eager", "channels_last", "onnxruntime"])
 def test_backends_run_the_same_network(backend):
     if backend == "onnxruntime":
-        pytest.importorskip("onnxruntime")
+        need("ONNXRUNTIME", importlib.util.find_spec("onnxruntime") is not None, "onnxruntime")
     torch.manual_seed(0)
     model, x = tiny_net().eval(), torch.randn(1, 3, 16, 16)
     with torch.no_grad():

@@ -15,6 +15,7 @@ from bench.data.images import IGNORE
 from bench.data.protocol import Protocol
 from bench.data.source import data_source
 from bench.errors import BenchError
+from needs import required
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 rng = np.random.default_rng(0)
@@ -187,7 +188,8 @@ def test_mixed_encodings_are_refused_naming_both_files(tmp_path):
         load_folder(tmp_path, Protocol(size=16))
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the checkout")
+@pytest.mark.skipif(not SHARED.is_dir() and not required("SHARED_DATA"),
+                    reason="../shared/data is not beside the checkout (BENCH_REQUIRE_SHARED_DATA=1 fails instead)")
 def test_four_unmodified_dsb_pairs_are_binary(tmp_path):
     """Four pairs with interpolated values, copied as they are: the set's other masks cannot
     change what these are."""

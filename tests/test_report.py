@@ -15,8 +15,8 @@ from bench.plots import Point, _label_offsets, plot_points, staircase
 from bench.records import SweepResult
 from bench.sweep import Sweep
 from bench.tables import front_table, latex_escape
+from needs import need
 
-REQUIRED = os.environ.get("BENCH_REQUIRE_LATEX") == "1"  # set by .ci/run: never skip there
 
 
 @pytest.fixture(scope="module")
@@ -104,10 +104,7 @@ def test_table_tex_is_escaped_booktabs_with_caption_and_label(swept):
 
 def test_table_tex_compiles_with_pdflatex(swept, tmp_path):
     pdflatex = shutil.which("pdflatex")
-    if pdflatex is None:
-        if REQUIRED:
-            pytest.fail("pdflatex is not installed (apt-get install texlive-latex-recommended); .ci/run installs it")
-        pytest.skip("pdflatex is not installed; .ci/run installs texlive-latex-recommended")
+    need("LATEX", pdflatex is not None, "pdflatex")
     _, out = swept
     shutil.copy(out / "table.tex", tmp_path / "table.tex")
     (tmp_path / "paper.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"

@@ -21,8 +21,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from bench.study import records
+from needs import need
 
-REQUIRED = os.environ.get("BENCH_REQUIRE_POSTGRES") == "1"  # set by .ci/run: never skip there
 
 
 def free_port() -> int:
@@ -70,10 +70,7 @@ class Postgres:
 @pytest.fixture(scope="module")
 def postgres():
     bin_dir = _pg_bin()
-    if bin_dir is None:
-        if REQUIRED:
-            pytest.fail("PostgreSQL is not installed (apt-get install postgresql); .ci/run installs it")
-        pytest.skip("PostgreSQL is not installed; .ci/run installs it")
+    need("POSTGRES", bin_dir is not None, "a PostgreSQL server")
     root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     os.chmod(root, 0o755)
     server = Postgres(bin_dir, root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlflow.tracking import MlflowClient
 
 from bench.pareto import pareto_front
+from signalling import STOPPED_BY_CTRL_C, default_dispositions
 
 
 def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_path, monkeypatch):
@@ -184,7 +185,8 @@ def test_the_study_run_ends_killed_after_ctrl_c(tmp_path, write_yaml):
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_STORAGE", "MLFLOW_TRACKING_URI")}
     sweep = subprocess.Popen([sys.executable, "-m", "bench", "run", "--space", str(space), "--study", "quick",
                               "--storage", storage, "--quiet"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=default_dispositions)  # whatever this process inherited
     deadline, running = time.time() + 120, False
     while not running:
         assert sweep.poll() is None and time.time() < deadline, sweep.stdout.read()
@@ -195,7 +197,8 @@ def test_the_study_run_ends_killed_after_ctrl_c(tmp_path, write_yaml):
             continue
         running = any(t.state.name == "RUNNING" and t.user_attrs.get("links", {}).get("mlflow_run_id") for t in trials)
     sweep.send_signal(signal.SIGINT)
-    sweep.communicate(timeout=120)
+    out, _ = sweep.communicate(timeout=120)
+    assert sweep.returncode in STOPPED_BY_CTRL_C, out
     client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("quick").experiment_id], "tags.`bench.role` = 'study'")
     assert runs[0].info.status == "KILLED" and runs[0].data.tags["bench.status"] == "interrupted"
