@@ -117,7 +117,7 @@ def plan_network(config: dict) -> Plan:
     scale = _width_scaler(config["width_multiplier"])
     widths = scale(enc["widths"])
     stages = len(widths)
-    depths = _per_stage(enc, "depths", stages, "encoder")
+    depths = _depths(enc, stages, "encoder")
     down_widths = scale(_per_stage(enc, "down_widths", stages, "encoder", default=enc["widths"]))
     wiring = _Wiring(config)
 
@@ -177,9 +177,18 @@ def plan_network(config: dict) -> Plan:
     return plan
 
 
+def _depths(section: dict, stages: int, where: str) -> list[int]:
+    """Blocks per stage, bounded (:mod:`bench.limits`' ``blocks``) before anything is planned."""
+    depths = _per_stage(section, "depths", stages, where)
+    if sum(depths) > limit("blocks"):
+        raise ConfigError(f"{where}.depths", f"{depths} asks for {sum(depths):,} {where} blocks; a lightweight "
+                          f"network has tens.", hint=how_to_raise("blocks", sum(depths)))
+    return depths
+
+
 def _u_decoder(wiring: _Wiring, dec: dict, widths: list[int], strides: list[int], scale):
     stages = len(widths)
-    dec_depths = _per_stage(dec, "depths", stages, "decoder")
+    dec_depths = _depths(dec, stages, "decoder")
     dec_widths = scale(dec["widths"]) if "widths" in dec else widths[::-1]
     _per_stage({"widths": dec_widths}, "widths", stages, "decoder")
     up_keeps_channels = BLOCKS.get(dec["up"]["type"], "decoder.up").same_channels

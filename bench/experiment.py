@@ -78,13 +78,18 @@ class RepeatedRuns:
 
     def estimates(self) -> dict[str, Estimate]:
         """Every test metric, the best validation Dice and the training time over the seeds."""
-        flat = [{**run.summary["test"], "best_val_dice_mean": run.summary["best_val_dice_mean"],
+        flat = [{**run.summary["test"], "best_val_dice": run.summary["best_val_dice"],
+                 "best_val_dice_all": run.summary["best_val_dice_all"],
                  "train_seconds": run.summary["train_seconds"]} for run in self.runs]
         return {name: estimate([f[name] for f in flat]) for name in flat[0]}
 
     def per_image(self) -> list[float]:
         """Per-image test foreground Dice, averaged over the seeds (split order)."""
-        return mean_over_runs([run.summary["test_dice_fg_per_image"] for run in self.runs])
+        return mean_over_runs(self.seed_scores())
+
+    def seed_scores(self) -> list[list[float]]:
+        """(runs, images) per-image test foreground Dice of each seed, for paired comparisons."""
+        return [run.summary["test_dice_fg_per_image"] for run in self.runs]
 
 
 def tracking_entry(net: RepeatedRuns, recipe: Recipe, dataset: SegmentationData, split: Split, size: int,
@@ -97,7 +102,8 @@ def tracking_entry(net: RepeatedRuns, recipe: Recipe, dataset: SegmentationData,
     metrics: dict[str, Any] = {"n_params": first["params"], "flops": first["flops"], "macs": first["cost"]["macs"],
                                "deploy_n_params": first["cost"]["deploy"]["params"]}
     for key, figure in figures.items():  # test metrics as test_*, the selection figure as a sweep names it
-        name = {"best_val_dice_mean": "val_dice_best", "train_seconds": "train_seconds"}.get(key, f"test_{key}")
+        name = {"best_val_dice": "val_dice_best", "best_val_dice_all": "val_dice_all_best",
+                "train_seconds": "train_seconds"}.get(key, f"test_{key}")
         metrics[name] = figure.mean
         if figure.n > 1:
             metrics.update({f"{name}_std": figure.std, f"{name}_ci95_low": figure.ci_low,
@@ -164,9 +170,11 @@ def run_training(arch: Architecture, dataset: SegmentationData, split: Split, re
         "cost": cost.to_dict(),
         "seed": recipe.seed,
         "test": metrics.summary(),
-        "test_dice_fg_per_image": [float(v) for v in metrics.per_image_mean_fg("dice")],
+        "test_dice_fg_per_image": [float(v) for v in metrics.per_image_mean_fg_paired("dice")],
+        "test_images_without_foreground": metrics.images_without_foreground(),
         "best_epoch": result.best_epoch,
-        "best_val_dice_mean": result.best_val_dice,
+        "best_val_dice": result.best_val_dice,
+        "best_val_dice_all": result.best_val_dice_all,
         "train_seconds": result.seconds,
         "history": result.history,
     }

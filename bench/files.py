@@ -5,6 +5,7 @@ checked writable before any training starts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,25 @@ def atomic(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def plain_name(name: str, what: str) -> str:
+    """``name`` if it can name a folder (``runs/<study>/``, ``reports/<study>/``) without leaving
+    the one it is put in: letters, digits, ``.``, ``_`` and ``-``, at most 100, not starting with a
+    dot or dash.
+
+    Raises:
+        BenchError: any other name, with a plain one suggested.
+    """
+    if PLAIN_NAME.fullmatch(name) is None:
+        suggestion = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:100] or "my-study"
+        raise BenchError(f"{what} {name!r} is not a plain name (letters, digits, '.', '_' and '-', at most 100, "
+                         f"starting with a letter or digit): it names folders under runs/ and reports/. "
+                         f"Use e.g. {suggestion!r}.")
+    return name
 
 
 def write_text(path: Path, text: str) -> None:

@@ -9,6 +9,7 @@ yaml_aliases            YAML aliases (``*name``) in a file   BENCH_MAX_YAML_ALIA
 yaml_nodes              YAML nodes once aliases are expanded BENCH_MAX_YAML_NODES
 yaml_depth              nesting depth of a YAML file         BENCH_MAX_YAML_DEPTH
 params                  parameters of a network              BENCH_MAX_PARAMS
+blocks                  blocks of a network (depths summed)  BENCH_MAX_BLOCKS
 activation_bytes        activations of one forward pass      BENCH_MAX_ACTIVATION_BYTES
 image_pixels            pixels of one image                  BENCH_MAX_IMAGE_PIXELS
 ======================  ==================================  ==========================
@@ -25,6 +26,7 @@ DEFAULTS = {
     "yaml_nodes": 100_000,
     "yaml_depth": 40,
     "params": 200_000_000,  # 0.8 GB of float32 weights; the seed networks have 0.5 to 31 M
+    "blocks": 1_000,  # encoder and decoder blocks; the seed networks have under 30
     "activation_bytes": 8 * 2**30,  # one forward pass of the train form at the input size
     "image_pixels": 60_000_000,  # a 7746 x 7746 image; decoded RGB, 180 MB
 }
@@ -45,7 +47,7 @@ def limit(name: str) -> int:
         return DEFAULTS[name]
     try:
         value = int(float(raw))
-    except ValueError:
+    except (ValueError, OverflowError):  # "inf", "1e400", "nan"
         value = 0
     if value < 1:
         raise BenchError(f"{env_name(name)}={raw!r} is not a positive whole number; unset it, or set e.g. "

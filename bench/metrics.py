@@ -20,6 +20,10 @@ Conventions (following nnU-Net and MONAI):
   structure present on one side only gets the worst case, the image diagonal (in the same
   unit), where MONAI gives NaN (so MONAI's mean skips the images ours counts as worst); absent
   from both, NaN in both.
+- Paired comparisons (:meth:`SegmentationMetrics.per_image_mean_fg_paired`) need a score on every
+  image, and must count a false positive on an image without the structure against its design:
+  there a class absent from both ground truth and prediction scores 1 (MONAI's
+  ``ignore_empty=False``), predicted but absent 0.
 - Accuracy is the fraction of correctly labelled pixels of each image (all classes at once).
 - Ignored pixels (target value 255, outside a field-of-view mask) count in no metric.
 - "mean" over classes averages the per-class figures, background included (as the TinyU-Net
@@ -97,6 +101,7 @@ class SegmentationMetrics:
     accuracy: np.ndarray
     pooled_confusion: np.ndarray
     conventions: str = field(default="per-image mean; empty-in-both excluded; HD95 in pixels")
+    target_pixels: Optional[np.ndarray] = None  # (N, classes) ground-truth pixels of each class
 
     def per_class(self, name: str) -> np.ndarray:
         """(classes,) mean over the images where ``name`` is defined (NaN if nowhere)."""
@@ -114,6 +119,19 @@ class SegmentationMetrics:
             counts = (~np.isnan(values)).sum(1)
             sums = np.nansum(values, 1)
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    def per_image_mean_fg_paired(self, name: str = "dice") -> np.ndarray:
+        """(N,) per-image mean of ``name`` over the foreground classes, a class absent from both
+        ground truth and prediction scoring 1 (see the conventions): a value on every image."""
+        values = self.per_image[name][:, 1:] if self.classes > 1 else self.per_image[name]
+        return np.where(np.isnan(values), 1.0, values).mean(1)
+
+    def images_without_foreground(self) -> int:
+        """Images whose ground truth holds no foreground pixel."""
+        if self.target_pixels is None:
+            return 0
+        foreground = self.target_pixels[:, 1:] if self.classes > 1 else self.target_pixels
+        return int((foreground.sum(1) == 0).sum())
 
     def pooled(self) -> dict[str, np.ndarray]:
         tp, fp, fn = (self.pooled_confusion[:, i] for i in range(3))
@@ -160,4 +178,5 @@ def segmentation_metrics(pred: Sequence[torch.Tensor], target: Sequence[torch.Te
         if distances:
             hd[i] = [hd95((p == c) & valid, (t == c) & valid, spacing) for c in range(classes)]
     per_image["hd95"] = hd
-    return SegmentationMetrics(classes, per_image, accuracy, counts.sum(0))
+    return SegmentationMetrics(classes, per_image, accuracy, counts.sum(0),
+                               target_pixels=counts[..., 0] + counts[..., 2])

@@ -124,7 +124,12 @@ OBJECTIVES = ObjectiveRegistry()
 
 OBJECTIVES.register(Objective(
     "val_dice", MAXIMIZE, AFTER_TRAINING, "Validation Dice", "", 1.0, lambda metrics: metrics["val_dice"],
-    "mean Dice over classes (background included) on the validation split, at the best epoch",
+    "mean Dice over the foreground classes on the validation split, at the best epoch (the epoch "
+    "training keeps)", bounds=(0.0, 1.0)))
+OBJECTIVES.register(Objective(
+    "val_dice_all", MAXIMIZE, AFTER_TRAINING, "Validation Dice, all classes", "", 1.0,
+    lambda metrics: metrics["val_dice_all"],
+    "mean Dice over every class, background included, on the validation split at the epoch training keeps",
     bounds=(0.0, 1.0)))
 OBJECTIVES.register(Objective(
     "params", MINIMIZE, BEFORE_TRAINING, "Parameters", "M", 1e-6, lambda design: design.cost.train.params,

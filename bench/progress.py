@@ -111,7 +111,7 @@ class SweepProgress(SweepListener):
     def epoch_ended(self, record: TrialRecord, epoch: dict) -> None:
         if self.live is not None:
             self.current = (f"trial {record.number}: epoch {epoch['epoch']}/{epoch['epochs']}, "
-                            f"val Dice {epoch['val_dice_mean']:.3f}")
+                            f"val Dice fg {epoch['val_dice']:.3f}")
             self.live.update(self._render())
 
     def trial_ended(self, record: TrialRecord) -> None:
@@ -144,7 +144,7 @@ class SweepProgress(SweepListener):
         same = indistinguishable(result)
         if same:
             self.console.print("front members the paired test on test Dice cannot tell apart: " + ", ".join(
-                f"{c.reference} and {c.candidate} (p {c.p_value:.2g})" for c in same), highlight=False)
+                f"{c.reference} and {c.candidate} (p {c.p:.2g})" for c in same), highlight=False)
         timed = result.front_latency
         if timed:
             self.console.print(
@@ -182,7 +182,7 @@ def training_progress(label: str, console: Optional[Console] = None) -> Iterator
         def line(event: str, done: int, total: int, values: dict) -> None:
             if event == "epoch":
                 console.print(f"{label}: epoch {done}/{total}, loss {values['train_loss']:.4f}, val Dice "
-                              f"{values['val_dice_mean']:.4f}, {time.perf_counter() - started:.0f} s",
+                              f"{values['val_dice']:.4f}, {time.perf_counter() - started:.0f} s",
                               highlight=False, soft_wrap=True)
 
         yield line
@@ -198,6 +198,6 @@ def training_progress(label: str, console: Optional[Console] = None) -> Iterator
                                 description=f"batch (loss {values['loss']:.3f})")
             else:
                 progress.update(epochs, completed=done, total=total,
-                                description=f"{label}: epoch (val Dice {values['val_dice_mean']:.3f})")
+                                description=f"{label}: epoch (val Dice fg {values['val_dice']:.3f})")
 
         yield report

@@ -23,7 +23,6 @@ in full), from the rung values stored in every trial's record: many workers shar
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -130,12 +129,14 @@ def mo_asha_decision(own: Sequence[float], others: Sequence[Sequence[float]], di
     """Whether the trial with rung values ``own`` goes on, among ``others`` at the same rung.
 
     Points are ordered by non-dominated rank, then by crowding distance (descending) within a
-    front, then by the first objective; the first ``ceil(n / eta)`` go on. Ties go to the
-    trials that reached the rung earlier (``others`` come first).
+    front, then by the first objective; the first ``floor(n / eta)`` go on, at least one (ASHA's
+    top 1/eta: 1 of 4 at eta 3). Ties go to the trials that reached the rung earlier (``others``
+    come first). ``others`` are trials that ran to the rung: not failed ones (a retry would
+    otherwise compete with its own failed attempt).
     """
     points = [list(p) for p in others] + [list(own)]
     n = len(points)
-    kept = max(1, math.ceil(n / eta))
+    kept = max(1, n // eta)
     if n < min_trials:
         return RungDecision(True, 0, n, n, f"{n} of the {min_trials} trials a rung needs")
     ranks = nondominated_ranks(points, directions)

@@ -16,6 +16,7 @@ from .files import atomic, write_text
 from .objectives import OBJECTIVES
 from .plots import write_plots
 from .records import SweepResult
+from .stats import RULE
 from .tables import display_table, front_table, write_tables
 
 
@@ -41,7 +42,8 @@ def trial_rows(result: SweepResult) -> pd.DataFrame:
         if test is not None:
             row.update({"vs_stock": test.verdict, "vs_stock_dice_fg_diff": test.mean_difference,
                         "vs_stock_ci95_low": test.ci_low, "vs_stock_ci95_high": test.ci_high,
-                        "vs_stock_p": test.p_value})
+                        "vs_stock_p_better": test.p_better, "vs_stock_p": test.p_value,
+                        "vs_stock_p_holm": test.p_adjusted})
         row.update({"seeds": len(r.seeds), "trained": r.trained, "duplicate_of": r.duplicate_of,
                     "feasible": r.feasible, "on_front": r.number in on_front, "stock": r.number == result.stock,
                     "config_hash": r.config_hash, "skipped": r.skipped or "", "fail_reason": r.fail_reason or "",
@@ -139,10 +141,12 @@ def report_page(result: SweepResult, plotted: bool) -> str:
 def _evidence(result: SweepResult) -> str:
     """The paired tests, in words."""
     info = result.info
-    seeds = (f"each design trained {info.repeats} times; per-image scores averaged over the seeds"
-             if info.repeats > 1 else "one seed per design: the tests see image-to-image variation only")
-    lines = [f"Per-image foreground Dice on the test split, {seeds}. A verdict needs both a Wilcoxon signed-rank "
-             "p < 0.05 and a 95 % bootstrap interval of the mean difference that excludes 0.", ""]
+    seeds = (f"each design trained {info.repeats} times; the bootstrap resamples seeds and images"
+             if info.repeats > 1 else "one seed per design: the tests see image-to-image variation only, not "
+             "seed variance")
+    family = len(result.versus_stock) + len(result.front_pairs)
+    lines = [f"Per-image foreground Dice on the test split, {seeds}. {RULE} Here the family is the "
+             f"{family} comparison(s) below and between front members.", ""]
     if result.stock is None:
         lines.append(f"The study did not train the stock {Path(info.architecture).stem}, so the front is not "
                      "compared with it.")
@@ -153,5 +157,5 @@ def _evidence(result: SweepResult) -> str:
     same = indistinguishable(result)
     if same:
         lines += ["", "Front members the paired test cannot tell apart on test Dice: " + ", ".join(
-            f"{c.reference} and {c.candidate} (p {c.p_value:.2g})" for c in same) + "."]
+            f"{c.reference} and {c.candidate} (p {c.p:.2g})" for c in same) + "."]
     return "\n".join(lines) + "\n"

@@ -38,6 +38,10 @@ def load_mapping(path: Path, what: str = "a YAML file") -> tuple[dict, dict[str,
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError("", f"the file is not UTF-8 text (byte {exc.start}): not {what}.", file=path, line=line,
                           hint="Save it as UTF-8 text.") from None
+    depth, line = nesting_depth(text)
+    if depth > limit("yaml_depth"):  # before PyYAML, whose composer recurses and whose scanner slows
+        raise ConfigError("", f"the file nests at least {depth} levels deep.", file=path, line=line,
+                          hint=how_to_raise("yaml_depth", depth))
     loader = yaml.SafeLoader(text)
     try:
         aliases = sum(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader))
@@ -58,6 +62,61 @@ def load_mapping(path: Path, what: str = "a YAML file") -> tuple[dict, dict[str,
     lines: dict[str, int] = {}
     _collect_lines(node, "", lines, set())
     return data, lines
+
+
+def nesting_depth(text: str) -> tuple[int, int]:
+    """An upper estimate of how deep YAML ``text`` nests, and the 1-based line where it is
+    deepest, in one pass over the characters (no recursion, linear time): flow brackets
+    (``[``, ``{``) outside quotes and comments, plus the block levels open at each line (indents
+    deeper than the enclosing ones, and each leading ``- `` or ``? ``)."""
+    deepest, where = 0, 1
+    indents: list[int] = []  # the open block levels' indents
+    flow, quote, line = 0, "", 1
+    i, n = 0, len(text)
+    at_line_start = True
+    while i < n:
+        ch = text[i]
+        if at_line_start and not quote and flow == 0:
+            j = i
+            while j < n and text[j] == " ":
+                j += 1
+            if j < n and text[j] not in "\n#":
+                while indents and indents[-1] >= j - i:
+                    indents.pop()
+                indents.append(j - i)
+                items = 0
+                while j + 1 < n and text[j] in "-?" and text[j + 1] in " \n":  # "- - - x": a level each
+                    items += 1
+                    j += 2
+                    while j < n and text[j] == " ":
+                        j += 1
+                if len(indents) + items > deepest:
+                    deepest, where = len(indents) + items, line
+            i, ch = j, text[j] if j < n else ""
+            at_line_start = False
+            if not ch:
+                break
+        if ch == "\n":
+            line, at_line_start = line + 1, True
+        elif quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"':
+                i += 1
+        elif ch in "'\"" and (i == 0 or text[i - 1] in " \t[{,:-\n"):
+            quote = ch
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif ch in "[{":
+            flow += 1
+            if len(indents) + flow > deepest:
+                deepest, where = len(indents) + flow, line
+        elif ch in "]}":
+            flow = max(0, flow - 1)
+        i += 1
+    return deepest, where
 
 
 def _check_shape(root: yaml.Node, path: Path) -> None:

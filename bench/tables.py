@@ -28,7 +28,8 @@ def results_table(networks: Sequence["RepeatedRuns"], classes: int, class_names:
     """One row per network: parameters (M), paper-FLOPs (G), latency (ms) and its ratio, IoU and
     Dice (%) mean and per class, HD95 of the foreground (px), each over the seeds; and, with
     ``versus``, the paired per-image comparison with the first network (difference of foreground
-    Dice, its 95 % bootstrap interval, Wilcoxon p, verdict)."""
+    Dice, its 95 % hierarchical bootstrap interval, P(better), the Holm-adjusted p, verdict: see
+    :mod:`bench.stats`)."""
     names = class_names or [f"class {c}" for c in range(classes)]
     rows = []
     for i, net in enumerate(networks):
@@ -48,8 +49,8 @@ def results_table(networks: Sequence["RepeatedRuns"], classes: int, class_names:
             test = versus[i]
             nan = math.nan
             row.update({"Δ Dice fg": test.mean_difference if test else nan, "Δ CI low": test.ci_low if test else nan,
-                        "Δ CI high": test.ci_high if test else nan, "p (Wilcoxon)": test.p_value if test else nan,
-                        "Verdict": test.verdict if test else "reference"})
+                        "Δ CI high": test.ci_high if test else nan, "P(better)": test.p_better if test else nan,
+                        "p (Holm)": test.p if test else nan, "Verdict": test.verdict if test else "reference"})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -106,7 +107,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         if column == "Δ Dice fg":
             bounds = zip(values, table["Δ CI low"], table["Δ CI high"])
             shown[column] = [_difference(d, lo, hi) for d, lo, hi in bounds]
-        elif column == "p (Wilcoxon)":
+        elif column in ("p (Holm)", "P(better)"):
             shown[column] = ["" if math.isnan(p) else f"{p:.3g}" for p in values]
         elif pd.api.types.is_numeric_dtype(values) and column not in ("Seeds", "Trial"):
             digits = 3 if column in ("Params (M)", "FLOPs (G)") else 2

@@ -27,7 +27,7 @@ from bench.losses import SegmentationLoss
 from bench.study import optimize_one
 from bench.sweep import CATCH, Sweep
 from bench.tracking import MlflowTracker
-from bench.train import make_optimizer, make_schedule, mean_dice, recompute_bn_statistics
+from bench.train import make_optimizer, make_schedule, recompute_bn_statistics, validation_dice
 
 from .common import parser, write
 
@@ -90,7 +90,7 @@ def bare_loop(model, data, recipe, classes: int, watch: Stopwatch) -> None:
             optimizer.step()
         schedule.step()
         recompute_bn_statistics(model, train, recipe.batch)
-        dice = mean_dice(model, val, classes)
+        dice, _ = validation_dice(model, val, classes)
         if dice > best:
             best, best_state = dice, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)

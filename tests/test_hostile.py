@@ -109,11 +109,18 @@ arch_files = {
     "missing base": ("base: nowhere.yaml\n", ["nowhere.yaml", "not found"]),
     "tie to nothing": ("base: tinyunet\ndecoder.block: {same_as: encoder.blok}\n", ["bad.yaml", "does not exist"]),
     "huge file": ("# " + "x" * 1_100_000 + "\n", ["bad.yaml", "bytes", "BENCH_MAX_YAML_BYTES"]),
+    "3,000 nested lists": ("a: " + "[" * 3000 + "]" * 3000 + "\n", ["bad.yaml:1", "nests at least 3001 levels",
+                                                                 "BENCH_MAX_YAML_DEPTH"]),
+    "3,000 nested block items": ("a:\n" + "- " * 3000 + "x\n", ["bad.yaml:2", "nests", "BENCH_MAX_YAML_DEPTH"]),
+    "3,000 blocks in a stage": ("base: tinyunet\nencoder.depths: [1, 1, 1, 3000]\n",
+                                ["bad.yaml", "encoder.depths", "3,003 encoder blocks", "BENCH_MAX_BLOCKS"]),
+    "100,000 decoder blocks": ("base: tinyunet\ndecoder.depths: [1, 1, 1, 100000]\n",
+                               ["bad.yaml", "decoder.depths", "BENCH_MAX_BLOCKS"]),
 }
 for name, (text, expected) in arch_files.items():
     for command in (["validate"], ["profile", "--size", "64"]):
         if command[0] == "profile" and name not in ("alias bomb", "huge widths", "binary", "duplicate key",
-                                                   "N does not divide", "huge int"):
+                                                   "N does not divide", "huge int", "3,000 blocks in a stage"):
             continue
         case(f"{command[0]}: {name}", [*command, "bad.yaml"], expected, {"bad.yaml": text})
 case("base cycle", ["validate", "a.yaml"], ["cycle"], {"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"})
@@ -153,6 +160,13 @@ for name, args, expected in [
     case(f"profile {name}", ["profile", "tinyunet", *args], expected)
 case("limit variable not a number", ["profile", "tinyunet"], ["BENCH_MAX_PARAMS", "not a positive whole number"],
      env={"BENCH_MAX_PARAMS": "lots"})
+for value in ("inf", "1e400", "nan", "-inf"):
+    case(f"limit variable {value}", ["profile", "tinyunet"], ["BENCH_MAX_PARAMS", "not a positive whole number"],
+         env={"BENCH_MAX_PARAMS": value})
+for study in ("../../x", "a/b", ".hidden", "with space", "x" * 101):
+    case(f"run: study name {study[:12]!r}", ["run", "--space", "quick", "--study", study],
+         ["study name", "not a plain name", "Use e.g."])
+case("report: study name outside", ["report", "--study", "../x"], ["--study '../x'", "not a plain name"])
 
 # ------------------------------------------------------------------ search spaces
 space_cases = [
@@ -396,3 +410,21 @@ def test_hostile_input_is_refused_cleanly(name: str, args: list[str], files: dic
         assert piece in output, f"{piece!r} not in: {output}"
     assert snapshot(tmp_path) == before, "something was written"
     assert not (tmp_path / "pwned").exists()
+
+
+def test_nesting_is_measured_before_pyyaml_within_a_second_for_100000_levels(tmp_path):
+    """PyYAML's composer recurses (a RecursionError traceback at 3,000 levels) and its scanner
+    took 18 s for 10,000: the depth is read from the text first, in one linear pass."""
+    import time
+
+    from bench.errors import ConfigError
+    from bench.safe_yaml import load_mapping, nesting_depth
+
+    for text in ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "a:\n" + "- " * 100_000 + "x\n"):
+        path = tmp_path / "deep.yaml"
+        path.write_text(text)
+        started = time.perf_counter()
+        with pytest.raises(ConfigError, match="nests at least 10000"):
+            load_mapping(path)
+        assert time.perf_counter() - started < 1.0
+    assert nesting_depth("a:\n  b: [1, {c: '[[['}]  # [[[\n")[0] == 4  # quotes and comments do not count

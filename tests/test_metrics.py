@@ -133,3 +133,19 @@ def test_per_image_foreground_dice_averages_the_foreground_classes_defined_in_ea
     assert per_image[0] == pytest.approx(0.5)  # class 1 perfect, class 2 missed
     assert np.isnan(per_image[1])  # no foreground anywhere: undefined
     assert per_image[2] == 0.0
+
+
+def test_paired_scores_give_an_empty_image_1_when_nothing_is_predicted_and_0_for_a_false_positive():
+    """MONAI's ignore_empty=False, for paired tests: a false positive on an image without the
+    structure counts against its design instead of dropping the image."""
+    target = masks(["00", "00"], ["00", "00"], ["11", "00"])
+    silent = masks(["00", "00"], ["00", "00"], ["10", "00"])
+    noisy = masks(["01", "00"], ["00", "00"], ["10", "00"])
+    quiet = segmentation_metrics(silent, target, 2, distances=False)
+    loud = segmentation_metrics(noisy, target, 2, distances=False)
+    assert list(quiet.per_image_mean_fg_paired()) == pytest.approx([1.0, 1.0, 2 / 3])
+    assert list(loud.per_image_mean_fg_paired()) == pytest.approx([0.0, 1.0, 2 / 3])
+    assert np.isnan(quiet.per_image_mean_fg()[0])  # the reported mean keeps nnU-Net's convention
+    assert quiet.images_without_foreground() == loud.images_without_foreground() == 2
+    three = segmentation_metrics(masks(["12"]), masks(["10"]), 3, distances=False)  # class 2 predicted, absent
+    assert three.per_image_mean_fg_paired()[0] == pytest.approx(0.5)

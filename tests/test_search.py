@@ -61,6 +61,14 @@ def test_mo_asha_cuts_a_front_in_its_crowded_middle_and_waits_for_enough_trials(
     assert early.keep and "2 of the 3 trials" in early.reason
 
 
+def test_mo_asha_keeps_the_top_third_rounded_down_but_at_least_one():
+    """ASHA's top 1/eta: 1 of 4 at eta 3 (ceil would keep 2), and one of 2."""
+    four = [(0.9, 1.0), (0.8, 2.0), (0.7, 3.0)]
+    decision = mo_asha_decision((0.6, 4.0), four, [MAX, MIN], ["d", "c"], eta=3, min_trials=2)
+    assert decision.kept == 1 and not decision.keep and "the top 1 (1/3)" in decision.reason
+    assert mo_asha_decision((0.95, 0.5), four[:1], [MAX, MIN], ["d", "c"], eta=3, min_trials=2).kept == 1
+
+
 def test_rungs_and_pruner_settings():
     assert rung_epochs(PrunerSpec("mo_asha", eta=3, min_epochs=1), 9) == [1, 3]
     assert rung_epochs(PrunerSpec("mo_asha", eta=2, min_epochs=2), 20) == [2, 4, 8, 16]
@@ -116,7 +124,8 @@ def fake_training(monkeypatch, dice_of):
         final, result = dice_of(model), TrainResult()
         for epoch in range(1, recipe.epochs + 1):
             value = final * epoch / recipe.epochs
-            row = {"epoch": epoch, "train_loss": 1.0 - value, "val_dice_mean": value, "lr": recipe.lr, "seconds": 0.0}
+            row = {"epoch": epoch, "train_loss": 1.0 - value, "val_dice": value, "val_dice_all": value,
+                   "lr": recipe.lr, "seconds": 0.0}
             result.history.append(row)
             result.best_epoch, result.best_val_dice = epoch, value
             if progress:
@@ -251,3 +260,19 @@ def test_the_whole_network_space_builds_and_runs_what_it_draws_or_names_the_brok
             study.tell(trial, 0.0)
     assert built >= 180 and untied > built // 2
     assert all("does not divide" in message and "Choose N" in message for message in broken)
+
+
+def test_mo_asha_ranks_only_trials_that_ran_not_failed_attempts(tmp_path, monkeypatch):
+    """Three failed attempts that reached the rung with far better figures must not stop the one
+    trial that runs (a retry would otherwise compete with its own failed attempt)."""
+    from optuna.trial import TrialState, create_trial
+
+    fake_training(monkeypatch, lambda model: 0.5)
+    sweep = Sweep(str(pruned_space(tmp_path)), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None,
+                  weights_dir=None, trials=1)
+    for _ in range(3):
+        sweep.study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={
+            "rungs": {"1": 0.99}, "values": {"params": 1.0}, "fail_reason": "OutOfMemoryError: ..."}))
+    result = sweep.run()
+    ran = [r for r in result.records if r.state != "FAIL"]
+    assert [r.status for r in ran] == ["trained"] and ran[0].rungs == {"1": pytest.approx(0.5 / 3)}

@@ -29,7 +29,7 @@ BAD = {
     "parameter of the base block": ("vary: {encoder.block.n: {choices: [2, 4]}}", "vary.encoder.block.n",
                                     "encoder.block is cmrf, which has no parameter 'n'"),
     "objective not a metric": ("vary: {width_multiplier: {choices: [1.0]}}\nobjectives: {val_dise: maximize}",
-                               "objectives.val_dise", "Did you mean 'val_dice'?"),
+                               "objectives.val_dise", "Did you mean 'val_dice' or 'val_dice_all'?"),
     "unknown constraint": ("vary: {width_multiplier: {choices: [1.0]}}\nconstraints: {parms: {max: 1}}",
                            "constraints.parms", "Did you mean 'params'?"),
 }

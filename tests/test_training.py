@@ -112,3 +112,48 @@ def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_t
     timed = runs["ulite"][0]["latency"]
     assert timed["reference"] == "tinyunet" and timed["protocol"]["interleaved_with"] == "tinyunet"
     assert timed["ratio"] == pytest.approx(timed["median_ms"] / table["Latency (ms)"][0], rel=1e-3)
+
+
+def test_model_selection_and_the_epoch_record_use_foreground_dice_and_keep_the_all_class_figure():
+    result, _ = fit(2)
+    assert {"val_dice", "val_dice_all"} <= set(result.history[0])
+    best = result.history[result.best_epoch - 1]
+    assert result.best_val_dice == max(h["val_dice"] for h in result.history) == best["val_dice"]
+    assert result.best_val_dice_all == best["val_dice_all"] and best["val_dice_all"] != best["val_dice"]
+
+
+def test_a_resumed_run_tells_its_listener_every_epoch_of_its_history(tmp_path):
+    """A pruner must judge a resumed trial at the rungs it passed before the stop, on the best
+    Dice over its whole history, not only the epochs since the resume."""
+    train, val, _ = small_split()
+    recipe, checkpoint = get_recipe("default", epochs=3), tmp_path / "resume.pt"
+
+    def stop_after_two(event, done, total, values):
+        if event == "epoch" and done == 2:
+            raise KeyboardInterrupt
+
+    arch = resolve_architecture("tinyunet", ["width_multiplier=0.25"])
+    with pytest.raises(KeyboardInterrupt):
+        train_model(build_model(arch, seed=0), train, val, recipe, 2, stop_after_two, checkpoint=checkpoint)
+    told = []
+    train_model(build_model(arch, seed=0), train, val, recipe, 2,
+                lambda event, done, total, values: told.append(done) if event == "epoch" else None,
+                checkpoint=checkpoint)
+    assert told == [1, 2, 3]
+
+
+def test_checkpoints_keep_the_cuda_generator_of_the_device_they_train_on(monkeypatch):
+    """Dropout on a GPU draws from the device's generator: a resumed run needs it back, on that
+    device (cuda:1 here, not the current device)."""
+    from bench.train import restore_rng_states, rng_states
+
+    states = {1: torch.tensor([7], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: states[torch.device(device).index].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda state, device: states.__setitem__(torch.device(device).index, state))
+    saved = rng_states(torch.device("cuda", 1))
+    assert torch.equal(saved["cuda_rng"], torch.tensor([7], dtype=torch.uint8)) and "rng" in saved
+    states[1] = torch.tensor([9], dtype=torch.uint8)  # training went on
+    restore_rng_states(saved, torch.device("cuda", 1))
+    assert torch.equal(states[1], torch.tensor([7], dtype=torch.uint8))
+    assert "cuda_rng" not in rng_states(torch.device("cpu"))
