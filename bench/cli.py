@@ -596,6 +596,13 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     _deterministic(options)
     source = take_source(options, data)
     archs = [resolve(name, None, ()) for name in architectures]
+    if len({arch.name for arch in archs}) != len(archs):
+        raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
+    for i, arch in enumerate(archs):
+        same = next((a for a in archs[:i] if a.hash == arch.hash), None)
+        if same is not None:
+            raise BenchError(f"{architectures[archs.index(same)]} and {architectures[i]} hold the same network "
+                             f"(config hash {arch.hash[:12]}): compare trains each network once; drop one of them.")
     tracking = _tracking_uri(tracking_uri, no_tracking)
     chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], source, recipe, epochs, batch,
                                                     lr, seed, split_file, speed)
@@ -603,8 +610,6 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
         check_classes(arch, dataset)
     out_dir = Path(out) if out else _run_dir("compare", source)
     _check_outputs(out_dir, archs, repeats, size)
-    if len({arch.name for arch in archs}) != len(archs):
-        raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
     networks = [run_repeats(arch, dataset, split, chosen, size, out_dir / arch.name, repeats,
                             lambda s, name=arch.name: training_progress(f"{name} seed {s}", console), where)
                 for arch in archs]

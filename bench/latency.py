@@ -121,14 +121,16 @@ def wall_timer(clock: Clock = time.perf_counter) -> Timer:
 
 
 def cuda_event_timer(device: torch.device) -> Timer:
-    """Times a call by CUDA events recorded around it, after the queue is drained: the GPU's
-    own time for the work the call queued, not the time to queue it."""
+    """Times a call by CUDA events recorded around it on ``device``'s current stream (where the
+    call's kernels go; not the current device's, which ``cuda:1`` need not be), after the queue
+    is drained: the GPU's own time for the work the call queued, not the time to queue it."""
     def timed(run: Callable[[], Any]) -> float:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        stream = torch.cuda.current_stream(device)
         torch.cuda.synchronize(device)
-        start.record()
+        start.record(stream)
         run()
-        end.record()
+        end.record(stream)
         end.synchronize()
         return start.elapsed_time(end)
     return timed
@@ -318,9 +320,7 @@ def _measure_in_subprocess(candidate: Candidate, in_channels: int, size: int, pr
                          "(Candidate(config=...)); the process rebuilds the network from it and its weights.")
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         spec, out = Path(tmp) / "spec.pt", Path(tmp) / "latency.json"
-        torch.save({"label": candidate.label, "form": candidate.form, "backend": candidate.backend,
-                    "config": json.dumps(candidate.config), "state_dict": candidate.model.state_dict(),
-                    "in_channels": in_channels, "size": size, "protocol": json.dumps(asdict(protocol))}, spec)
+        write_spec(spec, candidate, in_channels, size, protocol)
         done = subprocess.run([sys.executable, "-m", "bench.latency", str(spec), str(out)],
                               capture_output=True, text=True)
         if done.returncode != 0 or not out.exists():
@@ -332,18 +332,32 @@ def _measure_in_subprocess(candidate: Candidate, in_channels: int, size: int, pr
     return Latency(**record)
 
 
-def _main(argv: Sequence[str]) -> None:
+def write_spec(path: Path, candidate: Candidate, in_channels: int, size: int, protocol: Protocol) -> None:
+    """What a fresh process needs to time ``candidate``: its config as JSON, its weights as
+    tensors, the input and the protocol; no module is pickled."""
+    torch.save({"label": candidate.label, "form": candidate.form, "backend": candidate.backend,
+                "config": json.dumps(candidate.config), "state_dict": candidate.model.state_dict(),
+                "in_channels": in_channels, "size": size, "protocol": json.dumps(asdict(protocol))}, path)
+
+
+def read_spec(path: Path) -> tuple[Candidate, int, int, Protocol]:
+    """The candidate (rebuilt from its config, its weights loaded), input channels, size and
+    protocol of a :func:`write_spec` file, read weights-only: tensors and strings, no code."""
     from .assemble import build_model
     from .config import Architecture
 
-    spec_path, out_path = argv
-    spec = torch.load(spec_path, weights_only=True)  # tensors and strings: no code is unpickled
+    spec = torch.load(path, weights_only=True)
     config = json.loads(spec["config"])
     model = build_model(Architecture(config.get("name", spec["label"]), config))
     model.load_state_dict(spec["state_dict"])
     candidate = Candidate(spec["label"], model, spec["form"], spec["backend"], config)
-    result = _measure_here([candidate], spec["in_channels"], spec["size"],
-                           Protocol(**json.loads(spec["protocol"])), time.perf_counter, isolated=True)[0]
+    return candidate, spec["in_channels"], spec["size"], Protocol(**json.loads(spec["protocol"]))
+
+
+def _main(argv: Sequence[str]) -> None:
+    spec_path, out_path = argv
+    candidate, in_channels, size, protocol = read_spec(Path(spec_path))
+    result = _measure_here([candidate], in_channels, size, protocol, time.perf_counter, isolated=True)[0]
     write_text(Path(out_path), json.dumps(result.to_dict()))
 
 

@@ -81,3 +81,24 @@ def crowding_distances(points: Sequence[Sequence[float]]) -> list[float]:
         for before, here, after in zip(order, order[1:], order[2:]):
             distance[here] += (points[after][axis] - points[before][axis]) / (high - low)
     return distance
+
+
+def hypervolume(losses: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+    """The volume dominated by ``losses`` (points to minimise) up to ``reference``; points not
+    better than it in every objective add nothing. Exact, by slicing (HSO; While et al., IEEE
+    TEC 2006): sorted on the first objective, each slab up to the next point (or the reference)
+    adds its width times the hypervolume, in the other objectives, of the points before it.
+    Exponential in the objectives, fine for a sweep's few objectives and tens of points."""
+    points = sorted(tuple(float(v) for v in p) for p in losses
+                    if len(p) == len(reference) and all(v < r for v, r in zip(p, reference)))
+    if not points:
+        return 0.0
+    if len(reference) == 1:
+        return float(reference[0]) - points[0][0]
+    total = 0.0
+    for i, point in enumerate(points):
+        upper = points[i + 1][0] if i + 1 < len(points) else float(reference[0])
+        if upper > point[0]:
+            total += (upper - point[0]) * hypervolume([p[1:] for p in points[:i + 1]], reference[1:])
+    return total
+

@@ -35,10 +35,17 @@ class Point:
     on_front: bool
     stock: bool
     trials: list[int]  # every trial that sampled this network
+    p_front: Optional[float] = None  # share of resamples with the design on the front (bench.membership)
 
     @property
     def label(self) -> str:
-        return self.record.label + (" (stock)" if self.stock else "")
+        sure = f" P{self.p_front:.2f}" if self.p_front is not None and (self.on_front or self.p_front > 0) else ""
+        return self.record.label + (" (stock)" if self.stock else "") + sure
+
+    @property
+    def alpha(self) -> float:
+        """Marker opacity: a design seldom on the front is drawn faint."""
+        return 1.0 if self.p_front is None else 0.3 + 0.7 * self.p_front
 
 
 def axes_of(result: SweepResult) -> tuple[Optional[Objective], list[Objective]]:
@@ -74,7 +81,8 @@ def plot_points(result: SweepResult) -> list[Point]:
         points.append(Point(
             r, {c.name: r.value(c.name) * c.scale for c in costs}, r.value(accuracy.name) * accuracy.scale,
             low * accuracy.scale if several else None, high * accuracy.scale if several else None,
-            r.number in front, r.config_hash == result.info.reference_hash, [r.number, *merged.get(r.number, [])]))
+            r.number in front, r.config_hash == result.info.reference_hash, [r.number, *merged.get(r.number, [])],
+            result.front_probability.get(r.number)))
     return points
 
 
@@ -89,6 +97,9 @@ def caption(result: SweepResult, points: list[Point]) -> str:
              f"{', '.join(info.objectives)} ({len(result.front)} designs), joined in each panel by its staircase"]
     if any(p.stock for p in points):
         parts.append(f"star: the stock {Path(info.architecture).stem}")
+    if result.front_probability:
+        parts.append("P: the share of 1,000 resamples (of each design's seeds and of its timing within its 95 % "
+                     "interval) in which the design is on the front; fainter markers are less often on it")
     timed = [c.axis_label for c in costs if c.timed]
     if timed and result.front_latency:
         parts.append(f"{timed[0]}: each design as timed in its trial; the tables give the front timed again, "
@@ -152,7 +163,7 @@ def _matplotlib(result: SweepResult, points: list[Point], accuracy: Objective, c
             colour = STOCK if p.stock else FRONT if p.on_front else OTHER
             error = [[p.y - p.y_low], [p.y_high - p.y]] if p.y_low is not None else None
             ax.errorbar(p.x[cost.name], p.y, yerr=error, fmt="*" if p.stock else "o", color=colour,
-                        markersize=13 if p.stock else 6, capsize=3, elinewidth=1, zorder=3)
+                        markersize=13 if p.stock else 6, capsize=3, elinewidth=1, zorder=3, alpha=p.alpha)
             ax.annotate(p.label, (p.x[cost.name], p.y), textcoords="offset points", xytext=offset, fontsize=7,
                         color=colour)
         ax.set_xscale("log")

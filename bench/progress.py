@@ -59,15 +59,17 @@ def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], titl
     by_number = {r.number: r for r in records}
     best = [by_number[n] for n in front_records(records, objectives)]
     versus = ["vs stock (paired)"] if result is not None and result.stock is not None else []
-    table = Table("trial", "design", *objectives, "test Dice", *versus, title=title)
+    sure = ["P(front)"] if result is not None and result.front_probability else []
+    table = Table("trial", "design", *objectives, "test Dice", *sure, *versus, title=title)
     first = next(iter(objectives))
     for r in sorted(best, key=lambda r: r.value(first)):
         verdict = []
         if versus:
             test = result.versus_stock.get(r.number)
             verdict = ["stock" if r.number == result.stock else test.short() if test else "-"]
+        chance = [f"{result.front_probability.get(r.number, 0.0):.2f}"] if sure else []
         table.add_row(str(r.number), r.label, *(shown(r, name) for name in objectives), shown(r, "test_dice"),
-                      *verdict)
+                      *chance, *verdict)
     return table
 
 

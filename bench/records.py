@@ -195,7 +195,8 @@ class SweepResult:
     when the study has a timed objective, the front timed again interleaved with the stock
     network (``front_latency``: reference, reference_ms, protocol, trials -> figures); and the
     paired evidence (:mod:`bench.evidence`): each front member against the stock network, when
-    the study trained it, and the front members against each other."""
+    the study trained it, and the front members against each other; and each trained design's
+    probability of being on the front (:mod:`bench.membership`)."""
 
     info: StudyInfo
     records: list[TrialRecord]
@@ -208,6 +209,7 @@ class SweepResult:
     versus_stock: dict[int, "PairedComparison"] = field(default_factory=dict)  # front member -> test
     front_pairs: list["PairedComparison"] = field(default_factory=list)  # front members, pairwise
     hypervolume: Optional[float] = None  # of the front, see HYPERVOLUME
+    front_probability: dict[int, float] = field(default_factory=dict)  # trial -> P(on the front), bench.membership
     links: dict[str, str] = field(default_factory=dict)  # set by listeners, e.g. mlflow_runs_url
     exhausted: Optional[str] = None  # why the sweep stopped short of its trials (the space holds no more)
 

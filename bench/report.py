@@ -45,7 +45,8 @@ def trial_rows(result: SweepResult) -> pd.DataFrame:
                         "vs_stock_p_better": test.p_better, "vs_stock_p": test.p_value,
                         "vs_stock_p_holm": test.p_adjusted})
         row.update({"seeds": len(r.seeds), "trained": r.trained, "duplicate_of": r.duplicate_of,
-                    "feasible": r.feasible, "on_front": r.number in on_front, "stock": r.number == result.stock,
+                    "feasible": r.feasible, "on_front": r.number in on_front,
+                    "p_on_front": result.front_probability.get(r.number), "stock": r.number == result.stock,
                     "config_hash": r.config_hash, "skipped": r.skipped or "", "fail_reason": r.fail_reason or "",
                     "pruned_at_epoch": (r.pruned or {}).get("epoch"),
                     "val_dice_so_far": (r.pruned or {}).get("val_dice"), "pruned": (r.pruned or {}).get("reason", ""), "sampler_seed": r.sampler_seed, "seconds": r.seconds, "mlflow_run_id": r.links.get("mlflow_run_id", "")})
@@ -74,7 +75,8 @@ def _table_caption(result: SweepResult) -> str:
     seeds = f"mean ± std over {info.repeats} seeds" if info.repeats > 1 else "one seed per design"
     return (f"Pareto front of study {info.study} ({', '.join(info.objectives)}) on "
             f"{Path(str(info.data['source'])).name} {info.data_at()}, test split of {info.data['test']} "
-            f"images; {seeds}.")
+            f"images; {seeds}. P(front): the share of 1,000 resamples of the designs' seeds and timings in "
+            f"which the design is on the front (bench.membership).")
 
 
 def report_page(result: SweepResult, plotted: bool) -> str:

@@ -375,18 +375,6 @@ def reap(study: optuna.Study, grace: float) -> list[int]:
     return failed
 
 
-def hypervolume(losses: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
-    """Optuna's hypervolume of points to minimise, up to ``reference`` (points not better than
-    it in every objective add nothing)."""
-    import numpy as np
-    from optuna._hypervolume import compute_hypervolume  # Optuna's own, as its hypervolume plot
-
-    points = np.asarray(losses, dtype=float).reshape(-1, len(reference))
-    ref = np.asarray(reference, dtype=float)
-    points = points[(points < ref).all(axis=1)]
-    return float(compute_hypervolume(points, ref)) if len(points) else 0.0
-
-
 def optimize_one(study: optuna.Study, objective: Callable[[optuna.Trial], list[float]],
                  catch: tuple[type[Exception], ...]) -> TrialRecord:
     """Run one trial of ``objective`` (exceptions in ``catch`` end it FAILED and are not raised)

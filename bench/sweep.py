@@ -49,15 +49,16 @@ from . import interrupts
 from .files import ensure_writable, plain_name
 from .latency import Candidate, Protocol, measure
 from .listeners import Listeners, SweepListener
+from .membership import front_membership
 from .objectives import OBJECTIVES, Objective
-from .pareto import front_records
+from .pareto import front_records, hypervolume
 from .records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
 from .space import SearchSpace, describe, load_space, space_size
 from .stats import estimate, mean_over_runs
 from .storage import JOURNAL, redact
 from .pruning import OPTUNA_PRUNERS, mo_asha_decision, rung_epochs
 from .study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, drawn, evaluated,
-                    front_latency, hypervolume, open_study, optimize_one, reap, sample_overrides, sampler_settings,
+                    front_latency, open_study, optimize_one, reap, sample_overrides, sampler_settings,
                     set_constraint, stock_sample, study_info, trained_by)
 from .study import records as study_records
 from .train import evaluate, train_model
@@ -512,6 +513,10 @@ class Sweep:
             held = (f"the last {barren} samples all repeated a known network or broke a constraint; "
                     f"space {self.space.name!r} seems to hold about {feasible} distinct networks within the "
                     f"constraints ({networks} drawn)")
+        if have == 0:  # --trials 0 is no advice: nothing could be evaluated
+            return (f"stopped with none of {self.trials} networks evaluated: {held}. Every design failed or broke a "
+                    f"constraint: see each trial's reason above (or `bench report --study {self.name}`), then fix the "
+                    "space or widen its constraints.")
         return (f"stopped at {have} of {self.trials} networks: {held}. Widen the space or its constraints, "
                 f"or ask for --trials {have}.")
 
@@ -669,6 +674,7 @@ def load_result(study: Any) -> SweepResult:
     result = SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
     weigh_front(result)
     result.hypervolume = front_hypervolume(result)
+    result.front_probability = front_membership(found, info.objectives)
     return result
 
 

@@ -83,6 +83,8 @@ def front_table(result: SweepResult) -> pd.DataFrame:
             figure = r.estimate(name)
             if figure is not None:
                 _put(row, column, figure, scale)
+        if result.front_probability:
+            row["P(front)"] = result.front_probability.get(r.number, math.nan)
         if result.stock is not None:
             test = result.versus_stock.get(r.number)
             row["vs stock"] = "reference" if r is stock else test.short() if test else "-"
@@ -107,7 +109,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         if column == "Δ Dice fg":
             bounds = zip(values, table["Δ CI low"], table["Δ CI high"])
             shown[column] = [_difference(d, lo, hi) for d, lo, hi in bounds]
-        elif column in ("p (Holm)", "P(better)"):
+        elif column in ("p (Holm)", "P(better)", "P(front)"):
             shown[column] = ["" if math.isnan(p) else f"{p:.3g}" for p in values]
         elif pd.api.types.is_numeric_dtype(values) and column not in ("Seeds", "Trial"):
             digits = 3 if column in ("Params (M)", "FLOPs (G)") else 2

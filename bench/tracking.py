@@ -90,6 +90,11 @@ def _check_local_tracking(tracking_uri: str) -> None:
     database = sqlite_file(tracking_uri)
     if database is not None:
         ensure_writable(database.parent, "--tracking-uri folder", create=False)
+        artifacts = Path(DEFAULT_ARTIFACTS)
+        if artifacts.exists() and not artifacts.is_dir():
+            raise BenchError(f"{artifacts} is a file, but the MLflow store keeps its runs' artifacts (weights, "
+                             f"plots, reports) in a folder there: move {artifacts} away.")
+        ensure_writable(artifacts, "MLflow artifacts folder", create=False)
         if database.is_file() and database.stat().st_size:
             try:
                 with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
@@ -314,6 +319,8 @@ class MlflowTracker(SweepListener):
         finished trials that never had a run, tag every child on_front yes/no with the paired
         verdict, log the front's interleaved timing, and finish the parent run: description,
         summary metrics, report files and the plot, FINISHED (KILLED if interrupted, FAILED)."""
+        if not self.parent:  # the study's run was never created: nothing here to close
+            return
         logged = self.logged_trials()
         settled = datetime.datetime.now() - datetime.timedelta(seconds=LOGGING_GRACE_S)
         for record in result.records:
@@ -332,6 +339,8 @@ class MlflowTracker(SweepListener):
         front = set(result.front)
         for number, run_id in logged.items():
             tags, metrics = {"bench.on_front": "yes" if number in front else "no"}, {}
+            if number in result.front_probability:
+                metrics["p_on_front"] = result.front_probability[number]
             if number in result.versus_stock:
                 test = result.versus_stock[number]
                 tags["bench.vs_stock"] = test.text()
@@ -354,8 +363,9 @@ class MlflowTracker(SweepListener):
         return found[0].info.run_id if found else None
 
     def _create_parent(self, info: StudyInfo) -> str:
-        parent = self.store.create_run(self.experiment_id, f"study {info.study}", {
+        parent = self.parent = self.store.create_run(self.experiment_id, f"study {info.study}", {
             "bench.role": "study", "bench.study": info.study, "git.revision": _git_revision(), **source_tags()})
+        # known before anything below can fail, so that the end of the sweep closes it
         self.store.log(parent, params={
             "space": info.space_file or info.space, "data.source": info.data["source"], "data.size": info.data["size"],
             "split.hash": info.data["split_hash"],

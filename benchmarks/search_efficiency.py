@@ -55,7 +55,7 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
 
 def curves(runs: list[dict[str, Any]], budget: float, steps: int = 60) -> list[dict[str, Any]]:
     """Hypervolume over time of every run, normalised over all runs of one data set."""
-    from bench.study import hypervolume
+    from bench.pareto import hypervolume
 
     objectives = runs[0]["objectives"]
     trained = [t for run in runs for t in run["trials"] if t["status"] == "trained"]

@@ -130,3 +130,50 @@ def test_fast_upsampling_keeps_the_input_dtype_under_autocast_and_steps_aside_wh
     assert x.grad.dtype == torch.bfloat16 and x.grad.shape == x.shape
     traced = torch.jit.trace(lambda t: upsample2x(t, "bilinear"), torch.randn(1, 2, 4, 4, requires_grad=True))
     assert "aten::upsample_bilinear2d" in str(traced.graph)  # cost counting and export see PyTorch's op
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_fast_upsampling_backward_sums_in_float32_under_bf16_as_pytorchs_kernel_does(mode):
+    """Against float64: the fast backward's error must not exceed PyTorch's own bf16 kernel's
+    (before: 0.038 / 0.068 against 0.015 / 0.016, from summing in bf16)."""
+    import torch.nn.functional as F
+
+    from bench.blocks.upsample2x import pytorch_backward, upsample2x
+
+    torch.manual_seed(0)
+    x, weights = torch.randn(2, 8, 24, 24), torch.randn(2, 8, 48, 48)
+    exact = x.double().requires_grad_()
+    (F.interpolate(exact, scale_factor=2.0, mode=mode, align_corners=False) * weights.double()).sum().backward()
+    errors = []
+    for context in (lambda: torch.autocast("cpu", dtype=torch.bfloat16), pytorch_backward):
+        leaf = x.clone().requires_grad_()
+        with context():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                (upsample2x(leaf.to(torch.bfloat16), mode).float() * weights).sum().backward()
+        errors.append(float((leaf.grad.double() - exact.grad).abs().max()))
+    ours, pytorchs = errors
+    assert ours <= pytorchs * 1.1 + 1e-3, (ours, pytorchs)
+
+
+def test_fast_upsampling_works_under_forward_mode_ad_and_torch_func():
+    import torch.autograd.forward_ad as forward_ad
+    import torch.nn.functional as F
+    from torch.func import grad, jvp, vmap
+
+    from bench.blocks.upsample2x import upsample2x
+
+    torch.manual_seed(1)
+    x, tangent = torch.randn(1, 2, 5, 6, dtype=torch.float64), torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    weights = torch.randn(1, 2, 10, 12, dtype=torch.float64)
+    reference = lambda t: F.interpolate(t, scale_factor=2.0, mode="bicubic", align_corners=False)
+    loss = lambda t: (upsample2x(t, "bicubic") * weights).sum()
+    leaf = x.clone().requires_grad_()
+    expected = torch.autograd.grad((reference(leaf) * weights).sum(), leaf)[0]
+    assert torch.allclose(grad(loss)(x.detach().requires_grad_()), expected, atol=1e-12)
+    _, pushed = jvp(lambda t: upsample2x(t, "bicubic"), (x.detach().requires_grad_(),), (tangent,))
+    assert torch.equal(pushed, reference(tangent))
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(x.detach().requires_grad_(), tangent)
+        assert torch.equal(forward_ad.unpack_dual(upsample2x(dual, "bicubic")).tangent, reference(tangent))
+    batch = torch.randn(3, 1, 2, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert vmap(grad(loss))(batch).shape == batch.shape

@@ -137,9 +137,13 @@ def test_compiled_training_follows_the_eager_loss_trajectory():
     assert compiled == pytest.approx(eager, rel=1e-3, abs=1e-4)
 
 
-def test_bf16_losses_stay_near_fp32_for_a_few_steps():
+def test_bf16_losses_follow_the_fp32_trajectory_step_by_step():
+    """Every step, not only the first: the updates under bf16 autocast (its forward, the
+    upsampling backward summed in float32) keep the loss within 3 % of fp32's (measured: at most
+    1.1 %); a backward summing in bf16, or gradients in the wrong dtype, would drift away."""
     eager, bf16 = _losses(), _losses(precision="bf16")
-    assert bf16[0] == pytest.approx(eager[0], rel=0.02)  # same weights, bf16 rounding only
+    assert len(eager) == len(bf16) >= 4
+    assert bf16 == pytest.approx(eager, rel=0.03)
     assert bf16 != eager  # autocast did act
 
 

@@ -307,6 +307,9 @@ case("train: split file missing", ["train", "tinyunet", "--split", "nope.json", 
 case("train: split file garbage", ["train", "tinyunet", "--split", "s.json", "--no-tracking"],
      ["s.json", "not a readable split file"], {"s.json": "{not json"})
 case("compare: the same network twice", ["compare", "tinyunet", "tinyunet", "--no-tracking"], ["distinct"])
+case("compare: two files, one network", ["compare", "a.yaml", "b.yaml", "--no-tracking"],
+     ["a.yaml and b.yaml hold the same network", "drop one"],
+     {"a.yaml": "base: tinyunet\nname: a\n", "b.yaml": "base: tinyunet\nname: b\n"})
 case("compare: repeats zero", ["compare", "tinyunet", "ulite", "--repeats", "0", "--no-tracking"], ["--repeats"])
 case("compare: unknown network", ["compare", "tinyunet", "ulitte", "--no-tracking"], ["ulitte", "Did you mean"])
 
@@ -360,6 +363,8 @@ case("run: damaged storage", ["run", "--space", "quick", "--storage", "sqlite://
      ["broken.db", "cannot be read"], {"broken.db": b"SQLite format 3\x00" + os.urandom(2000)})
 case("run: damaged tracking store", ["run", "--space", "quick", "--tracking-uri", "sqlite:///m.db"],
      ["m.db", "cannot be read", "MLflow store"], {"m.db": b"SQLite format 3\x00" + os.urandom(2000)})
+case("run: the MLflow artifacts folder is a file", ["run", "--space", "quick", "--trials", "1"],
+     ["runs/mlartifacts is a file", "move runs/mlartifacts away"], {"runs/mlartifacts": "a file"})
 case("ui: port too high", ["ui", "--port", "70000"], ["--port", "70000"])
 case("ui: port zero", ["ui", "--port", "0"], ["--port"])
 case("ui: experiment unknown", ["ui", "--experiment", "nope", "--tracking-uri", "sqlite:///none.db"],

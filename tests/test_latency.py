@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 import bench.latency as latency
+from bench.assemble import build_model
+from bench.config import resolve_architecture
 from bench.errors import BenchError
 from bench.latency import Candidate, Protocol, is_stable, measure, summarize, time_interleaved
 from bench.tracking import latency_tags
@@ -159,9 +161,6 @@ def test_backends_run_the_same_network(backend):
 
 
 def test_isolated_measurement_runs_in_a_fresh_process_from_config_and_weights():
-    from bench.assemble import build_model
-    from bench.config import resolve_architecture
-
     arch = resolve_architecture("tinyunet", ["width_multiplier=0.25"])
     model = build_model(arch, seed=0)
     (result,) = measure([Candidate("deploy/eager", model, config=arch.config)], 3, 16,
@@ -170,16 +169,24 @@ def test_isolated_measurement_runs_in_a_fresh_process_from_config_and_weights():
     assert result.ci95_ms[0] <= result.median_ms <= result.ci95_ms[1]
 
 
-def test_a_fresh_process_is_not_handed_a_pickled_module():
-    """The spec travels as a config and weights loaded with weights_only=True: a module without a
-    config is refused, and the child never calls torch.load(weights_only=False)."""
-    import inspect
+def test_a_fresh_process_is_not_handed_a_pickled_module(tmp_path):
+    """The spec travels as a config and weights, read weights-only: a module without a config is
+    refused, the network comes back equal, and a spec holding a pickled module is not loaded."""
+    import pickle
 
-    import bench.latency
+    from bench.latency import read_spec, write_spec
 
     with pytest.raises(BenchError, match="needs its architecture config"):
         measure([Candidate("deploy/eager", tiny_net())], 3, 16, Protocol(warmup=1, min_repeats=3), isolate=True)
-    assert "weights_only=False" not in inspect.getsource(bench.latency)
+    arch = resolve_architecture("tinyunet", ["width_multiplier=0.25"])
+    model = build_model(arch, seed=0)
+    write_spec(tmp_path / "spec.pt", Candidate("deploy/eager", model, config=arch.config), 3, 32, Protocol())
+    candidate, channels, size, _ = read_spec(tmp_path / "spec.pt")
+    assert (channels, size) == (3, 32)
+    assert all(torch.equal(a, b) for a, b in zip(candidate.model.state_dict().values(), model.state_dict().values()))
+    torch.save({"config": "{}", "module": torch.nn.Linear(1, 1)}, tmp_path / "hostile.pt")
+    with pytest.raises(pickle.UnpicklingError):
+        read_spec(tmp_path / "hostile.pt")
 
 
 def test_peak_memory_counts_live_operator_outputs():
@@ -210,3 +217,32 @@ def test_profile_cli_times_forms_and_backends_interleaved(run_cli):
     text = run_cli("profile", "tinyunet", "--size", "32", "--set", "width_multiplier=0.25",
                    "--latency", "--max-seconds", "0.1")
     assert "protocol: 1 thread(s), batch 1, 32 px" in text.output and "deploy/eager" in text.output
+
+
+def test_cuda_events_are_recorded_on_the_stream_of_the_device_timed(monkeypatch):
+    """With --device cuda:1 the events must sit on cuda:1's stream: on the current device's
+    (cuda:0) they would time an idle stream."""
+    from bench.latency import cuda_event_timer
+
+    calls = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing: bool) -> None:
+            assert enable_timing
+
+        def record(self, stream=None) -> None:
+            calls.append(("record", stream))
+
+        def synchronize(self) -> None:
+            calls.append(("wait",))
+
+        def elapsed_time(self, other) -> float:
+            return 1.5
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("drain", device)))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream of {device}")
+    device = torch.device("cuda", 1)
+    assert cuda_event_timer(device)(lambda: calls.append(("run",))) == 1.5
+    assert calls == [("drain", device), ("record", "stream of cuda:1"), ("run",), ("record", "stream of cuda:1"),
+                     ("wait",)]

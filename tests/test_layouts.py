@@ -202,3 +202,20 @@ def test_four_unmodified_dsb_pairs_are_binary(tmp_path):
         shutil.copy(mask, tmp_path / "masks" / "0" / mask.name)
     report = inspect_folder(tmp_path)
     assert report["pairs"] == 4 and report["mask_files"] == {"binary255": 4} and report["classes"] == 2
+
+
+def test_inspect_refuses_a_mask_of_another_size_and_a_symbolic_link_that_leads_nowhere(tmp_path):
+    """`bench data inspect` says what `bench train` would refuse, and drops no file silently."""
+    sized = tmp_path / "sized"
+    for i in range(3):
+        save(sized / "images" / f"{i}.png", np.zeros((32, 32), np.uint8))
+        save(sized / "masks" / f"{i}.png", np.zeros((16, 16) if i == 1 else (32, 32), np.uint8))
+    with pytest.raises(BenchError, match=r"1.png is 32x32 but its mask .*1.png is 16x16"):
+        inspect_folder(sized)
+    looped = tmp_path / "looped"
+    for i in range(3):
+        save(looped / "images" / f"{i}.png", np.zeros((32, 32), np.uint8))
+        save(looped / "masks" / f"{i}.png", np.zeros((32, 32), np.uint8))
+    (looped / "images" / "3.png").symlink_to(looped / "images" / "3.png")  # a loop
+    with pytest.raises(BenchError, match=r"3.png is a symbolic link that leads nowhere"):
+        inspect_folder(looped)

@@ -35,3 +35,22 @@ def test_bad_input():
     with pytest.raises(ValueError, match="one value per direction"):
         pareto_front([(1, 2, 3)], [MAX, MIN])
     assert pareto_front([], [MAX]) == []
+
+
+def test_hypervolume_by_hand_and_against_counting_grid_cells():
+    import itertools
+
+    import numpy as np
+
+    from bench.pareto import hypervolume
+
+    # two points to minimise, reference (1, 1): the first's 0.8 x 0.5, and the strip the second adds below
+    # it, 0.5 x 0.3
+    assert hypervolume([(0.2, 0.5), (0.5, 0.2)], (1, 1)) == pytest.approx(0.8 * 0.5 + 0.5 * 0.3)
+    assert hypervolume([(1.2, 0.1), (0.5, 1.0)], (1, 1)) == 0.0  # not better than the reference
+    assert hypervolume([], (1, 1, 1)) == 0.0 and hypervolume([(0.25,)], (1,)) == 0.75
+    rng = np.random.default_rng(3)
+    points = rng.integers(0, 8, (9, 3)) / 8  # on a 1/8 grid: counting cells is exact
+    cells = sum(any(all(p[k] <= c[k] for k in range(3)) for p in points)
+                for c in itertools.product(np.arange(8) / 8, repeat=3))
+    assert hypervolume(points.tolist(), (1, 1, 1)) == pytest.approx(cells / 8**3)

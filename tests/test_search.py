@@ -276,3 +276,14 @@ def test_mo_asha_ranks_only_trials_that_ran_not_failed_attempts(tmp_path, monkey
     result = sweep.run()
     ran = [r for r in result.records if r.state != "FAIL"]
     assert [r.status for r in ran] == ["trained"] and ran[0].rungs == {"1": pytest.approx(0.5 / 3)}
+
+
+def test_a_space_whose_every_design_breaks_a_constraint_says_so_instead_of_asking_for_trials_0(tmp_path):
+    space = tmp_path / "none.yaml"
+    space.write_text(QUICK.read_text().replace("constraints: {params: {max: 1000000}}",
+                                               "constraints: {params: {max: 10}}"))
+    result = Sweep(str(space), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, trials=2,
+                   weights_dir=None).run()
+    assert sum(r.counted for r in result.records) == 0
+    assert result.exhausted.startswith("stopped with none of 2 networks evaluated: space 'none' holds 6")
+    assert "--trials 0" not in result.exhausted and "bench report --study none" in result.exhausted

@@ -155,3 +155,20 @@ def test_a_verdict_that_does_not_survive_holm_becomes_not_distinguishable():
     assert judged[0].verdict == BETTER and judged[0].p_adjusted == pytest.approx(3 * strong.p_value)
     assert judged[1].p_adjusted == pytest.approx(2 * weak.p_value)
     assert "Holm over 3 tests" in judged[1].text()
+
+
+def test_the_verdict_calibration_benchmark_quick_mode_shows_the_seed_test_at_work(tmp_path):
+    """benchmarks/verdict_calibration.py --quick: with 3 seeds and no true gain, bench's rule
+    rarely gives a verdict while the previous rule (seeds averaged first) often does."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.verdict_calibration", "--quick", "--out", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "verdict_calibration.json").read_text())["rows"]
+    null = next(r for r in rows if r["seeds"] == 3 and r["true_gain"] == 0)
+    assert null["false_verdicts"] <= 0.15 and null["false_verdicts_previous_rule"] >= 0.25

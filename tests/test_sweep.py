@@ -324,6 +324,9 @@ def test_the_stock_network_is_trained_first_and_every_front_member_is_tested_aga
                                 "better" if test.mean_difference > 0 else "worse")
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Against the stock network" in report and "each design trained 2 times" in report
+    assert set(result.front) <= set(result.front_probability) and "P(front)" in report
+    assert all(0.0 <= p <= 1.0 for p in result.front_probability.values())
+    assert max(result.front_probability[n] for n in result.front) > 0
     for number, test in result.versus_stock.items():
         assert f"(trial {number}) against the stock cmrf N=8 (trial 0): {test.text()}." in report
 

@@ -2,6 +2,9 @@
 and a logged front equal to the front computed independently from the children's metrics."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.pareto import pareto_front
@@ -43,6 +46,8 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
         assert tags["mlflow.note.content"].startswith(child.info.run_name.split(" · ")[-1])
         if tags["bench.state"] != "COMPLETE":
             continue
+        if tags["bench.on_front"] == "yes":  # how sure: the share of resamples with it on the front
+            assert 0.0 < metrics["p_on_front"] <= 1.0
         label = " ".join(f"{v}" if k.endswith(".type") else f"x{v}" if k == "width_multiplier" else f"N={v}"
                          for k, v in child.data.params.items() if k.startswith(("encoder", "width")))
         assert child.info.run_name == f"trial {tags['bench.trial']} · {label}"
@@ -227,3 +232,39 @@ def test_compare_logs_one_run_per_network_with_its_curves_and_weights(run_cli, t
         files = {f.path for f in client.list_artifacts(run.info.run_id, "seed_1")}
         assert "seed_1/model.pt" in files
     assert "bench.vs_reference" in networks["ulite"].data.tags
+
+
+def test_the_run_of_a_trial_killed_as_it_completed_is_closed_when_the_study_ends(tmp_path, monkeypatch):
+    """A SIGKILL between a trial turning COMPLETE and its MLflow run closing left the run RUNNING
+    for ever (only FAIL trials were repaired)."""
+    from bench.sweep import Sweep
+
+    storage, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    Sweep("quick", storage=storage, tracking_uri=uri, trials=1, weights_dir=None).run()
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("quick").experiment_id
+    child = next(r for r in client.search_runs([experiment]) if r.data.tags.get("bench.state") == "COMPLETE")
+    client.update_run(child.info.run_id, status="RUNNING")  # what the kill leaves
+    monkeypatch.setattr("bench.tracking.LOGGING_GRACE_S", 0)  # its worker is long gone
+    Sweep("quick", storage=storage, tracking_uri=uri, trials=1, weights_dir=None).run()  # nothing left to train
+    assert client.get_run(child.info.run_id).info.status == "FINISHED"
+
+
+def test_a_study_run_whose_set_up_fails_is_closed_failed_not_left_running(tmp_path, monkeypatch):
+    """The study's run exists before its files are uploaded: a failing upload ends it FAILED with
+    one error, not a second traceback and a run RUNNING for ever."""
+    from bench.sweep import Sweep
+    from bench.tracking import MlflowStore
+
+    def broken(self, run_id, path, folder=None):
+        raise NotADirectoryError(20, "Not a directory", "runs/mlartifacts/abc")
+
+    monkeypatch.setattr(MlflowStore, "upload", broken)
+    space = tmp_path / "quick.yaml"  # a file, so that the study's run uploads it
+    space.write_text((Path(__file__).resolve().parents[1] / "search_spaces" / "quick.yaml").read_text())
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(NotADirectoryError):
+        Sweep(str(space), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=uri, trials=1).run()
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
+    assert [(r.info.status, r.data.tags["bench.status"]) for r in runs] == [("FAILED", "failed")]

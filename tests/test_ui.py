@@ -19,7 +19,7 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ui_serves_on_localhost(tmp_path):
+def test_ui_serves_on_localhost_and_sigterm_to_it_alone_stops_every_process_it_started(tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench", "ui", "--port", str(port)], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -33,14 +33,29 @@ def test_ui_serves_on_localhost(tmp_path):
             except OSError:
                 assert server.poll() is None, server.stdout.read()
         assert status == 200
+        server.send_signal(signal.SIGTERM)  # as `kill PID` does: the server's workers are not signalled
+        output = server.communicate(timeout=30)[0]
+        deadline = time.time() + 20
+        while time.time() < deadline and group_alive(server.pid):
+            time.sleep(0.5)
+        assert not group_alive(server.pid), "a process of the MLflow server outlived it"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # the port is free again
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            output = server.communicate(timeout=30)[0]
-        except subprocess.TimeoutExpired:
+        if group_alive(server.pid):
             os.killpg(server.pid, signal.SIGKILL)
+        if server.poll() is None:
+            server.kill()
             output = server.communicate()[0]
     assert f"http://127.0.0.1:{port}" in output
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_server_for_other_machines_keeps_dns_rebinding_protection_and_its_password_off_the_command_line():

@@ -49,14 +49,27 @@ def _adjoint(grad: torch.Tensor, dim: int, mode: Mode) -> torch.Tensor:
 
 
 class _Upsample2x(torch.autograd.Function):
+    """The forward and its forward-mode derivative are PyTorch's interpolation (it is linear); the
+    backward sums in float32 under bf16/fp16 autocast, as PyTorch's kernel accumulates."""
+
+    generate_vmap_rule = True  # torch.func.vmap
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, mode: Mode) -> torch.Tensor:
-        ctx.mode, ctx.dtype = mode, x.dtype
+    def forward(x: torch.Tensor, mode: Mode) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2.0, mode=mode, align_corners=False)
 
     @staticmethod
+    def setup_context(ctx, inputs: tuple, output: torch.Tensor) -> None:
+        ctx.mode, ctx.dtype = inputs[1], inputs[0].dtype
+
+    @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _adjoint(_adjoint(grad, 3, ctx.mode), 2, ctx.mode).to(ctx.dtype), None
+        wide = grad.float() if grad.dtype in (torch.bfloat16, torch.float16) else grad
+        return _adjoint(_adjoint(wide, 3, ctx.mode), 2, ctx.mode).to(ctx.dtype), None
+
+    @staticmethod
+    def jvp(ctx, x_tangent: torch.Tensor, _mode_tangent: None) -> torch.Tensor:
+        return F.interpolate(x_tangent, scale_factor=2.0, mode=ctx.mode, align_corners=False)
 
 
 def upsample2x(x: torch.Tensor, mode: Mode) -> torch.Tensor:

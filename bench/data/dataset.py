@@ -209,10 +209,7 @@ def load_folder(root: Path, protocol: Protocol, channels: int = 3,
         image = read_image(pair.image)
         reading.gray += image.shape[2] == 1 and channels == 3
         label = read_label(pair, index.layout.instances, reading)
-        if label.shape != image.shape[:2]:
-            raise BenchError(
-                f"{pair.image} is {image.shape[1]}x{image.shape[0]} but its mask {pair.masks[0]} is "
-                f"{label.shape[1]}x{label.shape[0]}: an image and its mask must have the same size.")
+        check_same_size(pair, image, label)
         target = working_size(image.shape[:2], protocol)
         images.append(_image_at(image, target, channels))
         labels.append(_label_at(torch.from_numpy(label), target))
@@ -277,6 +274,18 @@ def _notes(reading: _Reading) -> list[str]:
     return notes
 
 
+def check_same_size(pair, image: np.ndarray, label: np.ndarray) -> None:
+    """Refuse a mask whose size differs from its image's (H, W).
+
+    Raises:
+        BenchError: naming both files and both sizes.
+    """
+    if label.shape != image.shape[:2]:
+        raise BenchError(
+            f"{pair.image} is {image.shape[1]}x{image.shape[0]} but its mask {pair.masks[0]} is "
+            f"{label.shape[1]}x{label.shape[0]}: an image and its mask must have the same size.")
+
+
 def inspect_folder(root: Path, layout: Optional[Layout] = None) -> dict:
     """What ``bench data inspect`` reports: layout and folders, pairs, sizes, channels, mask
     encodings per file, classes, ignored share, class balance (share of the pixels not ignored,
@@ -290,6 +299,7 @@ def inspect_folder(root: Path, layout: Optional[Layout] = None) -> dict:
     for pair in index.pairs:
         image = read_image(pair.image)
         label = read_label(pair, index.layout.instances, reading)
+        check_same_size(pair, image, label)
         sizes[f"{image.shape[1]}x{image.shape[0]}"] += 1
         channels[image.shape[2]] += 1
         values, found = np.unique(label[label != IGNORE], return_counts=True)

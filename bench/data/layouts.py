@@ -102,7 +102,22 @@ def pattern_regex(pattern: str, where: str) -> re.Pattern:
 
 
 def _files(folder: Path) -> list[Path]:
-    return [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    """The image files of ``folder``, sorted.
+
+    Raises:
+        BenchError: a symbolic link that leads nowhere (a loop, or a target gone), which would
+            otherwise drop out of the data without a word.
+    """
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if p.is_symlink() and not p.exists():
+            raise BenchError(f"{p} is a symbolic link that leads nowhere (a loop, or its target is gone): "
+                             "point it at an image, or remove it.")
+        if p.is_file():
+            found.append(p)
+    return found
 
 
 def _by_stem(files: list[Path], pattern: str, where: str) -> dict[str, list[Path]]:
