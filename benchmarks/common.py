@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,13 +22,25 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def commit() -> str:
+    """The commit the benchmark ran at, ``+changes`` when the working tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" +changes" if dirty else "")
+
+
 def write(name: str, rows: list[dict[str, Any]], meta: dict[str, Any], out: Path = OUT) -> Path:
-    """``out/NAME.json`` (rows, meta, environment, command) and ``out/NAME.md`` (the table)."""
+    """``out/NAME.json`` (rows, meta, environment, command, commit) and ``out/NAME.md`` (the table)."""
     out.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "command": " ".join(["python -m", f"benchmarks.{name}", *sys.argv[1:]]),
-              "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "environment": environment(), **meta, "rows": rows}
+              "commit": commit(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "environment": environment(),
+              **meta, "rows": rows}
     (out / f"{name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-    lines = [f"# {name}", "", f"`{record['command']}`, {record['finished']}; "
+    lines = [f"# {name}", "", f"`{record['command']}` at commit {record['commit']}, {record['finished']}; "
              f"torch {record['environment']['torch']}, {record['environment']['cpu']}", ""]
     lines += [f"- {k}: {v}" for k, v in meta.items()] + [""]
     lines.append(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))

@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.request
 
-import pytest
 
 from bench.study import load_study
 from bench.sweep import load_result

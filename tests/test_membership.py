@@ -4,7 +4,6 @@ their interval."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from bench.membership import dominated, front_membership
 from bench.records import TrialRecord

@@ -4,7 +4,6 @@ results.csv has every figure once."""
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 

@@ -310,7 +310,8 @@ def test_the_stock_network_is_trained_first_and_every_front_member_is_tested_aga
         data: {source: synthetic, size: 32, count: 40}
         study: {sampler: random, trials: 3, seed: 0, repeats: 2}
     """)
-    result = quick(tmp_path, str(space), report_dir=tmp_path / "report").run()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = quick(tmp_path, str(space), report_dir=tmp_path / "report", tracking_uri=uri).run()
     stock = result.records[0]
     assert stock.sample == {"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 8}
     assert stock.config_hash == result.info.reference_hash and result.stock == 0
@@ -329,6 +330,15 @@ def test_the_stock_network_is_trained_first_and_every_front_member_is_tested_aga
     assert max(result.front_probability[n] for n in result.front) > 0
     for number, test in result.versus_stock.items():
         assert f"(trial {number}) against the stock cmrf N=8 (trial 0): {test.text()}." in report
+    from mlflow import MlflowClient  # each front member's run carries its verdict and P(better)
+
+    client = MlflowClient(uri)
+    runs = {r.data.tags.get("bench.trial"): r for r in client.search_runs([client.get_experiment_by_name(
+        result.info.study).experiment_id])}
+    for number, test in result.versus_stock.items():
+        run = runs[str(number)]
+        assert run.data.tags["bench.vs_stock"] == test.text()
+        assert run.data.metrics["p_better_than_stock"] == pytest.approx(test.p_better)
 
 
 def test_a_resumed_study_refuses_other_repeats(tmp_path):
