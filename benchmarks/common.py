@@ -26,8 +26,8 @@ def commit() -> str:
     """The commit the benchmark ran at, ``+changes`` when the working tree differs from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
+                               capture_output=True, text=True, check=True).stdout.strip()  # results are not code
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head + (" +changes" if dirty else "")
