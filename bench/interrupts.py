@@ -112,11 +112,11 @@ def deferred() -> Iterator[None]:
 
 @contextmanager
 def released() -> Iterator[None]:
-    """Inside a :func:`deferred` block: signals raise again for this block (one held meanwhile is
-    raised at its start); the holding resumes after it."""
+    """Inside a :func:`deferred` block: signals raise again for this block; one held before stays
+    remembered, for the block's first checkpoint or deferred block to raise where the block can
+    record it. The holding resumes after it."""
     held, _state.deferring = _state.deferring, 0
     try:
-        checkpoint()
         yield
     finally:
         _state.deferring = held

@@ -274,19 +274,20 @@ class Sweep:
 
     def objective(self, trial) -> list[float]:
         """The trial function (see the module docstring), for ``study.optimize``."""
-        interrupts.checkpoint()
         started = time.perf_counter()
         record, save = TrialRecord(trial.number, worker=WORKER), RecordWriter(trial)
         record.sampler_seed = getattr(self.study.sampler, "seed", None)
-        with interrupts.deferred():  # the trial's MLflow run is known to its record once it exists
-            save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
-            self.listeners.trial_started(record)
-            save(record)
-        if ahead(self.study, trial.number) >= self.trials:  # other workers got there first
-            record.skipped = f"the study already had {self.trials} networks evaluated or under way"
-            save(record)
-            raise TrialPruned(record.skipped)
         try:
+            # the trial's MLflow run is known to its record once it exists; a signal that came
+            # meanwhile, or while Optuna created the trial, is raised at the end of this block
+            with interrupts.deferred():
+                save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
+                self.listeners.trial_started(record)
+                save(record)
+            if ahead(self.study, trial.number) >= self.trials:  # other workers got there first
+                record.skipped = f"the study already had {self.trials} networks evaluated or under way"
+                save(record)
+                raise TrialPruned(record.skipped)
             record.overrides = sample_overrides(trial, self.space)
             record.sample = dict(trial.params)
             arch = resolve_architecture(self.space.architecture, record.overrides)

@@ -145,3 +145,27 @@ def test_the_signal_stress_benchmark_quick_mode_handles_every_signal(tmp_path):
                            "--out", str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "- signals_sent: " in (tmp_path / "signal_stress.md").read_text()
+
+
+def test_a_signal_while_a_trial_starts_is_held_until_its_run_is_recorded_then_stops_it_as_interrupted(
+        tmp_path, default_signals):
+    """Ctrl-C while the trial's MLflow run is being created: the run's id reaches the record
+    first, then the trial stops, recorded as interrupted (not as a worker that died)."""
+
+    class CtrlCAtStart(SweepListener):
+        status = None
+
+        def trial_started(self, record):
+            record.links["mlflow_run_id"] = "run-of-trial-%d" % record.number
+            os.kill(os.getpid(), signal.SIGINT)  # held: the record is saved with its link first
+            time.sleep(0.2)
+
+        def study_ended(self, result):
+            self.status = result.status
+
+    listener, storage = CtrlCAtStart(), f"sqlite:///{tmp_path}/optuna.db"
+    with pytest.raises(KeyboardInterrupt):
+        Sweep("quick", storage=storage, tracking_uri=None, trials=2, listeners=[listener]).run()
+    (trial,) = optuna.load_study(study_name="quick", storage=storage).trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["fail_reason"] == INTERRUPTED
+    assert trial.user_attrs["links"] == {"mlflow_run_id": "run-of-trial-0"} and listener.status == "interrupted"
