@@ -5,6 +5,8 @@ command once they are done; after the command, it is held for the exit status. W
 the command ends with status 130 and no traceback."""
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 
 from . import interrupts
@@ -19,11 +21,24 @@ def main() -> None:
             from .cli import cli
     except KeyboardInterrupt:
         print("interrupted before the command started; nothing was run.", file=sys.stderr)
-        sys.exit(INTERRUPTED)
+        _exit_interrupted()
     try:
         cli(prog_name="bench")
         code: object = 0
     except SystemExit as end:
         code = end.code
     interrupts.hold()
-    sys.exit(INTERRUPTED if interrupts.received() is not None else code)
+    if code == INTERRUPTED or interrupts.received() is not None:
+        _exit_interrupted()
+    sys.exit(code)
+
+
+def _exit_interrupted() -> None:
+    """Exit with status 130 itself. CPython would instead kill the process with SIGINT at the
+    end of its shutdown whenever a KeyboardInterrupt once passed through code that a C extension
+    ran with ``PyRun_String``, even one caught since: a SIGTERM would then read as a SIGINT death.
+    The exit handlers run first, as a normal exit runs them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(INTERRUPTED)

@@ -3,9 +3,7 @@ interrupted after delays spread evenly over an uninterrupted run's wall time (so
 exists, while sampling, while a trial's MLflow run is created, mid-epoch, while the report is
 written, and after the end), SIGINT and SIGTERM alternating. Two runs go at a time.
 
-Each interrupted run must end with status 130 as a shell sees it (``exit(130)``, or for SIGINT
-death by SIGINT, which Python chooses when a KeyboardInterrupt ever passed through code a C
-extension ran with ``PyRun_String``, even one that was caught), leave no MLflow run and no Optuna trial RUNNING, and
+Each interrupted run must exit with status 130 (not die by a signal), leave no MLflow run and no Optuna trial RUNNING, and
 close the study's parent run KILLED (``bench.status`` interrupted) unless the study had not been
 created yet (no parent run) or had already been closed FINISHED before the signal came. Every
 child starts with the default disposition of both signals, whatever this process inherited.
@@ -100,8 +98,7 @@ def handled(row: dict[str, Any]) -> bool:
     closed = row["parent"] == "KILLED" and row["parent_tag"] == "interrupted"
     before_study = row["parent"] == "none"
     after_end = row["parent"] == "FINISHED" and row["parent_tag"] == "finished" and row["report"]
-    status_130 = row["exit"] == 130 or row["exit"] == -signal.SIGINT and row["signal"] == "SIGINT"
-    return (status_130 and row["runs_running"] == 0 and row["trials_running"] == 0
+    return (row["exit"] == 130 and row["runs_running"] == 0 and row["trials_running"] == 0
             and (closed or before_study or after_end))
 
 

@@ -9,12 +9,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
-# How a command stopped by Ctrl-C ends: exit(130), or killed by SIGINT, which CPython does at exit
-# when a KeyboardInterrupt once passed through code that a C extension ran with PyRun_String, even
-# one caught later. A shell shows 130 ($?) for both.
-STOPPED_BY_CTRL_C = (130, -signal.SIGINT)
-
-
 def default_dispositions() -> None:
     """For ``subprocess.Popen(preexec_fn=...)``: the child starts with SIGINT and SIGTERM default."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,7 +19,7 @@ from bench import interrupts
 from bench.listeners import SweepListener
 from bench.records import INTERRUPTED
 from bench.sweep import Sweep
-from signalling import STOPPED_BY_CTRL_C, ignored_sigint
+from signalling import ignored_sigint
 from test_faults import SLOW  # one network, trained long enough to be stopped in the middle
 
 
@@ -116,7 +116,7 @@ study: {sampler: random, trials: 2, seed: 0}
 
 @pytest.mark.slow
 def test_a_sweep_started_with_sigint_ignored_keeps_ignoring_it_and_stops_on_sigterm(tmp_path: Path):
-    (tmp_path / "slow.yaml").write_text(SLOW)
+    (tmp_path / "slow.yaml").write_text(SLOW.replace("epochs: 6", "epochs: 40"))  # stopped long before the end
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_STORAGE", "MLFLOW_TRACKING_URI")}
     process = subprocess.Popen([sys.executable, "-m", "bench", "run", "--space", "slow.yaml", "--quiet"],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -131,7 +131,7 @@ def test_a_sweep_started_with_sigint_ignored_keeps_ignoring_it_and_stops_on_sigt
     assert process.poll() is None  # nohup means it
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=120)
-    assert process.returncode in STOPPED_BY_CTRL_C and "Traceback" not in out, out
+    assert process.returncode == 130 and "Traceback" not in out, out
     client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("slow").experiment_id])
     assert {r.info.status for r in runs} == {"KILLED"} and len(runs) == 2  # the study's run and its trial's
@@ -169,3 +169,36 @@ def test_a_signal_while_a_trial_starts_is_held_until_its_run_is_recorded_then_st
     (trial,) = optuna.load_study(study_name="quick", storage=storage).trials
     assert trial.state.name == "FAIL" and trial.user_attrs["fail_reason"] == INTERRUPTED
     assert trial.user_attrs["links"] == {"mlflow_run_id": "run-of-trial-0"} and listener.status == "interrupted"
+
+
+SIGTERM_IN_PYRUN = """
+import ctypes, sys
+from bench.cli import cli
+
+run = ctypes.pythonapi.PyRun_String
+run.restype, run.argtypes = ctypes.py_object, [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+
+
+@cli.command("c-extension-work")
+def work():
+    # code a C extension runs with PyRun_String, where the SIGTERM's KeyboardInterrupt is raised
+    run(b"import os, signal\\nos.kill(os.getpid(), signal.SIGTERM)\\nfor _ in range(10**7): pass\\n", 257, {}, {})
+
+
+sys.argv = ["bench", "c-extension-work"]
+from bench.console import main
+main()
+"""
+
+
+def test_sigterm_ends_the_command_with_status_130_even_when_its_interrupt_passed_through_c_code(tmp_path):
+    """CPython kills a process with SIGINT at the end of its shutdown once a KeyboardInterrupt
+    passed through code run by PyRun_String, even a caught one: a SIGTERM read as -2 (once in 50
+    in the stress benchmark). The command exits with 130 itself."""
+    from signalling import default_dispositions
+
+    (tmp_path / "child.py").write_text(SIGTERM_IN_PYRUN)  # run as `python -m`, as `python -m bench` is
+    done = subprocess.run([sys.executable, "-m", "child"], cwd=tmp_path, capture_output=True, text=True,
+                          preexec_fn=default_dispositions, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
