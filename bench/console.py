@@ -21,24 +21,32 @@ def main() -> None:
             from .cli import cli
     except KeyboardInterrupt:
         print("interrupted before the command started; nothing was run.", file=sys.stderr)
-        _exit_interrupted()
+        _exit(INTERRUPTED)
     try:
         cli(prog_name="bench")
         code: object = 0
     except SystemExit as end:
         code = end.code
+    _exit(code)
+
+
+def _exit(code: object) -> None:
+    """End the process with ``code`` (as ``sys.exit`` reads it), or 130 if a signal came, after
+    the exit handlers, with the handlers of Ctrl-C and SIGTERM in place to the last instruction.
+
+    Python's own shutdown would restore the default dispositions first, so a signal in its last
+    milliseconds killed the process (-2, -15); and it kills the process with SIGINT whenever a
+    KeyboardInterrupt once passed through code a C extension ran with ``PyRun_String``, even one
+    caught since, so a SIGTERM read as a SIGINT death."""
     interrupts.hold()
-    if code == INTERRUPTED or interrupts.received() is not None:
-        _exit_interrupted()
-    sys.exit(code)
-
-
-def _exit_interrupted() -> None:
-    """Exit with status 130 itself. CPython would instead kill the process with SIGINT at the
-    end of its shutdown whenever a KeyboardInterrupt once passed through code that a C extension
-    ran with ``PyRun_String``, even one caught since: a SIGTERM would then read as a SIGINT death.
-    The exit handlers run first, as a normal exit runs them."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     atexit._run_exitfuncs()
-    os._exit(INTERRUPTED)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(INTERRUPTED if code == INTERRUPTED or interrupts.received() is not None else code)
