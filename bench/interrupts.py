@@ -57,13 +57,17 @@ def _on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
+def _take_signals() -> dict[int, Any]:
+    """Our handler for SIGTERM, and for SIGINT unless it is ignored; the handlers it replaced."""
+    caught = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else [])
+    return {signum: signal.signal(signum, _on_signal) for signum in caught}
+
+
 def install() -> None:
     """:func:`handling` for the rest of the process (a command-line program), with a signal that
     comes after the work held for the exit status (:func:`hold`)."""
     if threading.current_thread() is threading.main_thread() and not _state.depth:
-        if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
-            signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
+        _take_signals()
     _state.depth += 1
 
 
@@ -85,8 +89,7 @@ def handling() -> Iterator[None]:
         finally:
             _state.depth -= 1
         return
-    caught = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else [])
-    previous = {signum: signal.signal(signum, _on_signal) for signum in caught}
+    previous = _take_signals()
     _state.depth += 1
     try:
         yield
