@@ -1,14 +1,15 @@
 """Ctrl-C and SIGTERM at every moment of a sweep: ``bench run`` on a small two-network space,
-interrupted after delays spread evenly over 1.15 times an uninterrupted run's wall time (so before
+interrupted after delays spread evenly over 1.1 times an uninterrupted run's wall time (so before
 the study exists, while sampling, while a trial's MLflow run is created, mid-epoch, while the
-report is written, while the process exits, and after it), SIGINT and SIGTERM alternating. Two runs go at a time.
+report is written), SIGINT and SIGTERM alternating, and a few more sent 0 to 0.15 s after the
+command's last line, while it exits. Two runs go at a time.
 
-Each interrupted run must exit with status 130 (not die by a signal), leave no MLflow run and no Optuna trial RUNNING, and
-close the study's parent run KILLED (``bench.status`` interrupted) unless the study had not been
+Each interrupted run must exit with status 130 (not die by a signal), leave no MLflow run and no
+Optuna trial RUNNING, and close the study's parent run KILLED (``bench.status`` interrupted) unless the study had not been
 created yet (no parent run) or had already been closed FINISHED before the signal came. Every
 child starts with the default disposition of both signals, whatever this process inherited.
 
-``--quick`` runs 6 signals (the test suite runs it)."""
+``--quick`` runs 6 signals and 2 at the exit (the test suite runs it)."""
 from __future__ import annotations
 
 import os
@@ -22,10 +23,11 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .common import parser, write
 
+EXIT_LINE = "MLflow runs of this study"  # the command's last line
 SPACE = """\
 architecture: tinyunet
 vary: {encoder.block.N: {choices: [2, 4]}, width_multiplier: {choices: [0.25]}}
@@ -74,16 +76,25 @@ def outcome(folder: Path) -> dict[str, Any]:
             "report": (folder / "reports" / "stress" / "report.md").exists()}
 
 
-def interrupt(index: int, delay: float, signum: int, epochs: int) -> dict[str, Any]:
+def interrupt(index: int, delay: float, signum: int, after: Optional[str], epochs: int) -> dict[str, Any]:
+    """One run, signalled ``delay`` seconds after its start, or after the line holding ``after``."""
     folder = Path(tempfile.mkdtemp(prefix=f"bench-stress-{index}-"))
     process = start(folder, epochs)
+    head = ""
+    if after is not None:
+        for line in process.stdout:
+            head += line
+            if after in line:
+                break
     time.sleep(delay)
     sent = process.poll() is None
     if sent:
         process.send_signal(signum)
     started = time.perf_counter()
     output, _ = process.communicate(timeout=600)
-    row = {"signal": signal.Signals(signum).name, "delay_s": round(delay, 2), "sent": sent,
+    output = head + output
+    row = {"signal": signal.Signals(signum).name, "moment": f"{delay:.2f} s after its last line" if after else
+           f"{delay:.2f} s", "delay_s": round(delay, 2), "sent": sent,
            "exit": process.returncode, "after_s": round(time.perf_counter() - started, 2), **outcome(folder)}
     row["handled"] = handled(row)
     if not row["handled"]:
@@ -104,23 +115,29 @@ def handled(row: dict[str, Any]) -> bool:
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--signals", type=int, default=50, help="interrupted runs (default 50)")
+    p.add_argument("--signals", type=int, default=50, help="interrupted runs at spread moments (default 50)")
+    p.add_argument("--exit-probes", type=int, default=6,
+                   help="runs signalled 0 to 0.15 s after their last line, as they exit (default 6)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="6 signals")
+    p.add_argument("--quick", action="store_true", help="6 signals and 2 at the exit")
     args = p.parse_args()
     count = 6 if args.quick else args.signals
-    started = time.perf_counter()  # uninterrupted runs, as many at once as the signalled ones will run
-    wholes = [start(Path(tempfile.mkdtemp(prefix="bench-stress-whole-")), args.epochs) for _ in range(args.parallel)]
-    for whole in wholes:
-        whole.communicate(timeout=600)
-    span = (time.perf_counter() - started) * 1.15  # the last signals fall as the command exits, or after it
-    moments = [(i, span * (i + 0.5) / count, signal.SIGINT if i % 2 == 0 else signal.SIGTERM) for i in range(count)]
+    started = time.perf_counter()
+    whole = start(Path(tempfile.mkdtemp(prefix="bench-stress-whole-")), args.epochs)
+    whole.communicate(timeout=600)
+    alone = time.perf_counter() - started
+    span = alone * 1.1  # two at a time run a little slower
+    moments = [(i, span * (i + 0.5) / count, signal.SIGINT if i % 2 == 0 else signal.SIGTERM, None)
+               for i in range(count)]
+    exits = 2 if args.quick else args.exit_probes  # after the command's last line: while it exits
+    moments += [(count + k, 0.15 * k / max(1, exits - 1), signal.SIGINT if k % 2 == 0 else signal.SIGTERM, EXIT_LINE)
+                for k in range(exits)]
     random.Random(args.seed).shuffle(moments)  # neighbours in time do not share a slot
     with ThreadPoolExecutor(args.parallel) as pool:
         rows = list(pool.map(lambda m: interrupt(*m, args.epochs), moments))
-    rows.sort(key=lambda r: r["delay_s"])
+    rows.sort(key=lambda r: ("after" in r["moment"], r["delay_s"]))
     failed = [r for r in rows if not r["handled"]]
     for row in failed:
         print(f"NOT HANDLED at {row['delay_s']} s ({row['signal']}): {row}\n{row.get('output_tail', '')}",
@@ -128,11 +145,11 @@ def main() -> None:
     sent = sum(r["sent"] for r in rows)
     write("signal_stress", [{k: v for k, v in r.items() if k != "output_tail"} for r in rows], {
         "signals_sent": sent, "handled": sum(r["handled"] for r in rows if r["sent"]),
-        "uninterrupted_run_s": round(span, 2), "epochs": args.epochs,
+        "uninterrupted_run_s": round(alone, 2), "epochs": args.epochs,
         "before_study": sum(r["parent"] == "none" for r in rows if r["sent"]),
         "closed_finished_before_signal": sum(r["parent"] == "FINISHED" for r in rows if r["sent"]),
-        "exit_code": max(w.returncode for w in wholes)}, args.out)
-    sys.exit(1 if failed or any(w.returncode for w in wholes) else 0)
+        "exit_probes": exits, "exit_code": whole.returncode}, args.out)
+    sys.exit(1 if failed or whole.returncode != 0 else 0)
 
 
 if __name__ == "__main__":
