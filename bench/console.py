@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 
 from . import interrupts
@@ -49,4 +50,7 @@ def _exit(code: object) -> None:
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(INTERRUPTED if code == INTERRUPTED or interrupts.received() is not None else code)
+    stopping = {signal.SIGTERM} | ({signal.SIGINT} if signal.getsignal(signal.SIGINT) != signal.SIG_IGN else set())
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)  # from here one waits in the kernel, to be read below
+    came = interrupts.received() is not None or bool(signal.sigpending() & stopping)
+    os._exit(INTERRUPTED if code == INTERRUPTED or came else code)
