@@ -4,7 +4,8 @@ the study exists, while sampling, while a trial's MLflow run is created, mid-epo
 report is written), SIGINT and SIGTERM alternating, and a few more sent 0 to 0.15 s after the
 command's last line, while it exits. Two runs go at a time.
 
-Each interrupted run must exit with status 130 (not die by a signal), leave no MLflow run and no
+Each interrupted run must exit with status 130 (not die by a signal; a signal sent as the command
+exits may find it past its last instruction, and then its exit 0 stands), leave no MLflow run and no
 Optuna trial RUNNING, and close the study's parent run KILLED (``bench.status`` interrupted) unless the study had not been
 created yet (no parent run) or had already been closed FINISHED before the signal came. Every
 child starts with the default disposition of both signals, whatever this process inherited.
@@ -103,9 +104,15 @@ def interrupt(index: int, delay: float, signum: int, after: Optional[str], epoch
 
 
 def handled(row: dict[str, Any]) -> bool:
-    """Exit 130, nothing RUNNING, the parent run KILLED/interrupted (or absent, or closed before)."""
+    """Exit 130, nothing RUNNING, the parent run KILLED/interrupted (or absent, or closed before).
+    A signal sent as the command exits may find it past its last instruction (the kernel tearing
+    the process down takes milliseconds, during which it still counts as running): then the
+    finished command's exit 0 stands, never a death by the signal."""
     if not row["sent"]:
         return row["exit"] == 0
+    if "after" in row["moment"] and row["exit"] == 0:
+        return (row["parent"] == "FINISHED" and row["report"] and row["runs_running"] == 0
+                and row["trials_running"] == 0)
     closed = row["parent"] == "KILLED" and row["parent_tag"] == "interrupted"
     before_study = row["parent"] == "none"
     after_end = row["parent"] == "FINISHED" and row["parent_tag"] == "finished" and row["report"]
@@ -148,7 +155,9 @@ def main() -> None:
         "uninterrupted_run_s": round(alone, 2), "epochs": args.epochs,
         "before_study": sum(r["parent"] == "none" for r in rows if r["sent"]),
         "closed_finished_before_signal": sum(r["parent"] == "FINISHED" for r in rows if r["sent"]),
-        "exit_probes": exits, "exit_code": whole.returncode}, args.out)
+        "exit_probes": exits,
+        "exit_probes_130": sum(r["exit"] == 130 for r in rows if "after" in r["moment"] and r["sent"]),
+        "exit_code": whole.returncode}, args.out)
     sys.exit(1 if failed or whole.returncode != 0 else 0)
 
 
