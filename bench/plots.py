@@ -97,9 +97,6 @@ def caption(result: SweepResult, points: list[Point]) -> str:
              f"{', '.join(info.objectives)} ({len(result.front)} designs), joined in each panel by its staircase"]
     if any(p.stock for p in points):
         parts.append(f"star: the stock {Path(info.architecture).stem}")
-    if result.front_probability:
-        parts.append("P: the share of 1,000 resamples (of each design's seeds and of its timing within its 95 % "
-                     "interval) in which the design is on the front; fainter markers are less often on it")
     timed = [c.axis_label for c in costs if c.timed]
     if timed and result.front_latency:
         parts.append(f"{timed[0]}: each design as timed in its trial; the tables give the front timed again, "
@@ -118,6 +115,9 @@ def caption(result: SweepResult, points: list[Point]) -> str:
         left_out.append(f"{again} {'repeat' if again == 1 else 'repeats'} of a design pruned or not trained")
     if left_out:
         parts.append("not shown, having no accuracy: " + ", ".join(left_out))
+    if result.front_probability:
+        parts.append("P: the share of 1,000 resamples (of each design's seeds and of its timing within its 95 % "
+                     "interval) in which the design is on the front; fainter markers are less often on it")
     return "; ".join(parts) + "."
 
 
