@@ -1,0 +1,129 @@
+"""Behaviour that a refactoring must not change: the main job's trials and front, and the output
+of ``bench compare``, recorded to the last digit and checked against a stored record.
+
+``--record FILE`` runs both commands in a scratch folder and writes what they produced;
+``--check FILE`` runs them again and lists every value that differs (exit 1 when one does).
+What is measured rather than computed (latency, wall times, and what is derived from them:
+front membership of the latency objective, P(front)) is kept in the record but not compared;
+the per-seed training figures, parameters, MACs and paired verdicts are.
+
+``python -m benchmarks.behaviour_snapshot --record reports/behaviour_snapshot.json``
+``python -m benchmarks.behaviour_snapshot --check reports/behaviour_snapshot.json``
+``--quick``: the quick space (2 trials, 1 repeat) and a 1-epoch compare at 32 px, for the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .common import commit
+
+MEASURED = re.compile(r"latency|seconds|_s$|time|duration|p_on_front|on_front|started|finished|speed|images_per|"
+                      r"mlflow_run_id", re.IGNORECASE)
+
+
+def main_job(folder: Path, quick: bool) -> list[str]:
+    space = ["--space", "quick", "--trials", "2", "--repeats", "1"] if quick else ["--space", "cmrf_swap"]
+    return [sys.executable, "-m", "bench", "run", *space, "--quiet"]
+
+
+def compare_job(quick: bool) -> list[str]:
+    quick_args = ["--size", "32", "--repeats", "1", "--epochs", "1", "--max-seconds", "0.2"] if quick else \
+        ["--repeats", "2", "--epochs", "2"]
+    return [sys.executable, "-m", "bench", "compare", "tinyunet", "ulite", *quick_args, "--out", "compared",
+            "--no-tracking"]
+
+
+def _run(command: list[str], cwd: Path) -> str:
+    env = {**os.environ, "BENCH_STORAGE": "", "MLFLOW_TRACKING_URI": ""}
+    env = {k: v for k, v in env.items() if v != ""}
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _rows(csv: Path) -> list[dict[str, Any]]:
+    frame = pd.read_csv(csv)
+    return json.loads(frame.to_json(orient="records", double_precision=15))
+
+
+def snapshot(quick: bool) -> dict[str, Any]:
+    """Run both commands in a scratch folder; what they wrote, as plain JSON values."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        _run(main_job(folder, quick), folder)
+        study = next((folder / "reports").iterdir())
+        record: dict[str, Any] = {"trials": _rows(study / "results.csv"), "front": _rows(study / "pareto.csv")}
+        _run(compare_job(quick), folder)
+        compared = folder / "compared"
+        record["compare"] = {path.name: _rows(path) for path in sorted(compared.glob("*.csv"))}
+    return record
+
+
+def differences(stored: Any, now: Any, where: str = "") -> list[str]:
+    """Every computed value that differs between two snapshots, by its path; measured ones are skipped."""
+    if isinstance(stored, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(stored) | set(now)):
+            if MEASURED.search(str(key)):
+                continue
+            if key not in stored or key not in now:
+                found.append(f"{where}/{key}: only in the {'record' if key in stored else 'new run'}")
+            else:
+                found += differences(stored[key], now[key], f"{where}/{key}")
+        return found
+    if isinstance(stored, list) and isinstance(now, list):
+        if len(stored) != len(now):
+            return [f"{where}: {len(stored)} rows recorded, {len(now)} now"]
+        return [d for i, (a, b) in enumerate(zip(stored, now)) for d in differences(a, b, f"{where}[{i}]")]
+    both_nan = isinstance(stored, float) and isinstance(now, float) and math.isnan(stored) and math.isnan(now)
+    return [] if stored == now or both_nan else [f"{where}: {stored!r} recorded, {now!r} now"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--record", type=Path, help="write the snapshot here")
+    what.add_argument("--check", type=Path, help="compare with the snapshot stored here")
+    p.add_argument("--quick", action="store_true", help="the quick space and a 1-epoch compare at 32 px")
+    args = p.parse_args()
+    now = {"command": " ".join(["python -m benchmarks.behaviour_snapshot", *sys.argv[1:]]), "commit": commit(),
+           "quick": args.quick, **snapshot(args.quick)}
+    if args.record:
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        args.record.write_text(json.dumps(now, indent=1) + "\n")
+        print(f"recorded {len(now['trials'])} trials, {len(now['front'])} on the front, "
+              f"{len(now['compare'])} compare tables at {now['commit']} into {args.record}")
+        return
+    stored = json.loads(args.check.read_text())
+    if stored.get("quick") != args.quick:
+        raise SystemExit(f"{args.check} was recorded with quick={stored.get('quick')}; run with the same mode")
+    found = differences({k: stored[k] for k in ("trials", "compare")}, {k: now[k] for k in ("trials", "compare")})
+    # Membership of the front depends on measured latency; members in both are compared value by value.
+    front_then, front_now = ({row["trial"]: row for row in rows} for rows in (stored["front"], now["front"]))
+    shared = sorted(set(front_then) & set(front_now))
+    found += differences([front_then[t] for t in shared], [front_now[t] for t in shared], "/front")
+    print(f"recorded at {stored['commit']}, checked at {now['commit']}")
+    if set(front_then) != set(front_now):
+        print(f"note: front members (trial numbers) {sorted(front_then)} recorded, {sorted(front_now)} now "
+              "(latency is measured; the members in both are compared)")
+    if found:
+        print(f"{len(found)} values differ:", *found[:60], sep="\n  ")
+        raise SystemExit(1)
+    print(f"identical: {len(now['trials'])} trials, {len(now['front'])} on the front, "
+          f"{len(now['compare'])} compare tables (measured values not compared)")
+
+
+if __name__ == "__main__":
+    main()
