@@ -11,7 +11,7 @@ def __getattr__(name: str) -> Any:
     # torch loads on first use, not on `import bench`: the command line installs its Ctrl-C and
     # SIGTERM handlers before the seconds that loading torch takes (bench.console).
     if name == "deploy":  # bench.deploy(model), as timm's reparameterize_model
-        from .reparameterize import deploy
+        from .arch.reparameterize import deploy
 
         return deploy
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

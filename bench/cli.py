@@ -12,16 +12,17 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, interrupts
-from .assemble import build_checked, build_model, check_budget, check_input_size, meta_params, plan_architecture
+from . import __version__
+from .core import interrupts
+from .arch.assemble import build_checked, build_model, check_budget, check_input_size, meta_params, plan_architecture
 from .blocks import BLOCKS
-from .counting import count_params
-from .config import Architecture, builtin_architectures, load_yaml, resolve_architecture
+from .arch.counting import count_params
+from .arch.config import Architecture, builtin_architectures, load_yaml, resolve_architecture
 from .data.source import DataSource
-from .errors import BenchError
-from .files import ensure_writable, plain_name, write_text
-from .latency import FORMS
-from .runtimes import BACKENDS
+from .core.errors import BenchError
+from .core.files import ensure_writable, plain_name, write_text
+from .arch.latency import FORMS
+from .arch.runtimes import BACKENDS
 
 console = Console()
 
@@ -120,7 +121,7 @@ def _speed(options: dict[str, Any]) -> dict[str, Any]:
 
 def _deterministic(options: dict[str, Any]) -> None:
     """Pops --deterministic and applies it to this process."""
-    from .device import set_deterministic
+    from .core.device import set_deterministic
 
     if options.pop("deterministic"):
         set_deterministic(True)
@@ -137,7 +138,7 @@ def list_(what: str) -> None:
     """List registered blocks, built-in architectures, built-in search spaces, or the objectives
     a sweep can optimise and constrain."""
     if what == "objectives":
-        from .objectives import OBJECTIVES
+        from .search.objectives import OBJECTIVES
 
         table = Table("objective", "direction", "known", "unit", "description", title="Objectives")
         table.columns[0].no_wrap = True
@@ -149,7 +150,7 @@ def list_(what: str) -> None:
                       "e.g. constraints: {params: {max: 1000000}}.")
         return
     if what == "spaces":
-        from .space import builtin_spaces, load_space
+        from .search.space import builtin_spaces, load_space
 
         table = Table("space", "architecture", "varies", "objectives", "description", title="Search spaces")
         for name in builtin_spaces():
@@ -235,9 +236,9 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     Every combination of --form and --backend is timed in one session, interleaved (A B C A B C
     ...), and reported as a ratio to the first, so that drift of the machine cannot reorder them.
     """
-    from .profile import profile_model
+    from .arch.profile import profile_model
 
-    from .device import resolve_device
+    from .core.device import resolve_device
 
     arch = resolve(architecture, classes, overrides)
     device_name = str(resolve_device(device))
@@ -245,7 +246,7 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
     in_channels = arch.config["in_channels"]
     record = profile_model(model, arch.name, arch.hash, in_channels, size, batch).to_dict()
     if latency:
-        from .latency import Candidate, Protocol, measure
+        from .arch.latency import Candidate, Protocol, measure
 
         candidates = [Candidate(f"{form}/{backend}", model, form, backend, arch.config)
                       for form in (forms or ["deploy"]) for backend in (backends or ["eager"])]
@@ -255,7 +256,7 @@ def profile(architecture: str, classes: Optional[int], overrides: Sequence[str],
                 if console.is_terminal and fmt == "table" else nullcontext():
             record["latency"] = [r.to_dict() for r in measure(candidates, in_channels, size, protocol, isolate)]
     if memory:
-        from .memory import forward_peak_memory, train_step_peak_memory
+        from .arch.memory import forward_peak_memory, train_step_peak_memory
 
         record["memory"] = {  # a training step needs 2 samples: BatchNorm cannot train on one 1x1 map
             "forward": forward_peak_memory(model, in_channels, size, batch).to_dict(),
@@ -426,8 +427,8 @@ def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[st
     """The MLflow store to log to (checked now, before any training), or None."""
     if no_tracking:
         return None
-    from .defaults import DEFAULT_TRACKING
-    from .tracking import check_tracking
+    from .core.defaults import DEFAULT_TRACKING
+    from .results.tracking import check_tracking
 
     uri = tracking_uri or DEFAULT_TRACKING
     check_tracking(uri)
@@ -436,8 +437,8 @@ def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[st
 
 def _recipe_and_data(arch_channels: int, source: DataSource, recipe: str, epochs, batch, lr, seed: int,
                      split_file: Optional[str], speed: Optional[dict[str, Any]] = None):
-    from .experiment import prepare_data
-    from .recipe import RecipeError, get_recipe
+    from .run.experiment import prepare_data
+    from .training.recipe import RecipeError, get_recipe
 
     try:
         chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed, **(speed or {}))
@@ -487,9 +488,9 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     Writes split.json, model.pt (weights + resolved config) and metrics.json to --out, and logs
     the run to MLflow (curves, metrics, cost, weights).
     """
-    from .device import resolve_device
-    from .experiment import RepeatedRuns, run_training, tracking_entry
-    from .progress import training_progress
+    from .core.device import resolve_device
+    from .run.experiment import RepeatedRuns, run_training, tracking_entry
+    from .results.progress import training_progress
 
     where, speed = resolve_device(device), _speed(options)
     _deterministic(options)
@@ -509,7 +510,7 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
                   f"{s['latency']['median_ms']:.2f} ms; best epoch {s['best_epoch']}, trained in "
                   f"{s['train_seconds']:.0f} s on {where}; split {split.hash[:12]}; wrote {out_dir}/")
     if tracking:
-        from .tracking import track_networks
+        from .results.tracking import track_networks
 
         entry = tracking_entry(RepeatedRuns(arch.name, [outcome]), chosen, dataset, split, size, arch.config)
         entry["artifacts"][""].append(out_dir / "split.json")
@@ -531,13 +532,13 @@ def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], su
              **options: Any) -> None:
     """Re-evaluate a checkpoint written by `bench train` on a dataset, by the protocol it was
     trained with (resized, or patches with sliding windows at native size) unless told otherwise."""
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
     from .data.layouts import Layout
     from .data.protocol import Protocol
     from .data.split import load_split
-    from .device import resolve_device
-    from .experiment import check_classes
-    from .train import evaluate as evaluate_model
+    from .core.device import resolve_device
+    from .run.experiment import check_classes
+    from .training.loop import evaluate as evaluate_model
 
     where = resolve_device(device)
     model, arch, record = load_checkpoint(Path(checkpoint))
@@ -586,11 +587,11 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     difference of per-image foreground Dice, its hierarchical bootstrap 95 % interval, P(better),
     and a verdict on a bootstrap and a Wilcoxon signed-rank test that must agree, Holm-adjusted).
     """
-    from .device import resolve_device
-    from .experiment import check_classes, run_repeats, time_together, tracking_entry
-    from .progress import training_progress
-    from .stats import RULE, adjust, compare_paired
-    from .tables import display_table, results_table, write_tables
+    from .core.device import resolve_device
+    from .run.experiment import check_classes, run_repeats, time_together, tracking_entry
+    from .results.progress import training_progress
+    from .core.stats import RULE, adjust, compare_paired
+    from .results.tables import display_table, results_table, write_tables
 
     where, speed = resolve_device(device), _speed(options)
     _deterministic(options)
@@ -646,7 +647,7 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
                   f"{repeats} seed(s); wrote {', '.join(map(str, paths))}", highlight=False)
     if tracking:
-        from .tracking import track_networks
+        from .results.tracking import track_networks
 
         entries = [tracking_entry(n, chosen, dataset, split, size, a.config, v)
                    for n, a, v in zip(networks, archs, versus)]
@@ -705,10 +706,10 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     --tracking-uri: the workers share the study (Optuna's RDB storage coordinates them).
     With G GPUs here, worker i trains on cuda:(i mod G) (--device auto or cuda).
     """
-    from .defaults import DEFAULT_TRACKING
-    from .progress import SweepProgress
-    from .space import load_space, override_recipe, override_study
-    from .sweep import Sweep
+    from .core.defaults import DEFAULT_TRACKING
+    from .results.progress import SweepProgress
+    from .search.space import load_space, override_recipe, override_study
+    from .run.sweep import Sweep
 
     deterministic = options.pop("deterministic")  # set by the sweep in each worker process
     space = override_recipe(override_study(load_space(space_ref), sampler, pruner), **_speed(options))
@@ -725,10 +726,10 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
 def report(study_name: str, storage: Optional[str], out: Optional[str]) -> None:
     """Write a study's tables and Pareto plots: results.csv, pareto.csv, report.md, table.tex,
     pareto.png, pareto.html. Read from the study's storage alone."""
-    from .defaults import DEFAULT_STORAGE
-    from .report import write_report
-    from .study import load_study
-    from .sweep import load_result
+    from .core.defaults import DEFAULT_STORAGE
+    from .results.report import write_report
+    from .search.study import load_study
+    from .run.sweep import load_result
 
     result = load_result(load_study(plain_name(study_name, "--study"), storage or DEFAULT_STORAGE))
     paths = write_report(result, Path(out) if out else Path("reports") / study_name)
@@ -744,8 +745,8 @@ def ui(tracking_uri: Optional[str], port: int, experiment: Optional[str]) -> Non
     """Start the MLflow UI on 127.0.0.1 over the local store (one worker, no background job
     execution), and print the address that opens each study's runs table. For a server that many
     workers log to, see `bench server`."""
-    from .defaults import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
-    from .tracking import experiment_urls
+    from .core.defaults import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
+    from .results.tracking import experiment_urls
 
     store = tracking_uri or DEFAULT_TRACKING
     urls = experiment_urls(store, f"http://127.0.0.1:{port}", experiment)
@@ -776,7 +777,7 @@ def server(backend_store: str, artifacts: str, host: str, port: int, server_work
 
     Point workers at it with --tracking-uri http://HOST:PORT (or MLFLOW_TRACKING_URI).
     """
-    from .storage import check_storage
+    from .search.storage import check_storage
 
     if "://" not in artifacts:  # before the store: a refusal here leaves no database behind
         ensure_writable(Path(artifacts), "--artifacts", create=False)
@@ -793,7 +794,7 @@ def _exec_mlflow_server(store: str, artifacts: str, host: str, port: int, worker
     import os
     import sys
 
-    from .storage import redact
+    from .search.storage import redact
 
     command, env, names = mlflow_server_command(store, artifacts, host, port, workers, serve_artifacts, allowed_hosts)
     console.print(f"{what} for {redact(store)}, artifacts in {_artifact_uri(artifacts)}: http://{host}:{port}  "

@@ -1,5 +1,5 @@
 """The ``bench`` command's entry point. Ctrl-C and SIGTERM are handled from the first moment
-(:mod:`bench.interrupts`): during the imports (torch, MLflow, Optuna), which take seconds and
+(:mod:`bench.core.interrupts`): during the imports (torch, MLflow, Optuna), which take seconds and
 which a KeyboardInterrupt can abort the whole process in (torch's), a signal is held and ends the
 command once they are done; after the command, it is held for the exit status. Whenever it comes,
 the command ends with status 130 and no traceback."""
@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from . import interrupts
+from .core import interrupts
 
 INTERRUPTED = 130  # the shell's convention for a command stopped by SIGINT
 

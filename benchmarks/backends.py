@@ -3,10 +3,10 @@ optionally torch.compile), timed interleaved per network, as ratios to eager, wi
 output difference from eager."""
 from __future__ import annotations
 
-from bench.assemble import build_model
-from bench.config import resolve_architecture
-from bench.errors import BenchError
-from bench.latency import Candidate, Protocol, measure
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
+from bench.core.errors import BenchError
+from bench.arch.latency import Candidate, Protocol, measure
 
 from .common import parser, write
 

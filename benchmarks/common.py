@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.latency import environment
+from bench.arch.latency import environment
 
 OUT = Path("reports/benchmarks")
 

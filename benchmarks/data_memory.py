@@ -22,12 +22,12 @@ MEASURE = """
 import resource, sys, time
 from pathlib import Path
 import torch
-from bench.assemble import build_model
-from bench.config import resolve_architecture
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
 from bench.data.dataset import load_folder
 from bench.data.protocol import Protocol
-from bench.losses import SegmentationLoss
-from bench.train import training_batch
+from bench.training.losses import SegmentationLoss
+from bench.training.loop import training_batch
 
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

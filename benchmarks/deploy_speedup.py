@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.assemble import build_model
+from bench.arch.assemble import build_model
 from bench.blocks import BLOCKS
-from bench.config import resolve_architecture
-from bench.latency import Candidate, Protocol, measure
+from bench.arch.config import resolve_architecture
+from bench.arch.latency import Candidate, Protocol, measure
 
 from .common import parser, write
 

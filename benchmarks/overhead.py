@@ -17,17 +17,17 @@ from pathlib import Path
 
 import torch
 
-import bench.design
-import bench.sweep
-import bench.train
-from bench.assemble import build_model
-from bench.config import resolve_architecture
+import bench.search.design
+import bench.run.sweep
+import bench.training.loop
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
 from bench.data.transforms import augment
-from bench.losses import SegmentationLoss
-from bench.study import optimize_one
-from bench.sweep import CATCH, Sweep
-from bench.tracking import MlflowTracker
-from bench.train import make_optimizer, make_schedule, recompute_bn_statistics, validation_dice
+from bench.training.losses import SegmentationLoss
+from bench.search.study import optimize_one
+from bench.run.sweep import CATCH, Sweep
+from bench.results.tracking import MlflowTracker
+from bench.training.loop import make_optimizer, make_schedule, recompute_bn_statistics, validation_dice
 
 from .common import parser, write
 
@@ -94,7 +94,7 @@ def bare_loop(model, data, recipe, classes: int, watch: Stopwatch) -> None:
         if dice > best:
             best, best_state = dice, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    bench.sweep.evaluate(model, test, classes)
+    bench.run.sweep.evaluate(model, test, classes)
 
 
 def main() -> None:
@@ -106,11 +106,11 @@ def main() -> None:
     args = p.parse_args()
     out = args.out.resolve()
     watch = Stopwatch()
-    watch.wrap(bench.design, "profile_model", "counting")
-    watch.wrap(bench.design, "forward_peak_memory", "counting")
-    watch.wrap(bench.sweep, "train_model", "training")
-    watch.wrap(bench.sweep, "evaluate", "test evaluation")
-    watch.wrap(bench.train, "augment", "augment")
+    watch.wrap(bench.search.design, "profile_model", "counting")
+    watch.wrap(bench.search.design, "forward_peak_memory", "counting")
+    watch.wrap(bench.run.sweep, "train_model", "training")
+    watch.wrap(bench.run.sweep, "evaluate", "test evaluation")
+    watch.wrap(bench.training.loop, "augment", "augment")
     watch.wrap(MlflowTracker, "trial_started", "mlflow")
     watch.wrap(MlflowTracker, "trial_ended", "mlflow")
     rows = []
@@ -120,7 +120,7 @@ def main() -> None:
                                                    count=args.count))
         sweep = Sweep("space.yaml", study="overhead", storage="sqlite:///optuna.db", tracking_uri="sqlite:///mlflow.db")
         sweep.open()
-        space, data = sweep.space, bench.sweep.prepare_study_data(sweep.space, None, None, 3)
+        space, data = sweep.space, bench.run.sweep.prepare_study_data(sweep.space, None, None, 3)
         warm = resolve_architecture(space.architecture, [f"encoder.block.N={args.configs[0]}"])
         bare_loop(build_model(warm, seed=0), data, space.recipe, 2, watch)  # first-use costs, untimed
         watch.take()

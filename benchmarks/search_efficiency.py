@@ -35,8 +35,8 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
-    from bench.space import load_space, override_study
-    from bench.sweep import Sweep
+    from bench.search.space import load_space, override_study
+    from bench.run.sweep import Sweep
 
     torch.set_num_threads(1)
     space = override_study(load_space(job["space"]), job["sampler"], job["pruner"])
@@ -55,7 +55,7 @@ def one_run(job: dict[str, Any]) -> dict[str, Any]:
 
 def curves(runs: list[dict[str, Any]], budget: float, steps: int = 60) -> list[dict[str, Any]]:
     """Hypervolume over time of every run, normalised over all runs of one data set."""
-    from bench.pareto import hypervolume
+    from bench.search.pareto import hypervolume
 
     objectives = runs[0]["objectives"]
     trained = [t for run in runs for t in run["trials"] if t["status"] == "trained"]

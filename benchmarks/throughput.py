@@ -13,10 +13,10 @@ import sys
 
 import torch
 
-from bench.assemble import build_model
-from bench.config import resolve_architecture
-from bench.latency import Protocol, summarize, time_interleaved
-from bench.losses import SegmentationLoss
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
+from bench.arch.latency import Protocol, summarize, time_interleaved
+from bench.training.losses import SegmentationLoss
 
 from .common import parser, write
 

@@ -1,6 +1,6 @@
 """Training images per second of each network under each training speed option (fp32 eager,
 channels_last, bf16 autocast, torch.compile, and combinations), timed interleaved one training
-step at a time, each as a ratio to fp32 eager. The step is :class:`bench.train.TrainingStep`,
+step at a time, each as a ratio to fp32 eager. The step is :class:`bench.training.loop.TrainingStep`,
 the one ``bench train`` runs. The authors' TinyU-Net and U-Lite training loops are not at hand
 offline. Before ``bench.blocks.upsample2x`` our fp32 eager step trained at 0.98 to 1.00 of their
 speed (issue 17), so their reference here is our fp32 eager step with PyTorch's own upsampling
@@ -27,14 +27,14 @@ from typing import Any
 
 import torch
 
-from bench.assemble import build_model
+from bench.arch.assemble import build_model
 from bench.blocks.upsample2x import pytorch_backward
-from bench.config import resolve_architecture
-from bench.device import describe_device, resolve_device, synchronize
-from bench.latency import Protocol, summarize, time_interleaved
-from bench.losses import SegmentationLoss
-from bench.recipe import Recipe
-from bench.train import TrainingStep
+from bench.arch.config import resolve_architecture
+from bench.core.device import describe_device, resolve_device, synchronize
+from bench.arch.latency import Protocol, summarize, time_interleaved
+from bench.training.losses import SegmentationLoss
+from bench.training.recipe import Recipe
+from bench.training.loop import TrainingStep
 
 from .common import parser, write
 
@@ -71,7 +71,7 @@ def main() -> None:
             profiles[name] = found["profile"]
     meta = {"size": args.size, "batch": args.batch, "threads": torch.get_num_threads(),
             "device": describe_device(resolve_device(args.device)),
-            "step": "bench.train.TrainingStep: forward, CE + Dice loss, backward, Adam step",
+            "step": "bench.training.loop.TrainingStep: forward, CE + Dice loss, backward, Adam step",
             "best": {n: _best(rows, n) for n in args.networks}, "profiles": profiles}
     write("training_speed", rows, meta, args.out)
 

@@ -1,4 +1,4 @@
-"""How often a paired verdict is wrong: the false-verdict rate of bench's rule (bench.stats:
+"""How often a paired verdict is wrong: the false-verdict rate of bench's rule (bench.core.stats:
 hierarchical bootstrap and signed-rank test agreeing, Holm) against the previous one (a bootstrap
 of the per-image seed means and a two-sided Wilcoxon p, seeds averaged first), on simulated
 comparisons of two designs that are equally good, and the power of both on a small true gain.
@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 from scipy import stats as scipy_stats
 
-from bench.stats import ALPHA, SAME, compare_paired
+from bench.core.stats import ALPHA, SAME, compare_paired
 
 from .common import parser, write
 

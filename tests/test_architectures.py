@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.assemble import build_model
-from bench.config import builtin_architectures, resolve_architecture
-from bench.counting import count_macs, count_params
+from bench.arch.assemble import build_model
+from bench.arch.config import builtin_architectures, resolve_architecture
+from bench.arch.counting import count_macs, count_params
 
 
 def params_of(name, overrides=()):
@@ -97,7 +97,7 @@ def test_decoder_concatenation_order(fuse, first):
     import torch
     from torch import nn
 
-    from bench.network import UDecoder
+    from bench.arch.network import UDecoder
 
     seen = []
     decoder = UDecoder([nn.Identity()], [nn.Identity()], fuse=fuse)

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from bench.assemble import build_model
+from bench.arch.assemble import build_model
 from bench.blocks.multibranch import MultiBranchDW
 from bench.blocks.neighborhood_attention import NeighborhoodAttention2D
-from bench.config import resolve_architecture
-from bench.errors import ConfigError
+from bench.arch.config import resolve_architecture
+from bench.core.errors import ConfigError
 
 
 def brute_force_neighborhood_attention(na: NeighborhoodAttention2D, x: torch.Tensor) -> torch.Tensor:

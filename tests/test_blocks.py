@@ -7,7 +7,7 @@ from torch import nn
 
 from bench.blocks import BLOCKS, CMRF, AxialDW, ContractViolation, DoubleConv, ULiteBottleneck
 from bench.blocks.registry import DOWN, FEATURE, UP
-from bench.counting import count_params
+from bench.arch.counting import count_params
 
 
 def test_cmrf_parameter_count_follows_the_recipe():

@@ -15,8 +15,8 @@ import time
 import urllib.request
 
 
-from bench.study import load_study
-from bench.sweep import load_result
+from bench.search.study import load_study
+from bench.run.sweep import load_result
 from needs import need
 
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.assemble import build_model
-from bench.config import config_hash, resolve_architecture
-from bench.errors import ConfigError
+from bench.arch.assemble import build_model
+from bench.arch.config import config_hash, resolve_architecture
+from bench.core.errors import ConfigError
 
 
 def test_resolved_config_fills_block_defaults_and_expands_ties():

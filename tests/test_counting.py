@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench.assemble import build_model
+from bench.arch.assemble import build_model
 from bench.blocks import Interpolate
-from bench.config import builtin_architectures, resolve_architecture
-from bench.counting import count_macs, flop_counter_macs
+from bench.arch.config import builtin_architectures, resolve_architecture
+from bench.arch.counting import count_macs, flop_counter_macs
 
 
 class ConvNet(nn.Module):

@@ -13,7 +13,7 @@ from bench.data.dataset import inspect_folder, load_folder as load_with, load_sy
 from bench.data.protocol import Protocol
 from bench.data.split import load_split, make_split
 from bench.data.transforms import augment
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from needs import required
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

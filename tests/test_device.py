@@ -9,17 +9,17 @@ import pytest
 import torch
 from torch import nn
 
-from bench.assemble import build_model
-from bench.config import resolve_architecture
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
 from bench.data.dataset import load_synthetic
 from bench.data.split import make_split
-from bench.device import DeviceError, describe_device, resolve_device, set_deterministic, worker_device
-from bench.errors import ConfigError
-from bench.latency import Protocol, measure_latency
-from bench.recipe import RecipeError, get_recipe
-from bench.space import load_space, override_recipe
-from bench.sweep import Sweep
-from bench.train import evaluate, train_model
+from bench.core.device import DeviceError, describe_device, resolve_device, set_deterministic, worker_device
+from bench.core.errors import ConfigError
+from bench.arch.latency import Protocol, measure_latency
+from bench.training.recipe import RecipeError, get_recipe
+from bench.search.space import load_space, override_recipe
+from bench.run.sweep import Sweep
+from bench.training.loop import evaluate, train_model
 from needs import required
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available() and not required("CUDA"),
@@ -241,7 +241,7 @@ def test_nvml_figures_when_it_can_be_read_and_why_not_otherwise(monkeypatch):
     import sys
     import types
 
-    from bench import device
+    from bench.core import device
 
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     assert "not installed (pip install nvidia-ml-py)" in device._nvml(0)["nvml"]

@@ -15,9 +15,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from bench.records import TrialRecord
-from bench.study import load_study
-from bench.sweep import load_result
+from bench.search.records import TrialRecord
+from bench.search.study import load_study
+from bench.run.sweep import load_result
 from needs import need
 from signalling import default_dispositions
 
@@ -205,10 +205,10 @@ def test_a_full_disk_is_found_before_training_and_never_leaves_half_a_file(small
     assert result.exit_code == 2 and "MiB free, and this run writes about" in result.output
     assert list(small_disk.iterdir()) == []  # refused before anything was written
 
-    from bench.assemble import build_model
-    from bench.checkpoint import save_checkpoint
-    from bench.config import resolve_architecture
-    from bench.errors import BenchError
+    from bench.arch.assemble import build_model
+    from bench.training.checkpoint import save_checkpoint
+    from bench.arch.config import resolve_architecture
+    from bench.core.errors import BenchError
 
     arch = resolve_architecture("unet")  # 124 MB of weights on a 3 MiB disk
     with pytest.raises(BenchError, match=r"cannot write .*model.pt.*nothing half-written"):
@@ -220,10 +220,10 @@ def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interr
                                                                                       default_signals):
     """Ctrl-C can land inside a write to the study, and the write that records it may then fail
     in its own way (a rolled-back session): the sweep still ends interrupted, not failed."""
-    import bench.sweep
-    from bench.listeners import SweepListener
-    from bench.records import INTERRUPTED
-    from bench.sweep import Sweep
+    import bench.run.sweep
+    from bench.search.listeners import SweepListener
+    from bench.search.records import INTERRUPTED
+    from bench.run.sweep import Sweep
 
     class CtrlC(SweepListener):
         status = None
@@ -234,13 +234,13 @@ def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interr
         def study_ended(self, result):
             self.status = result.status
 
-    class BrokenAfterInterrupt(bench.sweep.RecordWriter):
+    class BrokenAfterInterrupt(bench.run.sweep.RecordWriter):
         def __call__(self, record):
             if record.fail_reason == INTERRUPTED:
                 raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
             super().__call__(record)
 
-    monkeypatch.setattr(bench.sweep, "RecordWriter", BrokenAfterInterrupt)
+    monkeypatch.setattr(bench.run.sweep, "RecordWriter", BrokenAfterInterrupt)
     listener = CtrlC()
     with pytest.raises(KeyboardInterrupt):
         Sweep("quick", storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, trials=2,

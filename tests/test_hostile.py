@@ -318,8 +318,8 @@ case("compare: unknown network", ["compare", "tinyunet", "ulitte", "--no-trackin
 def checkpoints(root: Path) -> None:
     import torch
 
-    from bench.assemble import build_model
-    from bench.config import resolve_architecture
+    from bench.arch.assemble import build_model
+    from bench.arch.config import resolve_architecture
 
     class Evil:
         def __reduce__(self):
@@ -422,8 +422,8 @@ def test_nesting_is_measured_before_pyyaml_within_a_second_for_100000_levels(tmp
     took 18 s for 10,000: the depth is read from the text first, in one linear pass."""
     import time
 
-    from bench.errors import ConfigError
-    from bench.safe_yaml import load_mapping, nesting_depth
+    from bench.core.errors import ConfigError
+    from bench.core.safe_yaml import load_mapping, nesting_depth
 
     for text in ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", "a:\n" + "- " * 100_000 + "x\n"):
         path = tmp_path / "deep.yaml"

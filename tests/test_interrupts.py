@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM are never lost (bench.interrupts): a KeyboardInterrupt that a finaliser
+"""Ctrl-C and SIGTERM are never lost (bench.core.interrupts): a KeyboardInterrupt that a finaliser
 swallows is raised again at the next checkpoint, inherited SIG_IGN stays ignored, signals are held
 over blocks that must finish, and a sweep stops interrupted wherever the signal lands."""
 from __future__ import annotations
@@ -15,10 +15,10 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench import interrupts
-from bench.listeners import SweepListener
-from bench.records import INTERRUPTED
-from bench.sweep import Sweep
+from bench.core import interrupts
+from bench.search.listeners import SweepListener
+from bench.search.records import INTERRUPTED
+from bench.run.sweep import Sweep
 from signalling import ignored_sigint
 from test_faults import SLOW  # one network, trained long enough to be stopped in the middle
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-import bench.latency as latency
-from bench.assemble import build_model
-from bench.config import resolve_architecture
-from bench.errors import BenchError
-from bench.latency import Candidate, Protocol, is_stable, measure, summarize, time_interleaved
-from bench.tracking import latency_tags
-from bench.memory import forward_peak_memory, train_step_peak_memory
-from bench.runtimes import Runner, prepare
+import bench.arch.latency as latency
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
+from bench.core.errors import BenchError
+from bench.arch.latency import Candidate, Protocol, is_stable, measure, summarize, time_interleaved
+from bench.results.tracking import latency_tags
+from bench.arch.memory import forward_peak_memory, train_step_peak_memory
+from bench.arch.runtimes import Runner, prepare
 from needs import need
 
 
@@ -174,7 +174,7 @@ def test_a_fresh_process_is_not_handed_a_pickled_module(tmp_path):
     refused, the network comes back equal, and a spec holding a pickled module is not loaded."""
     import pickle
 
-    from bench.latency import read_spec, write_spec
+    from bench.arch.latency import read_spec, write_spec
 
     with pytest.raises(BenchError, match="needs its architecture config"):
         measure([Candidate("deploy/eager", tiny_net())], 3, 16, Protocol(warmup=1, min_repeats=3), isolate=True)
@@ -222,7 +222,7 @@ def test_profile_cli_times_forms_and_backends_interleaved(run_cli):
 def test_cuda_events_are_recorded_on_the_stream_of_the_device_timed(monkeypatch):
     """With --device cuda:1 the events must sit on cuda:1's stream: on the current device's
     (cuda:0) they would time an idle stream."""
-    from bench.latency import cuda_event_timer
+    from bench.arch.latency import cuda_event_timer
 
     calls = []
 

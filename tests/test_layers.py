@@ -36,7 +36,7 @@ def test_readers_of_records_do_not_import_the_engine(module):
 
 
 def test_importing_reports_and_tracking_loads_no_engine_module():
-    code = ("import sys, bench.report, bench.tracking, bench.progress; "
+    code = ("import sys, bench.results.report, bench.results.tracking, bench.results.progress; "
             "print(sorted(m for m in sys.modules if m.split('.')[-1] in %r and m.startswith('bench.')))" % (ENGINE,))
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

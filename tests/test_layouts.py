@@ -14,7 +14,7 @@ from bench.data.dataset import inspect_folder, load_folder
 from bench.data.images import IGNORE
 from bench.data.protocol import Protocol
 from bench.data.source import data_source
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from needs import required
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,12 +1,12 @@
-"""Front-membership probability (bench.membership) on hand-made designs: far ahead is always on
+"""Front-membership probability (bench.results.membership) on hand-made designs: far ahead is always on
 the front, two tied designs each about half the time, fixed costs stay fixed, timings move within
 their interval."""
 from __future__ import annotations
 
 import numpy as np
 
-from bench.membership import dominated, front_membership
-from bench.records import TrialRecord
+from bench.results.membership import dominated, front_membership
+from bench.search.records import TrialRecord
 
 OBJECTIVES = {"val_dice": "maximize", "params": "minimize"}
 

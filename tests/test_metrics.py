@@ -1,4 +1,4 @@
-"""Metric values on hand-made masks, one test per convention of bench/metrics.py, and agreement
+"""Metric values on hand-made masks, one test per convention of bench/training/metrics.py, and agreement
 with MONAI on random masks."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.metrics import hd95, segmentation_metrics
+from bench.training.metrics import hd95, segmentation_metrics
 
 
 def masks(*rows_per_image: list[str]) -> torch.Tensor:

@@ -12,16 +12,16 @@ import pytest
 import torch
 from torch import nn
 
-from bench.assemble import build_model
-from bench.config import resolve_architecture
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
 from bench.data.dataset import SegmentationData
 from bench.data.images import IGNORE
 from bench.data.patches import random_patches
 from bench.data.protocol import Protocol
-from bench.inference import predict, sliding_window_logits
-from bench.losses import SegmentationLoss
-from bench.metrics import segmentation_metrics
-from bench.errors import BenchError
+from bench.training.inference import predict, sliding_window_logits
+from bench.training.losses import SegmentationLoss
+from bench.training.metrics import segmentation_metrics
+from bench.core.errors import BenchError
 
 
 def pointwise_network() -> nn.Module:
@@ -206,7 +206,7 @@ def test_memory_stays_at_the_working_scale(tmp_path):
 
 
 def test_a_sweep_on_patches_says_so_in_its_record(tmp_path, write_yaml):
-    from bench.sweep import Sweep
+    from bench.run.sweep import Sweep
 
     space = write_yaml("patches.yaml", """
 architecture: tinyunet

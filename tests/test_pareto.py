@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.pareto import pareto_front
+from bench.search.pareto import pareto_front
 
 MAX, MIN = "maximize", "minimize"
 
@@ -42,7 +42,7 @@ def test_hypervolume_by_hand_and_against_counting_grid_cells():
 
     import numpy as np
 
-    from bench.pareto import hypervolume
+    from bench.search.pareto import hypervolume
 
     # two points to minimise, reference (1, 1): the first's 0.8 x 0.5, and the strip the second adds below
     # it, 0.5 x 0.3

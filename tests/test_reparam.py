@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 import bench
-from bench.assemble import build_model
+from bench.arch.assemble import build_model
 from bench.blocks import MultiBranchDW, RepVGG
 from bench.blocks.repvgg import RepVGGDown
-from bench.config import resolve_architecture
-from bench.counting import count_macs, count_params
+from bench.arch.config import resolve_architecture
+from bench.arch.counting import count_macs, count_params
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

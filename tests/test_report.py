@@ -10,10 +10,10 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench.plots import Point, _label_offsets, plot_points, staircase
-from bench.records import SweepResult
-from bench.sweep import Sweep
-from bench.tables import front_table, latex_escape
+from bench.results.plots import Point, _label_offsets, plot_points, staircase
+from bench.search.records import SweepResult
+from bench.run.sweep import Sweep
+from bench.results.tables import front_table, latex_escape
 from needs import need
 
 

@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from bench.study import records
+from bench.search.study import records
 from needs import need
 
 

@@ -10,15 +10,15 @@ import optuna
 import pytest
 import torch
 
-from bench.assemble import build_model, check_budget, check_input_size, plan_architecture
-from bench.config import resolve_architecture
-from bench.errors import BenchError, ConfigError
-from bench.pareto import crowding_distances, nondominated_ranks
-from bench.pruning import PrunerSpec, mo_asha_decision, parse_pruner, rung_epochs
-from bench.space import load_space, override_study, space_size
-from bench.study import make_pruner, sample_overrides, sampler_settings
-from bench.sweep import Sweep
-from bench.train import TrainResult
+from bench.arch.assemble import build_model, check_budget, check_input_size, plan_architecture
+from bench.arch.config import resolve_architecture
+from bench.core.errors import BenchError, ConfigError
+from bench.search.pareto import crowding_distances, nondominated_ranks
+from bench.search.pruning import PrunerSpec, mo_asha_decision, parse_pruner, rung_epochs
+from bench.search.space import load_space, override_study, space_size
+from bench.search.study import make_pruner, sample_overrides, sampler_settings
+from bench.run.sweep import Sweep
+from bench.training.loop import TrainResult
 
 QUICK = Path(__file__).resolve().parents[1] / "search_spaces" / "quick.yaml"
 
@@ -132,7 +132,7 @@ def fake_training(monkeypatch, dice_of):
                 progress("epoch", epoch, recipe.epochs, row)
         return result
 
-    monkeypatch.setattr("bench.sweep.train_model", train)
+    monkeypatch.setattr("bench.run.sweep.train_model", train)
 
 
 def pruned_space(tmp_path: Path) -> Path:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import ConfigError
-from bench.space import BlockChoice, builtin_spaces, load_space
+from bench.core.errors import ConfigError
+from bench.search.space import BlockChoice, builtin_spaces, load_space
 
 
 @pytest.mark.parametrize("name", ["cmrf_swap", "cmrf_n", "context_swap", "quick"])

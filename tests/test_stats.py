@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from bench.stats import (BETTER, SAME, WORSE, adjust, compare_paired, estimate, hierarchical_bootstrap, holm,
+from bench.core.stats import (BETTER, SAME, WORSE, adjust, compare_paired, estimate, hierarchical_bootstrap, holm,
                          mean_over_runs)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.assemble import build_model
+from bench.arch.assemble import build_model
 from bench.blocks import BLOCKS
 from bench.blocks.registry import CONTEXT, FEATURE
-from bench.config import resolve_architecture
-from bench.errors import ConfigError
-from bench.counting import count_macs
+from bench.arch.config import resolve_architecture
+from bench.core.errors import ConfigError
+from bench.arch.counting import count_macs
 
 # Parameters that fit the swapped-into widths, where a default does not (heads must divide
 # 64..512 for LFT, and the pooled pyramid for GFT); written as --set values.

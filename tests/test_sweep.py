@@ -1,4 +1,4 @@
-"""Sweeps from Python (bench.sweep.Sweep): a quick study end to end and the same through `bench run`,
+"""Sweeps from Python (bench.run.sweep.Sweep): a quick study end to end and the same through `bench run`,
 duplicates, constraints, failures, a toy objective registered through the registry alone, and
 resuming after SIGKILL."""
 from __future__ import annotations
@@ -13,11 +13,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bench.objectives import BEFORE_TRAINING, MINIMIZE, OBJECTIVES, Objective
-from bench.pareto import pareto_front
-from bench.space import Distribution, load_space
-from bench.study import records
-from bench.sweep import Sweep
+from bench.search.objectives import BEFORE_TRAINING, MINIMIZE, OBJECTIVES, Objective
+from bench.search.pareto import pareto_front
+from bench.search.space import Distribution, load_space
+from bench.search.study import records
+from bench.run.sweep import Sweep
 
 
 def quick(tmp_path: Path, space="quick", **settings) -> Sweep:
@@ -50,8 +50,8 @@ def test_the_python_api_and_bench_run_give_the_same_front(run_cli, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     result = run_cli("run", "--space", "quick", "--trials", "3", "--quiet")
     assert result.exit_code == 0, result.output
-    from bench.study import load_study
-    from bench.sweep import load_result
+    from bench.search.study import load_study
+    from bench.run.sweep import load_result
 
     cli = load_result(load_study("quick", "sqlite:///runs/optuna.db"))
     assert cli.front == python.front and cli.front
@@ -170,7 +170,7 @@ def test_an_objective_registered_through_the_registry_alone_can_be_swept(deploy_
 
 
 def test_unknown_objective_in_a_space_names_the_registry(write_yaml):
-    from bench.errors import ConfigError
+    from bench.core.errors import ConfigError
 
     space = write_yaml("bad.yaml", """
         architecture: tinyunet
@@ -342,7 +342,7 @@ def test_the_stock_network_is_trained_first_and_every_front_member_is_tested_aga
 
 
 def test_a_resumed_study_refuses_other_repeats(tmp_path):
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     quick(tmp_path, trials=1).run()
     with pytest.raises(BenchError, match=r"trains each design 1 time\(s\); --repeats 2 would mix"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from bench.pareto import pareto_front
+from bench.search.pareto import pareto_front
 from signalling import default_dispositions
 
 
@@ -78,7 +78,7 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
 
 
 def test_untrained_designs_log_no_accuracy_and_say_why(tmp_path, write_yaml):
-    from bench.sweep import Sweep
+    from bench.run.sweep import Sweep
 
     space = write_yaml("budget.yaml", """
         architecture: tinyunet
@@ -125,13 +125,13 @@ def test_report_command_rebuilds_the_report_from_the_study(run_cli, tmp_path, mo
 
 def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli, tmp_path, monkeypatch,
                                                                           write_yaml):
-    import bench.sweep
-    from bench.latency import Protocol
-    from bench.study import load_study
-    from bench.sweep import load_result
+    import bench.run.sweep
+    from bench.arch.latency import Protocol
+    from bench.search.study import load_study
+    from bench.run.sweep import load_result
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench.sweep, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))
+    monkeypatch.setattr(bench.run.sweep, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))
     space = write_yaml("fast.yaml", """
         architecture: tinyunet
         vary:
@@ -237,7 +237,7 @@ def test_compare_logs_one_run_per_network_with_its_curves_and_weights(run_cli, t
 def test_the_run_of_a_trial_killed_as_it_completed_is_closed_when_the_study_ends(tmp_path, monkeypatch):
     """A SIGKILL between a trial turning COMPLETE and its MLflow run closing left the run RUNNING
     for ever (only FAIL trials were repaired)."""
-    from bench.sweep import Sweep
+    from bench.run.sweep import Sweep
 
     storage, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     Sweep("quick", storage=storage, tracking_uri=uri, trials=1, weights_dir=None).run()
@@ -245,7 +245,7 @@ def test_the_run_of_a_trial_killed_as_it_completed_is_closed_when_the_study_ends
     experiment = client.get_experiment_by_name("quick").experiment_id
     child = next(r for r in client.search_runs([experiment]) if r.data.tags.get("bench.state") == "COMPLETE")
     client.update_run(child.info.run_id, status="RUNNING")  # what the kill leaves
-    monkeypatch.setattr("bench.tracking.LOGGING_GRACE_S", 0)  # its worker is long gone
+    monkeypatch.setattr("bench.results.tracking.LOGGING_GRACE_S", 0)  # its worker is long gone
     Sweep("quick", storage=storage, tracking_uri=uri, trials=1, weights_dir=None).run()  # nothing left to train
     assert client.get_run(child.info.run_id).info.status == "FINISHED"
 
@@ -253,8 +253,8 @@ def test_the_run_of_a_trial_killed_as_it_completed_is_closed_when_the_study_ends
 def test_a_study_run_whose_set_up_fails_is_closed_failed_not_left_running(tmp_path, monkeypatch):
     """The study's run exists before its files are uploaded: a failing upload ends it FAILED with
     one error, not a second traceback and a run RUNNING for ever."""
-    from bench.sweep import Sweep
-    from bench.tracking import MlflowStore
+    from bench.run.sweep import Sweep
+    from bench.results.tracking import MlflowStore
 
     def broken(self, run_id, path, folder=None):
         raise NotADirectoryError(20, "Not a directory", "runs/mlartifacts/abc")

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.assemble import build_model
-from bench.config import resolve_architecture
+from bench.arch.assemble import build_model
+from bench.arch.config import resolve_architecture
 from bench.data.dataset import load_synthetic
 from bench.data.split import make_split
-from bench.recipe import get_recipe
-from bench.train import TrainingDiverged, evaluate, train_model
+from bench.training.recipe import get_recipe
+from bench.training.loop import TrainingDiverged, evaluate, train_model
 
 
 def small_split(count: int = 30, size: int = 32):
@@ -149,7 +149,7 @@ def test_a_resumed_run_tells_its_listener_every_epoch_of_its_history(tmp_path):
 def test_checkpoints_keep_the_cuda_generator_of_the_device_they_train_on(monkeypatch):
     """Dropout on a GPU draws from the device's generator: a resumed run needs it back, on that
     device (cuda:1 here, not the current device)."""
-    from bench.train import restore_rng_states, rng_states
+    from bench.training.loop import restore_rng_states, rng_states
 
     states = {1: torch.tensor([7], dtype=torch.uint8)}
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: states[torch.device(device).index].clone())

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Optional
 
 from torch import nn
 
-from ..errors import ConfigError, did_you_mean
+from ..core.errors import ConfigError, did_you_mean
 
 # Slot kinds. A feature block keeps the spatial size; down halves it, up doubles it; a context
 # module sits at the bottleneck and keeps the size; a head maps features to class logits.

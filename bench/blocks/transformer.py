@@ -1,7 +1,7 @@
 """Transformer parts shared by the attention blocks: the MLP and global multi-head self-attention.
 
 Tokens are (B, N, C). Attention runs through ``F.scaled_dot_product_attention``; its cost is
-counted by a handle in :mod:`bench.counting`.
+counted by a handle in :mod:`bench.arch.counting`.
 """
 from __future__ import annotations
 

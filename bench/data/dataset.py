@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import BenchError
+from ..core.errors import BenchError
 from .images import IGNORE, MaskEncoding, mask_encoding, read_image, read_mask
 from .layouts import DatasetIndex, Layout, Pair, index_dataset
 from .protocol import Protocol

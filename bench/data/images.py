@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import BenchError
-from ..limits import how_to_raise, limit
+from ..core.errors import BenchError
+from ..core.limits import how_to_raise, limit
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from ..errors import BenchError, did_you_mean
+from ..core.errors import BenchError, did_you_mean
 from .images import IMAGE_SUFFIXES
 
 

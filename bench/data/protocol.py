@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from ..errors import BenchError
+from ..core.errors import BenchError
 
 
 @dataclass(frozen=True)

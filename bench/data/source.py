@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import BenchError
+from ..core.errors import BenchError
 from .dataset import SYNTHETIC, SegmentationData, load_data
 from .layouts import Layout, detect_layout, explicit_layout, named_layout, with_patterns
 from .protocol import Protocol

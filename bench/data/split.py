@@ -7,8 +7,8 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import BenchError
-from ..files import write_text
+from ..core.errors import BenchError
+from ..core.files import write_text
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""Tables in the form of the seed papers' Table 1: ``bench compare``'s networks and a sweep's
+front, as Markdown, CSV and LaTeX (booktabs, escaped, with caption and label).
+
+A table is numeric: a figure over repeated seeds is its mean, with a companion column
+``<name> std`` when there are several seeds. CSV keeps that form at full precision; Markdown and
+LaTeX show ``mean ± std`` cells (:func:`display_table`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import pandas as pd
+
+from ..core.files import atomic, write_text
+from ..search.records import SweepResult
+from ..core.stats import Estimate, PairedComparison
+
+if TYPE_CHECKING:
+    from ..run.experiment import RepeatedRuns
+
+STD = " std"
+
+
+def results_table(networks: Sequence["RepeatedRuns"], classes: int, class_names: Optional[list[str]] = None,
+                  versus: Optional[Sequence[Optional[PairedComparison]]] = None) -> pd.DataFrame:
+    """One row per network: parameters (M), paper-FLOPs (G), latency (ms) and its ratio, IoU and
+    Dice (%) mean and per class, HD95 of the foreground (px), each over the seeds; and, with
+    ``versus``, the paired per-image comparison with the first network (difference of foreground
+    Dice, its 95 % hierarchical bootstrap interval, P(better), the Holm-adjusted p, verdict: see
+    :mod:`bench.core.stats`)."""
+    names = class_names or [f"class {c}" for c in range(classes)]
+    rows = []
+    for i, net in enumerate(networks):
+        first, figures = net.first.summary, net.estimates()
+        row: dict[str, object] = {"Model": net.name, "Seeds": len(net.runs), "Params (M)": first["params"] / 1e6,
+                                  "FLOPs (G)": first["flops"] / 1e9}
+        if "latency" in first:
+            row["Latency (ms)"] = first["latency"]["median_ms"]
+            if first["latency"].get("ratio") is not None:
+                row["Latency ratio"] = first["latency"]["ratio"]
+        for metric, label in (("iou", "IoU"), ("dice", "Dice")):
+            _put(row, f"{label} mean (%)", figures[f"{metric}_mean"], 100)
+            for c, name in enumerate(names):
+                _put(row, f"{label} {name} (%)", figures[f"{metric}_c{c}"], 100)
+        _put(row, "HD95 fg (px)", figures["hd95_mean_fg"], 1)
+        if versus is not None:
+            test = versus[i]
+            nan = math.nan
+            row.update({"Δ Dice fg": test.mean_difference if test else nan, "Δ CI low": test.ci_low if test else nan,
+                        "Δ CI high": test.ci_high if test else nan, "P(better)": test.p_better if test else nan,
+                        "p (Holm)": test.p if test else nan, "Verdict": test.verdict if test else "reference"})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def front_table(result: SweepResult) -> pd.DataFrame:
+    """A sweep's front, with the stock network when the study trained it, cheapest first: design,
+    trial, parameters (M), paper-FLOPs (G), latency (ms, timed again interleaved with the stock
+    network when the study timed designs) and its ratio to the stock network, validation Dice,
+    test Dice, IoU and HD95 (mean over the seeds, with std), and the paired verdict against the
+    stock network."""
+    shown = list(result.front_records)
+    stock = next((r for r in result.records if r.number == result.stock), None)
+    if stock is not None and stock.number not in result.front:
+        shown.append(stock)
+    shown.sort(key=lambda r: (r.cost or {}).get("params", 0))
+    timed = (result.front_latency or {}).get("trials", {})
+    rows = []
+    for r in shown:
+        row: dict[str, object] = {"Design": r.label + (" (stock)" if r is stock else ""), "Trial": r.number,
+                                  "Params (M)": r.cost["params"] / 1e6, "FLOPs (G)": r.cost["flops"] / 1e9}
+        if "latency_ms" in r.values:
+            if timed:
+                row["Latency (ms)"] = timed[str(r.number)]["median_ms"] if str(r.number) in timed \
+                    else result.front_latency["reference_ms"] if r is stock else r.values["latency_ms"]
+                row["Latency ratio"] = row["Latency (ms)"] / result.front_latency["reference_ms"]
+            else:
+                row["Latency (ms)"] = r.values["latency_ms"]
+        for name, column, scale in (("val_dice", "Val Dice (%)", 100), ("test_dice", "Test Dice (%)", 100),
+                                    ("test_iou", "Test IoU (%)", 100), ("test_hd95_fg", "HD95 fg (px)", 1)):
+            figure = r.estimate(name)
+            if figure is not None:
+                _put(row, column, figure, scale)
+        if result.front_probability:
+            row["P(front)"] = result.front_probability.get(r.number, math.nan)
+        if result.stock is not None:
+            test = result.versus_stock.get(r.number)
+            row["vs stock"] = "reference" if r is stock else test.short() if test else "-"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _put(row: dict, column: str, figure: Estimate, scale: float) -> None:
+    row[column] = figure.mean * scale
+    if figure.n > 1:
+        row[column + STD] = figure.std * scale
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Strings for people: ``mean ± std`` cells, units' own precision, the paired difference
+    with its interval in one cell."""
+    shown = pd.DataFrame(index=table.index)
+    for column in table.columns:
+        if column.endswith(STD) or column in ("Δ CI low", "Δ CI high"):
+            continue
+        values = table[column]
+        if column == "Δ Dice fg":
+            bounds = zip(values, table["Δ CI low"], table["Δ CI high"])
+            shown[column] = [_difference(d, lo, hi) for d, lo, hi in bounds]
+        elif column in ("p (Holm)", "P(better)", "P(front)"):
+            shown[column] = ["" if math.isnan(p) else f"{p:.3g}" for p in values]
+        elif pd.api.types.is_numeric_dtype(values) and column not in ("Seeds", "Trial"):
+            digits = 3 if column in ("Params (M)", "FLOPs (G)") else 2
+            stds = table[column + STD] if column + STD in table else [None] * len(values)
+            shown[column] = [_mean_std(v, s, digits) for v, s in zip(values, stds)]
+        else:
+            shown[column] = values.astype(str)
+    return shown
+
+
+def _mean_std(value: float, std: Optional[float], digits: int) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if std is None or math.isnan(std):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ± {std:.{digits}f}"
+
+
+def _difference(d: float, low: float, high: float) -> str:
+    if math.isnan(d):
+        return ""
+    return f"{d:+.4f} [{low:+.4f}, {high:+.4f}]" if not math.isnan(low) else f"{d:+.4f}"
+
+
+def write_tables(table: pd.DataFrame, out_dir: Path, stem: str = "table", caption: str = "",
+                 label: str = "") -> list[Path]:
+    """``table`` as ``.md`` and ``.tex`` (for people and papers) and ``.csv`` (every figure at
+    full precision) in ``out_dir``; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
+    shown = display_table(table)
+    write_text(paths[0], shown.to_markdown(index=False) + "\n")
+    with atomic(paths[1]) as tmp:
+        table.to_csv(tmp, index=False)
+    write_text(paths[2], latex_table(shown, caption, label or f"tab:{stem}"))
+    return paths
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` for LaTeX: its special characters escaped, ± Δ ≤ ≥ × as math."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def latex_table(shown: pd.DataFrame, caption: str, label: str) -> str:
+    """A ``table`` float with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``): text
+    columns left, figures right, every cell escaped."""
+    numeric = [all(str(v)[:1] in "0123456789+-." for v in shown[c] if str(v) not in ("", "-")) for c in shown.columns]
+    spec = "".join("r" if n else "l" for n in numeric)
+    lines = [r"% needs \usepackage{booktabs}", r"\begin{table}[htbp]", r"\centering", r"\small",
+             rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}",
+             r"\toprule", " & ".join(latex_escape(c) for c in shown.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in shown.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
