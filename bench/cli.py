@@ -45,6 +45,35 @@ class Finite(click.ParamType):
         return number
 
 
+class Registered(click.Choice):
+    """A name from a registry, read when the command runs: strategies registered by your own
+    code (``register_pruner``, ``register_sampler``) are choices too."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        super().__init__(())
+
+    @property
+    def choices(self) -> Sequence[str]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click's __init__ sets it; the registry is the source
+        pass
+
+
+def _pruners() -> list[str]:
+    from .search.pruners import PRUNERS
+
+    return list(PRUNERS)
+
+
+def _samplers() -> list[str]:
+    from .search.samplers import SAMPLERS
+
+    return list(SAMPLERS)
+
+
 SIZE = click.IntRange(8, 16384)  # pixels a side
 PORT = click.IntRange(1, 65535)
 COUNT = click.IntRange(1, 1_000_000)
@@ -133,10 +162,29 @@ def resolve(architecture: str, classes: Optional[int], overrides: Sequence[str])
 
 
 @cli.command("list")
-@click.argument("what", type=click.Choice(["blocks", "architectures", "spaces", "objectives"]))
+@click.argument("what", type=click.Choice(["blocks", "architectures", "spaces", "objectives", "pruners", "samplers"]))
 def list_(what: str) -> None:
-    """List registered blocks, built-in architectures, built-in search spaces, or the objectives
-    a sweep can optimise and constrain."""
+    """List registered blocks, built-in architectures, built-in search spaces, the objectives a
+    sweep can optimise and constrain, or the pruners and samplers a space can name."""
+    if what == "pruners":
+        from .search.pruners import PRUNERS
+
+        table = Table("pruner", "settings (default)", "description", title="Pruners (study.pruner, --pruner)")
+        table.columns[0].no_wrap = True
+        for name, pruner in PRUNERS.items():
+            settings = ", ".join(f"{k} ({default})" for k, (default, _, _) in pruner.settings.items()) or "-"
+            table.add_row(name, settings, pruner.summary)
+        console.print(table)
+        return
+    if what == "samplers":
+        from .search.samplers import SAMPLERS
+
+        table = Table("sampler", "settings", "description", title="Samplers (study.sampler, --sampler)")
+        table.columns[0].no_wrap = True
+        for name, sampler in SAMPLERS.items():
+            table.add_row(name, ", ".join(f"study.{k}" for k in sampler.uses) or "-", sampler.summary)
+        console.print(table)
+        return
     if what == "objectives":
         from .search.objectives import OBJECTIVES
 
@@ -690,9 +738,11 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
               help="How often a trial whose worker died is retried.")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Train each design this many times, seeds seed, seed+1, ... (default: the space's).")
-@click.option("--sampler", default=None, help="Optuna sampler instead of the space's: nsga2, tpe, random, grid.")
-@click.option("--pruner", default=None, help="Pruner instead of the space's, with its default settings: none, "
-              "mo_asha (multi-objective), or for one objective median, successive_halving, hyperband.")
+@click.option("--sampler", type=Registered(_samplers), default=None,
+              help="Sampler instead of the space's (bench list samplers).")
+@click.option("--pruner", type=Registered(_pruners), default=None,
+              help="Pruner instead of the space's, with its default settings (bench list pruners; Optuna's "
+              "own work on one objective only).")
 @speed_options
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],

@@ -14,9 +14,10 @@ from bench.arch.assemble import build_model, check_budget, check_input_size, pla
 from bench.arch.config import resolve_architecture
 from bench.core.errors import BenchError, ConfigError
 from bench.search.pareto import crowding_distances, nondominated_ranks
-from bench.search.pruning import PrunerSpec, mo_asha_decision, parse_pruner, rung_epochs
+from bench.search.pruners import mo_asha_decision, parse_pruner, rung_epochs
+from bench.search.samplers import SAMPLERS, sampler_settings
 from bench.search.space import load_space, override_study, space_size
-from bench.search.study import make_pruner, sample_overrides, sampler_settings
+from bench.search.study import sample_overrides
 from bench.run.sweep import Sweep
 from bench.training.loop import TrainResult
 
@@ -70,16 +71,20 @@ def test_mo_asha_keeps_the_top_third_rounded_down_but_at_least_one():
 
 
 def test_rungs_and_pruner_settings():
-    assert rung_epochs(PrunerSpec("mo_asha", eta=3, min_epochs=1), 9) == [1, 3]
-    assert rung_epochs(PrunerSpec("mo_asha", eta=2, min_epochs=2), 20) == [2, 4, 8, 16]
-    assert parse_pruner("mo_asha", {"val_dice": MAX, "params": MIN}).min_trials == 3
-    assert parse_pruner({"type": "mo_asha", "eta": 4}, {"val_dice": MAX}).min_trials == 4
+    assert rung_epochs(1, 3, 9) == [1, 3]
+    assert rung_epochs(2, 2, 20) == [2, 4, 8, 16]
+    assert parse_pruner("mo_asha", {"val_dice": MAX, "params": MIN}, 9).min_trials == 3
+    assert parse_pruner({"type": "mo_asha", "eta": 4}, {"val_dice": MAX}, 9).min_trials == 4
+    assert parse_pruner({"type": "mo_asha", "eta": 4}, {"val_dice": MAX}, 9).to_dict() == {
+        "type": "mo_asha", "eta": 4, "min_epochs": 1, "min_trials": 4}
     with pytest.raises(ConfigError, match="works on one objective.*Use mo_asha"):
-        parse_pruner("median", {"val_dice": MAX, "params": MIN})
+        parse_pruner("median", {"val_dice": MAX, "params": MIN}, 9)
     with pytest.raises(ConfigError, match=r"study.pruner.warmup_epochs.*not a setting of the mo_asha"):
-        parse_pruner({"type": "mo_asha", "warmup_epochs": 1}, {"val_dice": MAX})
+        parse_pruner({"type": "mo_asha", "warmup_epochs": 1}, {"val_dice": MAX}, 9)
+    with pytest.raises(ConfigError, match=r"study.pruner.eta.*from 2 to 1,000, got 1"):
+        parse_pruner({"type": "hyperband", "eta": 1}, {"val_dice": MAX}, 9)
     with pytest.raises(ConfigError, match="unknown pruner 'hyper'.*hyperband"):
-        parse_pruner("hyper", {"val_dice": MAX})
+        parse_pruner("hyper", {"val_dice": MAX}, 9)
 
 
 def test_a_pruner_that_could_never_stop_anything_is_refused(tmp_path):
@@ -97,8 +102,8 @@ def test_a_pruner_that_could_never_stop_anything_is_refused(tmp_path):
 @pytest.mark.parametrize("kind", ["median", "successive_halving", "hyperband"])
 def test_optuna_pruners_stop_the_worst_of_a_single_objective_study(kind):
     spec = parse_pruner({"type": kind, **({"startup_trials": 3} if kind == "median" else {"min_trials": 1}
-                                          if kind == "successive_halving" else {})}, {"val_dice": MAX})
-    study = optuna.create_study(direction=MAX, pruner=make_pruner(spec, epochs=9),
+                                          if kind == "successive_halving" else {})}, {"val_dice": MAX}, 9)
+    study = optuna.create_study(direction=MAX, pruner=spec.optuna_pruner(9),
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     good = [[0.5 + 0.001 * i + 0.05 * e for e in range(9)] for i in range(8)]
     curves = good + [[0.01] * 9] * 4  # the last four are hopeless (hyperband compares within its brackets)
@@ -223,9 +228,11 @@ def test_two_processes_on_one_study_draw_different_sequences(tmp_path):
 
 def test_sampler_settings_follow_the_budget():
     space = load_space("cmrf_swap")
-    assert sampler_settings(space, 12) == {"population": 4, "startup": 3}
-    assert sampler_settings(space, 90) == {"population": 30, "startup": 10}
+    assert sampler_settings(space, 12) == {"population": 4}  # NSGA-II's
+    assert sampler_settings(space, 90) == {"population": 30}
     assert sampler_settings(space, 1000)["population"] == 50
+    assert SAMPLERS["tpe"]().settings(space.study, 12) == {"startup": 3}
+    assert SAMPLERS["tpe"]().settings(space.study, 90) == {"startup": 10}
     assert space_size(space) == 24  # (4 CMRF N + 4 other blocks) x 3 widths
 
 

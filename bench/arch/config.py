@@ -132,7 +132,7 @@ def builtin_dir(kind: str) -> Path:
     An installed package carries it inside (setup.cfg maps it there); a source checkout or an
     editable install has it beside the package.
     """
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # bench/, above this wing
     inside = package / kind
     return inside if inside.is_dir() else package.parent / kind
 

@@ -56,9 +56,9 @@ from ..search.records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
 from ..search.space import SearchSpace, describe, load_space, space_size
 from ..core.stats import estimate, mean_over_runs
 from ..search.storage import JOURNAL, redact
-from ..search.pruning import OPTUNA_PRUNERS, mo_asha_decision, rung_epochs
+from ..search.samplers import sampler_settings
 from ..search.study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, drawn, evaluated,
-                    front_latency, open_study, optimize_one, reap, sample_overrides, sampler_settings,
+                    TrialEpochs, enqueue, front_latency, open_study, optimize_one, reap, sample_overrides, sampler_seed,
                     set_constraint, stock_sample, study_info, trained_by)
 from ..search.study import records as study_records
 from ..training.loop import evaluate, train_model
@@ -276,7 +276,7 @@ class Sweep:
         """The trial function (see the module docstring), for ``study.optimize``."""
         started = time.perf_counter()
         record, save = TrialRecord(trial.number, worker=WORKER), RecordWriter(trial)
-        record.sampler_seed = getattr(self.study.sampler, "seed", None)
+        record.sampler_seed = sampler_seed(self.study)
         try:
             # the trial's MLflow run is known to its record once it exists; a signal that came
             # meanwhile, or while Optuna created the trial, is raised at the end of this block
@@ -393,7 +393,7 @@ class Sweep:
                     resume.unlink(missing_ok=True)
                 record.seeds.append({"seed": seed, "history": history,
                                      "metrics": {"val_dice": stop.val_dice, "epochs_trained": stop.epoch}})
-                record.pruned = {"epoch": stop.epoch, "val_dice": stop.val_dice, "pruner": self.space.pruner.type,
+                record.pruned = {"epoch": stop.epoch, "val_dice": stop.val_dice, "pruner": self.space.pruner.name,
                                  "reason": stop.reason}
                 return
             test = evaluate(model, self._data.part("test"), classes)
@@ -426,32 +426,11 @@ class Sweep:
 
     def _judge(self, record: TrialRecord, trial, save: RecordWriter, epoch: int, val_dice: float) -> None:
         """The pruner's decision after ``epoch`` of the first seed (best validation Dice so far
-        ``val_dice``); raises :class:`_Stopped` to stop training.
-
-        ``mo_asha``: at a rung epoch, record the value in the trial's record (other workers read
-        it there), then rank against every trial that reached the rung on (Dice so far, the
-        cost objectives known before training). Optuna's pruners: ``Trial.report`` and ask."""
-        spec = self.space.pruner
-        if spec.type in OPTUNA_PRUNERS:
-            trial.report(val_dice, epoch)
-            if trial.should_prune():
-                raise _Stopped(epoch, val_dice, f"stopped after epoch {epoch} by Optuna's {spec.type} pruner "
-                                                f"(best validation Dice so far {val_dice:.4f})")
-            return
-        if spec.type != "mo_asha" or epoch not in rung_epochs(spec, self.space.recipe.epochs):
-            return
-        record.rungs[str(epoch)] = val_dice
-        save(record)
-        costs = [n for n in self.space.objectives if n != "val_dice" and n in record.values]
-        names, directions = ["val_dice", *costs], ["maximize", *(self.space.objectives[n] for n in costs)]
-        others = [[r.rungs[str(epoch)], *(r.values[n] for n in costs)] for r in study_records(self.study)
-                  if r.number != record.number and r.duplicate_of is None and str(epoch) in r.rungs
-                  and r.state != "FAIL" and all(n in r.values for n in costs)]
-        decision = mo_asha_decision([val_dice, *(record.values[n] for n in costs)], others, directions, names,
-                                    spec.eta, spec.min_trials)
-        if not decision.keep:
-            raise _Stopped(epoch, val_dice, f"stopped after epoch {epoch} by mo_asha: {decision.reason} "
-                                            f"(its best validation Dice so far {val_dice:.4f})")
+        ``val_dice``, see :mod:`bench.search.pruners`); raises :class:`_Stopped` to stop training."""
+        view = TrialEpochs(trial, record, save, self.study, self.space.objectives, self.space.recipe.epochs)
+        reason = self.space.pruner.after_epoch(view, epoch, val_dice)
+        if reason is not None:
+            raise _Stopped(epoch, val_dice, reason)
 
     # ------------------------------------------------------------------------------ the loop
 
@@ -631,7 +610,7 @@ class Sweep:
         retried = {r.retry_of for r in found if r.retry_of is not None}
         for record in found:
             if record.fail_reason == INTERRUPTED and record.sample and record.number not in retried:
-                self.study.enqueue_trial(record.sample, user_attrs={"retry_of": record.number})
+                enqueue(self.study, record.sample, retry_of=record.number)
 
     def _enqueue_stock(self, reference: Architecture) -> None:
         """Train the space's stock architecture first, when the space can express it: the
@@ -641,7 +620,7 @@ class Sweep:
             return
         overrides = sample_overrides(FixedTrial(sample), self.space)
         if resolve_architecture(self.space.architecture, overrides).hash == reference.hash:
-            self.study.enqueue_trial(sample)
+            enqueue(self.study, sample)
 
     def _study_info(self, reference_hash: str) -> StudyInfo:
         data, space = self._data, self.space

@@ -63,7 +63,7 @@ class StudyInfo:
     space_file: str = ""
     workers: int = 1
     vary: dict[str, str] = field(default_factory=dict)  # config path -> what is sampled, in words
-    pruner: dict[str, Any] = field(default_factory=dict)  # bench.search.pruning.PrunerSpec.to_dict()
+    pruner: dict[str, Any] = field(default_factory=dict)  # bench.search.pruners.Pruner.to_dict()
     sampler_settings: dict[str, int] = field(default_factory=dict)  # bench.search.study.sampler_settings
 
     def data_at(self) -> str:
@@ -122,7 +122,7 @@ class TrialRecord:
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> local file (weights per seed)
     retry_of: Optional[int] = None  # the trial (whose worker died) this one retries
     rungs: dict[str, float] = field(default_factory=dict)  # epoch -> best val Dice so far (first seed)
-    pruned: Optional[dict[str, Any]] = None  # stopped early: epoch, pruner, reason (bench.search.pruning)
+    pruned: Optional[dict[str, Any]] = None  # stopped early: epoch, pruner, reason (bench.search.pruners)
     sampler_seed: Optional[int] = None  # the seed of the sampler that drew this trial (per process)
     started: Optional[datetime] = None
     finished: Optional[datetime] = None

@@ -18,8 +18,8 @@ A space file (``search_spaces/*.yaml``)::
 ``study.trials`` counts distinct networks evaluated (trained, or stopped early by the pruner):
 samples that repeat a known network or break a constraint are recorded but not counted.
 ``study.population`` sizes NSGA-II's generations and ``study.startup`` TPE's random start
-(``auto``: from ``trials``, see :func:`bench.search.study.sampler_settings`); ``study.pruner`` is a
-pruner of :mod:`bench.search.pruning`. ``study.seed`` seeds the split and the first sampler of a
+(``auto``: from ``trials``, see :mod:`bench.search.samplers`); ``study.pruner`` is a pruner of
+:mod:`bench.search.pruners`. ``study.seed`` seeds the split and the first sampler of a
 study; every later process or resume on the study draws with a seed of its own (recorded).
 
 ``study.repeats`` trains every design that many times (seeds seed, seed+1, ... on one split);
@@ -43,10 +43,10 @@ from ..arch.config import SCHEMA, schema_at, builtin_dir, find_architecture, get
 from ..data.layouts import pattern_regex
 from ..core.errors import BenchError, ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
-from .pruning import PrunerSpec, parse_pruner, rung_epochs
+from .pruners import Pruner, parse_pruner
+from .samplers import sampler_named
 from ..training.recipe import RECIPES, Recipe, RecipeError
 
-SAMPLERS = ("nsga2", "tpe", "random", "grid")
 _KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study")
 
 
@@ -84,7 +84,7 @@ class SearchSpace:
     raw: dict = field(default_factory=dict)
 
     @property
-    def pruner(self) -> PrunerSpec:
+    def pruner(self) -> Pruner:
         return self.study["pruner"]
 
 
@@ -110,12 +110,10 @@ def override_study(space: SearchSpace, sampler: Optional[str] = None, pruner: Op
     """
     study = dict(space.study)
     if sampler is not None:
-        if sampler not in SAMPLERS:
-            raise ConfigError("--sampler", f"unknown sampler {sampler!r}.", hint=f"Samplers: {', '.join(SAMPLERS)}.")
-        study["sampler"] = sampler
+        study["sampler"] = sampler_named(sampler, "--sampler").name
     if pruner is not None:
         try:
-            study["pruner"] = _checked_pruner(pruner, space.objectives, space.recipe)
+            study["pruner"] = parse_pruner(pruner, space.objectives, space.recipe.epochs)
         except ConfigError as exc:
             raise ConfigError("--pruner", exc.message, hint=exc.hint) from None
     return replace(space, study=study)
@@ -135,15 +133,6 @@ def override_recipe(space: SearchSpace, **overrides: Any) -> SearchSpace:
         return replace(space, recipe=replace(space.recipe, **given))
     except RecipeError as exc:
         raise ConfigError(f"--{exc.field.replace('_', '-')}", exc.message) from None
-
-
-def _checked_pruner(raw: Any, objectives: dict[str, str], recipe: Recipe) -> PrunerSpec:
-    pruner = parse_pruner(raw, objectives)
-    if pruner.type in ("mo_asha", "successive_halving") and not rung_epochs(pruner, recipe.epochs):
-        raise ConfigError("study.pruner.min_epochs", f"the first rung (epoch {pruner.min_epochs}) is not "
-                          f"below recipe.epochs {recipe.epochs}, so the pruner could never stop a trial.",
-                          hint="Lower min_epochs, train for more epochs, or use pruner: none.")
-    return pruner
 
 
 def space_size(space: SearchSpace) -> Optional[int]:
@@ -252,11 +241,8 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
         value, low = study[key], 2 if key == "population" else 0
         if value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 10_000):
             raise ConfigError(f"study.{key}", f"must be auto or a whole number from {low} to 10,000, got {value!r}.")
-    study["pruner"] = _checked_pruner(study["pruner"], objectives, recipe)
-    if study["sampler"] not in SAMPLERS:
-        raise ConfigError("study.sampler", f"unknown sampler {study['sampler']!r}.",
-                          hint=f"{did_you_mean(str(study['sampler']), SAMPLERS)} "
-                          f"Samplers: {', '.join(SAMPLERS)}.".lstrip())
+    study["pruner"] = parse_pruner(study["pruner"], objectives, recipe.epochs)
+    sampler_named(study["sampler"])
     return SearchSpace(path.stem, path, architecture, vary, objectives, constraints, recipe, data,
                        study, str(raw.get("description", "")), raw)
 

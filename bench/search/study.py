@@ -25,7 +25,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from ..arch.config import get_path
 from ..core.errors import BenchError
-from .pruning import PrunerSpec
+from .samplers import sampler_named
 from .records import INTERRUPTED, StudyInfo, TrialRecord, counts
 from .space import BlockChoice, Distribution, SearchSpace
 from .storage import check_storage, damaged, make_storage, redact, retry_race
@@ -95,38 +95,6 @@ def _suggest(trial: optuna.Trial, name: str, dist: Distribution) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def sampler_settings(space: SearchSpace, trials: int) -> dict[str, int]:
-    """The budget-dependent settings of the space's sampler, ``auto`` resolved from ``trials``:
-    NSGA-II's population a third of the budget (4 to 50: at least three generations), TPE's
-    random start a quarter of it (3 to 10)."""
-    population, startup = space.study["population"], space.study["startup"]
-    return {"population": min(50, max(4, math.ceil(trials / 3))) if population == "auto" else int(population),
-            "startup": min(10, max(3, trials // 4)) if startup == "auto" else int(startup)}
-
-
-def make_sampler(space: SearchSpace, seed: int, trials: int) -> optuna.samplers.BaseSampler:
-    """The space's sampler with ``seed`` and the settings of :func:`sampler_settings`."""
-    name, settings = space.study["sampler"], sampler_settings(space, trials)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings["population"])
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings["startup"])
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    grid = {}
-    for path, dist in space.vary.items():
-        if isinstance(dist, BlockChoice) and any(dist.options.values()):
-            raise BenchError(f"{space.source}: the grid sampler needs plain choices; {path} has "
-                             "conditional parameters. Use nsga2, tpe or random.")
-        if isinstance(dist, BlockChoice):
-            grid[f"{path}.type"] = list(dist.options)
-        elif dist.kind != "choices":
-            raise BenchError(f"{space.source}: the grid sampler needs choices; {path} is a range.")
-        else:
-            grid[path] = list(dist.choices)
-    return optuna.samplers.GridSampler(grid, seed=seed)
-
-
 class FreshSeedSampler(optuna.samplers.BaseSampler):
     """The space's sampler, made when this process starts its first trial and seeded with the
     study seed plus that trial's number.
@@ -140,12 +108,12 @@ class FreshSeedSampler(optuna.samplers.BaseSampler):
         self.space, self.trials = space, trials
         self.seed: Optional[int] = None
         self._inner: Optional[optuna.samplers.BaseSampler] = None
-        make_sampler(space, int(space.study["seed"]), trials)  # a space the sampler cannot take fails now
+        sampler_named(space.study["sampler"]).make(space, int(space.study["seed"]), trials)  # a space the sampler cannot take fails now
 
     def _sampler(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         if self._inner is None:
             self.seed = int(self.space.study["seed"]) + trial.number
-            self._inner = make_sampler(self.space, self.seed, self.trials)
+            self._inner = sampler_named(self.space.study["sampler"]).make(self.space, self.seed, self.trials)
         return self._inner
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -172,18 +140,34 @@ class FreshSeedSampler(optuna.samplers.BaseSampler):
         return str(self._inner or self.space.study["sampler"])
 
 
-def make_pruner(spec: PrunerSpec, epochs: int) -> optuna.pruners.BasePruner:
-    """Optuna's pruner for a single-objective study (``mo_asha`` is bench's own and decides in
-    the sweep, so Optuna gets none)."""
-    if spec.type == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=spec.warmup_epochs)
-    if spec.type == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.min_epochs, reduction_factor=spec.eta,
-                                                      bootstrap_count=spec.min_trials - 1)
-    if spec.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=spec.min_epochs, max_resource=epochs,
-                                              reduction_factor=spec.eta)
-    return optuna.pruners.NopPruner()
+class TrialEpochs:
+    """What a pruner sees of a trial after an epoch (:class:`bench.search.pruners.EpochView`):
+    Optuna's ``Trial.report`` and ``should_prune``, the trial's record and the study's others."""
+
+    def __init__(self, trial: optuna.Trial, record: TrialRecord, save: "RecordWriter", study: optuna.Study,
+                 objectives: dict[str, str], epochs: int) -> None:
+        self.record, self.objectives, self.epochs = record, objectives, epochs
+        self._trial, self._save, self._study = trial, save, study
+
+    def report(self, value: float, epoch: int) -> bool:
+        self._trial.report(value, epoch)
+        return self._trial.should_prune()
+
+    def save(self) -> None:
+        self._save(self.record)
+
+    def others(self) -> list[TrialRecord]:
+        return records(self._study)
+
+
+def enqueue(study: optuna.Study, sample: dict[str, Any], **user_attrs: Any) -> None:
+    """Ask for ``sample`` as the study's next trial (before anything the sampler draws)."""
+    study.enqueue_trial(sample, user_attrs=user_attrs or None)
+
+
+def sampler_seed(study: optuna.Study) -> Optional[int]:
+    """The seed this process's sampler draws with (None before its first trial)."""
+    return getattr(study.sampler, "seed", None)
 
 
 def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10, grace: int = 30,
@@ -207,7 +191,7 @@ def open_study(space: SearchSpace, name: str, storage: str, heartbeat: int = 10,
     rdb = make_storage(storage, heartbeat, grace, failed)
     return retry_race(lambda: optuna.create_study(
         study_name=name, storage=rdb, sampler=FreshSeedSampler(space, trials),
-        pruner=make_pruner(space.pruner, space.recipe.epochs), directions=list(space.objectives.values()),
+        pruner=space.pruner.optuna_pruner(space.recipe.epochs), directions=list(space.objectives.values()),
         load_if_exists=True), f"opening study {name!r}")
 
 
