@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["deploy", "__version__"]
+__all__ = ["compare", "deploy", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,4 +14,8 @@ def __getattr__(name: str) -> Any:
         from .arch.reparameterize import deploy
 
         return deploy
+    if name == "compare":  # bench.compare(["tinyunet", "ulite"], ...): bench compare from Python
+        from .run.compare import compare
+
+        return compare
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

@@ -483,16 +483,22 @@ def _tracking_uri(tracking_uri: Optional[str], no_tracking: bool) -> Optional[st
     return uri
 
 
-def _recipe_and_data(arch_channels: int, source: DataSource, recipe: str, epochs, batch, lr, seed: int,
-                     split_file: Optional[str], speed: Optional[dict[str, Any]] = None):
-    from .run.experiment import prepare_data
+def _recipe(recipe: str, epochs, batch, lr, seed: int, speed: Optional[dict[str, Any]] = None):
+    """The recipe the options name; a bad value is an error naming its option."""
     from .training.recipe import RecipeError, get_recipe
 
     try:
-        chosen = get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed, **(speed or {}))
+        return get_recipe(recipe, epochs=epochs, batch=batch, lr=lr, seed=seed, **(speed or {}))
     except RecipeError as exc:
         option = f"--{exc.field}" if exc.field in ("epochs", "batch", "lr", "seed") else f"recipe {recipe}"
         raise BenchError(f"{option}: {exc.message}") from None
+
+
+def _recipe_and_data(arch_channels: int, source: DataSource, recipe: str, epochs, batch, lr, seed: int,
+                     split_file: Optional[str], speed: Optional[dict[str, Any]] = None):
+    from .run.experiment import prepare_data
+
+    chosen = _recipe(recipe, epochs, batch, lr, seed, speed)
     dataset, split = prepare_data(source.folder, source.protocol, arch_channels, seed,
                                   Path(split_file) if split_file else None, source.layout)
     return chosen, dataset, split, dataset.input_size
@@ -537,7 +543,7 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     the run to MLflow (curves, metrics, cost, weights).
     """
     from .core.device import resolve_device
-    from .run.experiment import RepeatedRuns, run_training, tracking_entry
+    from .run.experiment import tracking_entry, train_network
     from .results.progress import training_progress
 
     where, speed = resolve_device(device), _speed(options)
@@ -549,18 +555,18 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     _check_outputs(out_dir, [arch], 1, source.protocol.input_size)
     chosen, dataset, split, size = _recipe_and_data(arch.config["in_channels"], source, recipe, epochs, batch, lr,
                                                     seed, split_file, speed)
-    with training_progress(arch.name, console) as progress:
-        outcome = run_training(arch, dataset, split, chosen, size, out_dir, progress, device=where)
-    s = outcome.summary
+    net = train_network(arch, dataset, split, chosen, size, out_dir, seed_folders=False,
+                        progress=lambda seed: training_progress(arch.name, console), device=where, latency=True)
+    run = net.first
     console.print(_metrics_table(f"{arch.name}: test set ({len(split.test)} images; {dataset.protocol.describe()})",
-                                 s["test"], max(2, arch.config["classes"])))
-    console.print(f"{s['params']:,} params, {s['flops'] / 1e9:.3f} G FLOPs, latency "
-                  f"{s['latency']['median_ms']:.2f} ms; best epoch {s['best_epoch']}, trained in "
-                  f"{s['train_seconds']:.0f} s on {where}; split {split.hash[:12]}; wrote {out_dir}/")
+                                 run.test, max(2, arch.config["classes"])))
+    console.print(f"{net.cost.train.params:,} params, {net.cost.train.flops / 1e9:.3f} G FLOPs, latency "
+                  f"{net.latency['median_ms']:.2f} ms; best epoch {run.metrics['best_epoch']}, trained in "
+                  f"{run.metrics['train_seconds']:.0f} s on {where}; split {split.hash[:12]}; wrote {out_dir}/")
     if tracking:
         from .results.tracking import track_networks
 
-        entry = tracking_entry(RepeatedRuns(arch.name, [outcome]), chosen, dataset, split, size, arch.config)
+        entry = tracking_entry(net, chosen, dataset, split, size)
         entry["artifacts"][""].append(out_dir / "split.json")
         url, _ = track_networks(tracking, experiment or "bench train", [entry])
         console.print(f"MLflow: {url}", highlight=False, soft_wrap=True)
@@ -636,75 +642,41 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     and a verdict on a bootstrap and a Wilcoxon signed-rank test that must agree, Holm-adjusted).
     """
     from .core.device import resolve_device
-    from .run.experiment import check_classes, run_repeats, time_together, tracking_entry
+    from .run.compare import compare as compare_networks, distinct_architectures
     from .results.progress import training_progress
-    from .core.stats import RULE, adjust, compare_paired
-    from .results.tables import display_table, results_table, write_tables
+    from .core.stats import RULE
+    from .results.tables import display_table
 
     where, speed = resolve_device(device), _speed(options)
     _deterministic(options)
     source = take_source(options, data)
-    archs = [resolve(name, None, ()) for name in architectures]
-    if len({arch.name for arch in archs}) != len(archs):
-        raise BenchError(f"compare needs distinct architectures, got {', '.join(a.name for a in archs)}")
-    for i, arch in enumerate(archs):
-        same = next((a for a in archs[:i] if a.hash == arch.hash), None)
-        if same is not None:
-            raise BenchError(f"{architectures[archs.index(same)]} and {architectures[i]} hold the same network "
-                             f"(config hash {arch.hash[:12]}): compare trains each network once; drop one of them.")
+    archs = distinct_architectures(architectures)
     tracking = _tracking_uri(tracking_uri, no_tracking)
-    chosen, dataset, split, size = _recipe_and_data(archs[0].config["in_channels"], source, recipe, epochs, batch,
-                                                    lr, seed, split_file, speed)
-    for arch in archs:  # refuse a mismatch before any training starts
-        check_classes(arch, dataset)
+    chosen = _recipe(recipe, epochs, batch, lr, seed, speed)
     out_dir = Path(out) if out else _run_dir("compare", source)
-    _check_outputs(out_dir, archs, repeats, size)
-    networks = [run_repeats(arch, dataset, split, chosen, size, out_dir / arch.name, repeats,
-                            lambda s, name=arch.name: training_progress(f"{name} seed {s}", console), where)
-                for arch in archs]
-    with console.status("timing the networks together") if console.is_terminal else nullcontext():
-        time_together([n.first for n in networks], archs[0].config["in_channels"], size, max_seconds, where)
-    reference = networks[0]
-    empty = reference.first.summary.get("test_images_without_foreground", 0)
-    versus = [None] + adjust([compare_paired(reference.seed_scores(), n.seed_scores(), reference_name=reference.name,
-                                             candidate_name=n.name, empty=empty) for n in networks[1:]])
-    table = results_table(networks, dataset.classes, versus=versus if len(networks) > 1 else None)
-    caption = (f"{', '.join(a.name for a in archs)} on {Path(dataset.source).name} ({dataset.protocol.describe()}), "
-               f"recipe {recipe}, "
-               f"{chosen.epochs} epochs, test split of {len(split.test)} images; mean ± std over {repeats} seed(s); "
-               f"paired per-image test of foreground Dice against {archs[0].name}. {RULE}")
-    paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
-    write_text(out_dir / "comparison.json", json.dumps({
-        "seeds": networks[0].seeds, "split": split.hash, "data": dataset.source, "size": size,
-        "protocol": dataset.protocol.to_dict(),
-        "recipe": chosen.to_dict(), "networks": {n.name: {k: e.to_dict() for k, e in n.estimates().items()}
-                                                 for n in networks},
-        "paired": [v.to_dict() for v in versus if v is not None]}, indent=1, default=str) + "\n")
-    shown = display_table(table).set_index("Model").T  # a figure per row: fits a terminal
-    seeds = ", ".join(map(str, networks[0].seeds))
+    _check_outputs(out_dir, archs, repeats, source.protocol.input_size)
+    result = compare_networks(
+        archs, source, recipe=chosen, recipe_name=recipe, split_file=split_file, repeats=repeats, out_dir=out_dir,
+        device=where, max_seconds=max_seconds, tracking_uri=tracking, experiment=experiment,
+        progress=lambda name, s: training_progress(f"{name} seed {s}", console),
+        timing=lambda: console.status("timing the networks together") if console.is_terminal else nullcontext())
+    dataset, split = result.dataset, result.split
+    shown = display_table(result.table).set_index("Model").T  # a figure per row: fits a terminal
+    seeds = ", ".join(map(str, result.seeds))
     rich_table = Table("", *shown.columns, title=f"{dataset.source} ({dataset.protocol.describe()}), recipe {recipe}, "
                        f"{chosen.epochs} epochs, seeds {seeds}, split {split.hash[:12]}")
     for figure, row in shown.iterrows():
         rich_table.add_row(figure, *row)
     console.print(rich_table)
-    for test in versus[1:]:
+    for test in result.versus[1:]:
         console.print(f"{test.candidate} against {test.reference}, paired over {test.n} test images and "
                       f"{repeats} seed(s) (foreground Dice): {test.text()}", highlight=False)
-    if len(versus) > 1:
+    if len(result.versus) > 1:
         console.print(RULE, highlight=False)
     console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
-                  f"{repeats} seed(s); wrote {', '.join(map(str, paths))}", highlight=False)
-    if tracking:
-        from .results.tracking import track_networks
-
-        entries = [tracking_entry(n, chosen, dataset, split, size, a.config, v)
-                   for n, a, v in zip(networks, archs, versus)]
-        url, _ = track_networks(tracking, experiment or out_dir.name, entries, parent={
-            "name": f"compare {' '.join(a.name for a in archs)}", "description": caption,
-            "params": {"data.source": dataset.source, "data.size": size, "data.split": split.hash[:12],
-                       "seeds": ",".join(map(str, networks[0].seeds)), "networks": ",".join(a.name for a in archs)},
-            "artifacts": [*paths, out_dir / "comparison.json"]})
-        console.print(f"MLflow: {url}", highlight=False, soft_wrap=True)
+                  f"{repeats} seed(s); wrote {', '.join(map(str, result.paths))}", highlight=False)
+    if "mlflow_runs_url" in result.links:
+        console.print(f"MLflow: {result.links['mlflow_runs_url']}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------- sweeps

@@ -103,7 +103,7 @@ def test_ctrl_c_mid_training_stops_cleanly_and_the_rerun_finishes_the_network_fr
     records = load_result(load_study("slow", storage)).records
     retry = next(r for r in records if r.retry_of == stopped.number)
     assert retry.state == "COMPLETE" and retry.sample == stopped.sample
-    history = retry.seeds[0]["history"]
+    history = retry.seeds[0].history
     assert [h["epoch"] for h in history] == list(range(1, 7))  # whole: the epochs before the stop were kept
     assert any("resumed_after_epoch" in h for h in history)  # and it went on from there
     weights, expected = final_weights(tmp_path, retry.number), uninterrupted[1]
@@ -133,7 +133,7 @@ def test_sigkill_then_a_prompt_rerun_finishes_the_study(tmp_path, when, uninterr
     dead, retry = records[0], next(r for r in records if r.retry_of == 0)
     assert dead.state == "FAIL" and retry.state == "COMPLETE"
     if when == "during training":  # resumed from the dead trial's last epoch, to the same weights
-        assert any("resumed_after_epoch" in h for h in retry.seeds[0]["history"])
+        assert any("resumed_after_epoch" in h for h in retry.seeds[0].history)
         weights, expected = final_weights(tmp_path, retry.number), uninterrupted[1]
         assert all(torch.equal(weights[k], expected[k]) for k in expected)
     client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")

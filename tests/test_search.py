@@ -137,7 +137,7 @@ def fake_training(monkeypatch, dice_of):
                 progress("epoch", epoch, recipe.epochs, row)
         return result
 
-    monkeypatch.setattr("bench.run.sweep.train_model", train)
+    monkeypatch.setattr("bench.training.seeds.train_model", train)
 
 
 def pruned_space(tmp_path: Path) -> Path:
@@ -159,7 +159,7 @@ def test_mo_asha_in_a_sweep_prunes_dominated_designs_which_count_but_are_never_o
     assert pruned and sum(r.counted for r in result.records) == 5
     for r in pruned:
         assert r.state == "PRUNED" and r.pruned["epoch"] == 1 and r.rungs == {"1": r.pruned["val_dice"]}
-        assert "mo_asha" in r.pruned["reason"] and len(r.seeds[0]["history"]) == 1 and not r.trained
+        assert "mo_asha" in r.pruned["reason"] and len(r.seeds[0].history) == 1 and not r.trained
         assert r.number not in result.front and "val_dice" not in r.values
         earlier = [o for o in result.records if o.number < r.number and "1" in o.rungs and o.duplicate_of is None]
         assert any(o.rungs["1"] > r.rungs["1"] and o.values["params"] < r.values["params"] for o in earlier)

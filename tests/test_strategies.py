@@ -83,7 +83,7 @@ def test_a_toy_pruner_and_sampler_registered_here_drive_a_sweep(tmp_path, toys):
     for record in result.records:
         assert record.status == "pruned" and record.pruned["pruner"] == "toy_first_epochs"
         assert record.pruned["reason"] == "toy: stopped after epoch 2 of 3" and record.pruned["epoch"] == 2
-        assert list(record.rungs) == ["1", "2"] and len(record.seeds[0]["history"]) == 2
+        assert list(record.rungs) == ["1", "2"] and len(record.seeds[0].history) == 2
     assert result.info.pruner == {"type": "toy_first_epochs", "after": 2}
     assert result.info.sampler == "toy_round_robin"
 

@@ -37,7 +37,7 @@ def test_quick_sweep_from_python_completes_and_its_front_matches_an_independent_
         assert r.cost["params"] == r.values["params"] and r.cost["deploy"]["params"] > 0
         assert r.values["peak_memory_mb"] > 0 and r.worker and r.overrides and r.blocks["encoder.block"]
         assert r.trained and r.metrics["test_dice"] >= 0 and len(r.seeds) == 1
-        assert len(r.seeds[0]["history"]) == 1
+        assert len(r.seeds[0].history) == 1
     unique = [r for r in complete if r.duplicate_of is None]
     expected = [unique[i].number for i in pareto_front([(r.value("val_dice"), r.value("params")) for r in unique],
                                                         ["maximize", "minimize"])]
@@ -268,8 +268,8 @@ def untimed(record) -> str:
     """Everything a trial found except wall-clock figures, as text."""
     import json
 
-    seeds = [{**s, "metrics": {k: v for k, v in s["metrics"].items() if k != "train_seconds"},
-              "history": [{k: v for k, v in h.items() if k != "seconds"} for h in s["history"]]} for s in record.seeds]
+    seeds = [{**s.to_dict(), "metrics": {k: v for k, v in s.metrics.items() if k != "train_seconds"},
+              "history": [{k: v for k, v in h.items() if k != "seconds"} for h in s.history]} for s in record.seeds]
     return json.dumps([record.sample, {k: v for k, v in record.values.items()}, seeds, record.per_image])
 
 
@@ -278,13 +278,13 @@ def test_repeats_train_each_design_with_consecutive_seeds_and_the_front_is_on_me
     trained = [r for r in result.records if r.status == "trained"]
     assert trained and result.info.repeats == 2
     for r in trained:
-        assert [s["seed"] for s in r.seeds] == [0, 1]
-        first, second = (s["metrics"]["val_dice"] for s in r.seeds)
+        assert [s.seed for s in r.seeds] == [0, 1]
+        first, second = (s.metrics["val_dice"] for s in r.seeds)
         assert first != second  # other initial weights, batch order and augmentation
         assert r.value("val_dice") == pytest.approx((first + second) / 2)
         assert r.estimate("val_dice").n == 2 and r.estimate("val_dice").std > 0
         assert len(r.per_image) == result.info.data["test"]
-        assert r.per_image[0] == pytest.approx(sum(s["test_dice_fg_per_image"][0] for s in r.seeds) / 2)
+        assert r.per_image[0] == pytest.approx(sum(s.test_dice_fg_per_image[0] for s in r.seeds) / 2)
     unique = [r for r in result.records if r.state == "COMPLETE" and r.duplicate_of is None]
     on_means = [unique[i].number for i in pareto_front([(r.value("val_dice"), r.value("params")) for r in unique],
                                                        ["maximize", "minimize"])]

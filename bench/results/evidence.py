@@ -24,14 +24,13 @@ def label(record: TrialRecord) -> str:
 def seed_scores(record: TrialRecord) -> list[list[float]]:
     """(runs, images) per-image test foreground Dice of each seed (the seed means where a record
     holds no per-seed scores)."""
-    runs = [run["test_dice_fg_per_image"] for run in record.seeds if run.get("test_dice_fg_per_image")]
+    runs = [run.test_dice_fg_per_image for run in record.seeds if run.test_dice_fg_per_image]
     return runs or [record.per_image]
 
 
 def without_foreground(record: TrialRecord) -> int:
     """Test images without foreground (the same for every design of a study)."""
-    return next((run["test_images_without_foreground"] for run in record.seeds
-                 if "test_images_without_foreground" in run), 0)
+    return next((run.test_images_without_foreground for run in record.seeds if run.complete), 0)
 
 
 def weigh_front(result: SweepResult) -> None:

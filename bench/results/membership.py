@@ -43,7 +43,7 @@ def draws(record: "TrialRecord", name: str, resamples: int, rng: np.random.Gener
     """(resamples,) values of objective ``name`` for ``record``, as the module docstring says."""
     value = float(record.value(name))
     objective = OBJECTIVES.get(name)
-    runs = [run["metrics"] for run in record.seeds if "metrics" in run]
+    runs = [run.scores() for run in record.seeds if run.metrics]
     if not objective.before_training and len(runs) > 1:
         try:
             per_seed = np.array([float(objective.compute(m)) for m in runs])

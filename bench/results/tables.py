@@ -9,42 +9,45 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 
 from ..core.files import atomic, write_text
 from ..search.records import SweepResult
 from ..core.stats import Estimate, PairedComparison
-
-if TYPE_CHECKING:
-    from ..run.experiment import RepeatedRuns
+from ..search.objectives import Objective
+from ..training.trained import TrainedNetwork
 
 STD = " std"
 
 
-def results_table(networks: Sequence["RepeatedRuns"], classes: int, class_names: Optional[list[str]] = None,
-                  versus: Optional[Sequence[Optional[PairedComparison]]] = None) -> pd.DataFrame:
+def results_table(networks: Sequence[TrainedNetwork], classes: int, class_names: Optional[list[str]] = None,
+                  versus: Optional[Sequence[Optional[PairedComparison]]] = None,
+                  objectives: Sequence[Objective] = ()) -> pd.DataFrame:
     """One row per network: parameters (M), paper-FLOPs (G), latency (ms) and its ratio, IoU and
-    Dice (%) mean and per class, HD95 of the foreground (px), each over the seeds; and, with
+    Dice (%) mean and per class, HD95 of the foreground (px), each over the seeds; each of
+    ``objectives`` (known after training) over the seeds, in its display unit; and, with
     ``versus``, the paired per-image comparison with the first network (difference of foreground
     Dice, its 95 % hierarchical bootstrap interval, P(better), the Holm-adjusted p, verdict: see
     :mod:`bench.core.stats`)."""
     names = class_names or [f"class {c}" for c in range(classes)]
     rows = []
     for i, net in enumerate(networks):
-        first, figures = net.first.summary, net.estimates()
-        row: dict[str, object] = {"Model": net.name, "Seeds": len(net.runs), "Params (M)": first["params"] / 1e6,
-                                  "FLOPs (G)": first["flops"] / 1e9}
-        if "latency" in first:
-            row["Latency (ms)"] = first["latency"]["median_ms"]
-            if first["latency"].get("ratio") is not None:
-                row["Latency ratio"] = first["latency"]["ratio"]
+        figures = net.estimates()
+        row: dict[str, object] = {"Model": net.name, "Seeds": len(net.runs), "Params (M)": net.cost.train.params / 1e6,
+                                  "FLOPs (G)": net.cost.train.flops / 1e9}
+        if net.latency is not None:
+            row["Latency (ms)"] = net.latency["median_ms"]
+            if net.latency.get("ratio") is not None:
+                row["Latency ratio"] = net.latency["ratio"]
         for metric, label in (("iou", "IoU"), ("dice", "Dice")):
             _put(row, f"{label} mean (%)", figures[f"{metric}_mean"], 100)
             for c, name in enumerate(names):
                 _put(row, f"{label} {name} (%)", figures[f"{metric}_c{c}"], 100)
         _put(row, "HD95 fg (px)", figures["hd95_mean_fg"], 1)
+        for objective in objectives:
+            _put(row, objective.axis_label, net.scored(objective.compute), objective.scale)
         if versus is not None:
             test = versus[i]
             nan = math.nan

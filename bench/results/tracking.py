@@ -420,7 +420,7 @@ class MlflowTracker(SweepListener):
         name = f"trial {record.number}" + (f" · {record.label}" if record.sample else "")
         tags = {"bench.trial": str(record.number), "bench.state": record.state, "bench.status": record.status,
                 "bench.trained": str(record.trained), "bench.config_hash": record.config_hash,
-                "bench.seeds": ",".join(str(run["seed"]) for run in record.seeds), "mlflow.runName": name,
+                "bench.seeds": ",".join(str(run.seed) for run in record.seeds), "mlflow.runName": name,
                 **{f"block.{k}": v for k, v in record.blocks.items()}}
         if record.latency:
             tags.update(latency_tags(record.latency))
@@ -449,17 +449,17 @@ class MlflowTracker(SweepListener):
         if record.pruned:  # its figures when it was stopped; no val_dice_best, which means trained
             values.update({"pruned_at_epoch": record.pruned["epoch"], "val_dice_so_far": record.pruned["val_dice"]})
         for run in record.seeds if len(record.seeds) > 1 else []:
-            values.update({f"{RENAMED.get(k, k)}/seed_{run['seed']}": v for k, v in run["metrics"].items()})
+            values.update({f"{RENAMED.get(k, k)}/seed_{run.seed}": v for k, v in run.metrics.items()})
         info = self.info
         params = dict(record.sample)
         if info is not None and record.trained:
             params.update({**{f"recipe.{k}": v for k, v in info.recipe.items() if k != "seed"},
                            "data.source": info.data["source"], "data.size": info.data["size"],
                            "data.split": info.data["split_hash"][:12],
-                           "seeds": ",".join(str(run["seed"]) for run in record.seeds)})
+                           "seeds": ",".join(str(run.seed) for run in record.seeds)})
         # epochs were logged live (epoch_ended): one seed's as the run's curves, several seeds' each
         # under its own name; the mean over several seeds only exists now
-        series = curves([run["history"] for run in record.seeds], [run["seed"] for run in record.seeds], False) \
+        series = curves([run.history for run in record.seeds], [run.seed for run in record.seeds], False) \
             if len(record.seeds) > 1 and record.duplicate_of is None else []
         self.store.log(run_id, values, self._new_params(run_id, params), tags, series)
         self.store.describe(run_id, describe_trial(record))

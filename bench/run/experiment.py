@@ -1,15 +1,15 @@
-"""Training runs end to end, with their files: data and split, training, test evaluation, cost
-figures, checkpoint; one run (``bench train``) or one per seed (``bench compare --repeats``)."""
+"""Training networks end to end, with their files: data and split, training over seeds
+(:func:`bench.training.seeds.train_seeds`), test evaluation, cost figures, checkpoints; one run
+(``bench train``) or one per seed (``bench compare --repeats``)."""
 from __future__ import annotations
 
 import json
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
-from torch import nn
 
 from ..arch.assemble import build_checked
 from ..training.checkpoint import save_checkpoint
@@ -26,8 +26,10 @@ from ..arch.latency import Candidate, measure, measure_latency
 from ..arch.latency import Protocol as LatencyProtocol
 from ..arch.profile import profile_model
 from ..training.recipe import Recipe
-from ..core.stats import Estimate, estimate, mean_over_runs
-from ..training.loop import Progress, evaluate, train_model
+from ..search.objectives import OBJECTIVES, Objective
+from ..training.metrics import CONVENTIONS as METRIC_CONVENTIONS
+from ..training.seeds import SeedRun, Splits, train_seeds
+from ..training.trained import TrainedNetwork
 
 
 def prepare_data(data: Optional[str], protocol: Protocol, channels: int, seed: int,
@@ -53,161 +55,113 @@ def check_classes(arch: Architecture, data: SegmentationData) -> None:
     )
 
 
-@dataclass
-class RunOutcome:
-    name: str
-    summary: dict[str, Any]  # test metrics, cost, timing, per-image test foreground Dice: plain values
-    out_dir: Path
-    model: nn.Module  # trained, best validation weights
-
-
-@dataclass
-class RepeatedRuns:
-    """One network trained once per seed on one split; figures over the seeds."""
-
-    name: str
-    runs: list[RunOutcome]
-
-    @property
-    def seeds(self) -> list[int]:
-        return [run.summary["seed"] for run in self.runs]
-
-    @property
-    def first(self) -> RunOutcome:
-        return self.runs[0]
-
-    def estimates(self) -> dict[str, Estimate]:
-        """Every test metric, the best validation Dice and the training time over the seeds."""
-        flat = [{**run.summary["test"], "best_val_dice": run.summary["best_val_dice"],
-                 "best_val_dice_all": run.summary["best_val_dice_all"],
-                 "train_seconds": run.summary["train_seconds"]} for run in self.runs]
-        return {name: estimate([f[name] for f in flat]) for name in flat[0]}
-
-    def per_image(self) -> list[float]:
-        """Per-image test foreground Dice, averaged over the seeds (split order)."""
-        return mean_over_runs(self.seed_scores())
-
-    def seed_scores(self) -> list[list[float]]:
-        """(runs, images) per-image test foreground Dice of each seed, for paired comparisons."""
-        return [run.summary["test_dice_fg_per_image"] for run in self.runs]
-
-
-def tracking_entry(net: RepeatedRuns, recipe: Recipe, dataset: SegmentationData, split: Split, size: int,
-                   config: dict[str, Any], versus: Optional[Any] = None) -> dict[str, Any]:
-    """What :func:`bench.results.tracking.track_networks` logs of one network trained with its seeds:
-    recipe, data and seeds as parameters; cost, test metrics (mean over seeds, with spread),
-    per-epoch curves; the resolved architecture; every seed's weights and metrics."""
-    first = net.first.summary
+def tracking_entry(net: TrainedNetwork, recipe: Recipe, dataset: SegmentationData, split: Split, size: int,
+                   versus: Optional[Any] = None) -> dict[str, Any]:
+    """What :func:`bench.results.tracking.track_networks` logs of one network trained with its
+    seeds: recipe, data and seeds as parameters; cost, test metrics (mean over seeds, with
+    spread), the objectives known after training, per-epoch curves; the resolved architecture;
+    every seed's weights and metrics."""
     figures = net.estimates()
-    metrics: dict[str, Any] = {"n_params": first["params"], "flops": first["flops"], "macs": first["cost"]["macs"],
-                               "deploy_n_params": first["cost"]["deploy"]["params"]}
-    for key, figure in figures.items():  # test metrics as test_*, the selection figure as a sweep names it
-        name = {"best_val_dice": "val_dice_best", "best_val_dice_all": "val_dice_all_best",
-                "train_seconds": "train_seconds"}.get(key, f"test_{key}")
+    metrics: dict[str, Any] = {"n_params": net.cost.train.params, "flops": net.cost.train.flops,
+                               "macs": net.cost.train.macs, "deploy_n_params": net.cost.deploy.params}
+    named = {"best_val_dice": "val_dice_best", "best_val_dice_all": "val_dice_all_best", "train_seconds": "train_seconds"}
+    shown = {named.get(key, f"test_{key}"): figure for key, figure in figures.items()}
+    shown.update({o.name: net.scored(o.compute) for o in compared_objectives()})
+    for name, figure in shown.items():  # test metrics as test_*, the selection figure as a sweep names it
         metrics[name] = figure.mean
         if figure.n > 1:
             metrics.update({f"{name}_std": figure.std, f"{name}_ci95_low": figure.ci_low,
                             f"{name}_ci95_high": figure.ci_high})
-    if "latency" in first:
-        metrics["latency_ms"] = first["latency"]["median_ms"]
-        if first["latency"].get("ratio") is not None:
-            metrics["latency_ratio"] = first["latency"]["ratio"]
+    if net.latency is not None:
+        metrics["latency_ms"] = net.latency["median_ms"]
+        if net.latency.get("ratio") is not None:
+            metrics["latency_ratio"] = net.latency["ratio"]
     dice = figures["dice_mean"]
     seeds = ", ".join(map(str, net.seeds))
     description = (f"{net.name} trained with seed(s) {seeds} on {Path(dataset.source).name} at {size} px: test Dice "
-                   f"{dice.text()}, {first['params'] / 1e6:.3f} M params")
+                   f"{dice.text()}, {net.cost.train.params / 1e6:.3f} M params")
     tags = {}
     if versus is not None:
         tags["bench.vs_reference"] = versus.text()
         description += f"; against {versus.reference}: {versus.text()}"
     return {
-        "name": net.name, "seeds": net.seeds, "histories": [run.summary["history"] for run in net.runs],
+        "name": net.name, "seeds": net.seeds, "histories": [run.history for run in net.runs],
         "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
                    "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
                    "data.protocol": dataset.protocol.describe(),
-                   "data.split": split.hash[:12], "config_hash": first["config_hash"]},
-        "metrics": metrics, "config": config, "description": description + ".", "tags": tags,
-        "artifacts": {run.out_dir.name if len(net.runs) > 1 else "": [run.out_dir / "model.pt",
-                                                                       run.out_dir / "metrics.json"]
-                      for run in net.runs},
+                   "data.split": split.hash[:12], "config_hash": net.arch.hash},
+        "metrics": metrics, "config": net.arch.config, "description": description + ".", "tags": tags,
+        "artifacts": {folder.name if len(net.runs) > 1 else "": [folder / "model.pt", folder / "metrics.json"]
+                      for folder in net.out_dirs},
     }
 
 
-def run_repeats(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe, size: int,
-                out_dir: Path, repeats: int,
-                progress: Callable[[int], Any] = lambda seed: nullcontext(),
-                device: torch.device = torch.device("cpu")) -> RepeatedRuns:
-    """``repeats`` runs of :func:`run_training` with seeds recipe.seed, recipe.seed + 1, ...
-    (initial weights, batch order and augmentation change; the split does not), each in
-    ``out_dir/seed_<seed>``. ``progress(seed)`` gives a context manager yielding the run's
-    progress callback (or None)."""
-    runs = []
-    for k in range(repeats):
-        seed = recipe.seed + k
-        with progress(seed) as report:
-            runs.append(run_training(arch, dataset, split, replace(recipe, seed=seed), size,
-                                     out_dir / f"seed_{seed}", report, latency=False, device=device))
-    return RepeatedRuns(arch.name, runs)
+def compared_objectives() -> list[Objective]:
+    """Objectives known after training that ask to be shown where networks are compared
+    (``Objective.column``): columns of ``bench compare``'s table and metrics of its runs."""
+    return [o for o in OBJECTIVES if not o.before_training and o.column]
 
 
-def run_training(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe,
-                 size: int, out_dir: Path, progress: Optional[Progress] = None,
-                 latency: bool = True, device: torch.device = torch.device("cpu")) -> RunOutcome:
-    """Train ``arch`` on the split's train set (model selection on val) on ``device``, evaluate on
-    test, time the deploy form there, and write ``split.json``, ``model.pt`` and ``metrics.json``
-    to ``out_dir``."""
+def train_network(arch: Architecture, dataset: SegmentationData, split: Split, recipe: Recipe, size: int,
+                  out_dir: Path, repeats: int = 1, seed_folders: bool = True,
+                  progress: Callable[[int], Any] = lambda seed: nullcontext(),
+                  device: torch.device = torch.device("cpu"), latency: bool = False) -> TrainedNetwork:
+    """Train ``arch`` on the split's train set ``repeats`` times (:func:`bench.training.seeds.train_seeds`:
+    seeds recipe.seed, recipe.seed + 1, ...; model selection on val), score each run on test, and
+    write ``split.json``, ``model.pt`` and ``metrics.json`` for each to ``out_dir/seed_<seed>``
+    (``out_dir`` itself without ``seed_folders``). ``progress(seed)`` gives a context manager
+    yielding the run's progress callback (or None). ``latency``: time the first run's deploy form
+    on ``device`` (``compare`` times its networks together instead, :func:`time_together`)."""
     check_classes(arch, dataset)
-    model = build_checked(arch, size, seed=recipe.seed)
-    cost = profile_model(model, arch.name, arch.hash, arch.config["in_channels"], size)
-    train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
-    result = train_model(model, train, val, recipe, arch.config["classes"], progress, device=device)
-    metrics = evaluate(model, test, arch.config["classes"])
-    summary = {
-        "architecture": arch.name,
-        "config_hash": arch.hash,
-        "params": cost.train.params,
-        "flops": cost.train.flops,
-        "cost": cost.to_dict(),
-        "seed": recipe.seed,
-        "test": metrics.summary(),
-        "test_dice_fg_per_image": [float(v) for v in metrics.per_image_mean_fg_paired("dice")],
-        "test_images_without_foreground": metrics.images_without_foreground(),
-        "best_epoch": result.best_epoch,
-        "best_val_dice": result.best_val_dice,
-        "best_val_dice_all": result.best_val_dice_all,
-        "train_seconds": result.seconds,
-        "history": result.history,
-    }
-    if latency:  # compare times its networks together instead (time_together)
-        summary["latency"] = measure_latency(model, arch.config["in_channels"], size,
-                                             protocol=LatencyProtocol(device=str(device))).to_dict()
-    record = {
-        **summary,
-        "recipe": recipe.to_dict(),
-        "device": {**describe_device(device), "deterministic": torch.are_deterministic_algorithms_enabled()},
-        "augmentation": AUGMENTATION if recipe.augment else "none",
-        "data": dataset.record(),
-        "split": {"hash": split.hash, "file": "split.json",
-                  "sizes": [len(split.train), len(split.val), len(split.test)]},
-        "metric_conventions": metrics.conventions,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    split.save(out_dir / "split.json")
-    save_checkpoint(out_dir / "model.pt", model, arch, record)
-    write_text(out_dir / "metrics.json", json.dumps(record, indent=1, default=str) + "\n")
-    return RunOutcome(arch.name, summary, out_dir, model)
+    first = build_checked(arch, size, seed=recipe.seed)
+    cost = profile_model(first, arch.name, arch.hash, arch.config["in_channels"], size)
+    parts = Splits(*(dataset.subset(list(s)) for s in (split.train, split.val, split.test)))
+    runs = train_seeds(arch, parts, recipe, repeats, device, lambda k, seed: progress(seed), first_model=first)
+    net = TrainedNetwork(arch.name, arch, cost, runs,
+                         [out_dir / f"seed_{run.seed}" if seed_folders else out_dir for run in runs])
+    if latency:
+        net.latency = measure_latency(first, arch.config["in_channels"], size,
+                                      protocol=LatencyProtocol(device=str(device))).to_dict()
+    for run, folder in zip(net.runs, net.out_dirs):
+        record = {**seed_summary(net, run), "recipe": replace(recipe, seed=run.seed).to_dict(),
+                  "device": {**describe_device(device), "deterministic": torch.are_deterministic_algorithms_enabled()},
+                  "augmentation": AUGMENTATION if recipe.augment else "none",
+                  "data": dataset.record(),
+                  "split": {"hash": split.hash, "file": "split.json",
+                            "sizes": [len(split.train), len(split.val), len(split.test)]},
+                  "metric_conventions": METRIC_CONVENTIONS}
+        folder.mkdir(parents=True, exist_ok=True)
+        split.save(folder / "split.json")
+        save_checkpoint(folder / "model.pt", run.model, arch, record)
+        write_text(folder / "metrics.json", json.dumps(record, indent=1, default=str) + "\n")
+    return net
 
 
-def time_together(outcomes: list[RunOutcome], in_channels: int, size: int, max_seconds: float = 10.0,
+def seed_summary(net: TrainedNetwork, run: SeedRun) -> dict[str, Any]:
+    """One run of ``net`` as ``metrics.json`` and ``model.pt`` record it: cost, seed, test
+    metrics, per-image foreground Dice, the best epoch and validation Dice, time and history."""
+    summary = {"architecture": net.name, "config_hash": net.arch.hash, "params": net.cost.train.params,
+               "flops": net.cost.train.flops, "cost": net.cost.to_dict(), "seed": run.seed, "test": run.test,
+               "test_dice_fg_per_image": run.test_dice_fg_per_image,
+               "test_images_without_foreground": run.test_images_without_foreground,
+               "best_epoch": run.metrics["best_epoch"], "best_val_dice": run.metrics["val_dice"],
+               "best_val_dice_all": run.metrics["val_dice_all"], "train_seconds": run.metrics["train_seconds"],
+               "history": run.history}
+    if net.latency is not None:
+        summary["latency"] = net.latency
+    return summary
+
+
+def time_together(networks: list[TrainedNetwork], in_channels: int, size: int, max_seconds: float = 10.0,
                   device: torch.device = torch.device("cpu")) -> None:
-    """Time the networks of one comparison interleaved in one session on ``device``, the first
-    as the reference (at most ``max_seconds`` per network), and add each figure (with its ratio)
-    to the summary and ``metrics.json``."""
-    results = measure([Candidate(o.name, o.model) for o in outcomes], in_channels, size,
+    """Time the networks of one comparison (their first runs' models) interleaved in one session
+    on ``device``, the first as the reference (at most ``max_seconds`` per network), and add each
+    figure (with its ratio) to the network and its runs' ``metrics.json``."""
+    results = measure([Candidate(n.name, n.first.model) for n in networks], in_channels, size,
                       LatencyProtocol(max_seconds=max_seconds, device=str(device)))
-    for outcome, result in zip(outcomes, results):
-        outcome.summary["latency"] = result.to_dict()
-        path = outcome.out_dir / "metrics.json"
+    for net, result in zip(networks, results):
+        net.latency = result.to_dict()
+        path = net.out_dirs[0] / "metrics.json"
         record = json.loads(path.read_text())
         record["latency"] = result.to_dict()
         write_text(path, json.dumps(record, indent=1, default=str) + "\n")

@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -61,7 +62,7 @@ from ..search.study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead
                     TrialEpochs, enqueue, front_latency, open_study, optimize_one, reap, sample_overrides, sampler_seed,
                     set_constraint, stock_sample, study_info, trained_by)
 from ..search.study import records as study_records
-from ..training.loop import evaluate, train_model
+from ..training.seeds import Splits, TrainingStopped, train_seeds
 
 SWEEP_LATENCY = Protocol(max_seconds=3.0)  # per trial; the front is timed again, interleaved
 CATCH = (BenchError, RuntimeError, ValueError)  # a trial raising these fails; the sweep goes on
@@ -80,8 +81,8 @@ class StudyData:
     split: Split
     size: int
 
-    def part(self, name: str) -> SegmentationData:
-        return self.dataset.subset(list(getattr(self.split, name)))
+    def parts(self) -> Splits:
+        return Splits(*(self.dataset.subset(list(part)) for part in (self.split.train, self.split.val, self.split.test)))
 
 
 def prepare_study_data(space: SearchSpace, source: DataSource, in_channels: int) -> StudyData:
@@ -364,73 +365,55 @@ class Sweep:
                 set_constraint(trial, quantity, record.violations[quantity])
 
     def _train(self, record: TrialRecord, design: Design, trial, save: RecordWriter) -> None:
-        """Train the design ``repeats`` times (seeds seed, seed+1, ...: initial weights, batch
-        order and augmentation change, the split does not) and score each run. The pruner
-        watches the first seed; a design it stops keeps that seed's history and its figures so
-        far in ``record.pruned``."""
-        classes, recipe = design.arch.config["classes"], self.space.recipe
-        for k in range(self.repeats):
-            seed = recipe.seed + k
-            model = design.model if k == 0 else build_model(design.arch, seed=seed)
-            history: list[dict] = []
+        """Train the design ``repeats`` times (:func:`bench.training.seeds.train_seeds`: seeds
+        seed, seed+1, ...; initial weights, batch order and augmentation change, the split does
+        not) and score each run. The pruner watches the first seed; a design it stops keeps that
+        seed's history and its figures so far in ``record.pruned``."""
+        recipe = self.space.recipe
 
-            def progress(event: str, done: int, total: int, values: dict) -> None:
+        def progress(k: int, seed: int):
+            so_far: list[float] = []
+
+            def report(event: str, done: int, total: int, values: dict) -> None:
                 if event == "epoch":
-                    history.append(values)
+                    so_far.append(values["val_dice"])
                     self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
                                                         "run": k + 1, "runs": self.repeats})
                     if k == 0:
-                        self._judge(record, trial, save, done, max(h["val_dice"] for h in history))
+                        self._judge(record, trial, save, done, max(so_far))
+            return nullcontext(report)
 
-            resume = (self.weights_dir / "resume" / f"{design.arch.hash[:16]}-seed{seed}.pt"
-                      if self.weights_dir else None)
-            try:
-                result = train_model(model, self._data.part("train"), self._data.part("val"),
-                                     replace(recipe, seed=seed), classes, progress, checkpoint=resume,
-                                     device=self.device)
-            except _Stopped as stop:
-                if resume is not None:
-                    resume.unlink(missing_ok=True)
-                record.seeds.append({"seed": seed, "history": history,
-                                     "metrics": {"val_dice": stop.val_dice, "epochs_trained": stop.epoch}})
-                record.pruned = {"epoch": stop.epoch, "val_dice": stop.val_dice, "pruner": self.space.pruner.name,
-                                 "reason": stop.reason}
-                return
-            test = evaluate(model, self._data.part("test"), classes)
-            summary = test.summary()
-            if self.weights_dir is not None:
-                path = self.weights_dir / f"trial_{record.number}" / f"seed_{seed}" / "model.pt"
-                save_checkpoint(path, model, design.arch, {
-                    "recipe": replace(recipe, seed=seed).to_dict(), "test": summary, "best_epoch": result.best_epoch,
-                    "data": self._data.dataset.record(),
-                    "split": {"hash": self._data.split.hash}, "study": self.name, "trial": record.number})
-                record.artifacts[f"seed_{seed}/model.pt"] = str(path.resolve())
-            record.seeds.append({
-                "seed": seed, "device": str(self.device), "history": result.history,
-                "metrics": {"val_dice": result.best_val_dice, "val_dice_all": result.best_val_dice_all,
-                            "test_dice": summary["dice_mean"],
-                            "test_dice_fg": summary["dice_mean_fg"], "test_iou": summary["iou_mean"],
-                            "test_hd95_fg": summary["hd95_mean_fg"], "best_epoch": result.best_epoch,
-                            "train_seconds": result.seconds},
-                "test_dice_fg_per_image": [float(v) for v in test.per_image_mean_fg_paired("dice")],
-                "test_images_without_foreground": test.images_without_foreground()})
-        runs = [run["metrics"] for run in record.seeds]
+        record.seeds = train_seeds(design.arch, self._data.parts(), recipe, self.repeats, self.device, progress,
+                                   self.weights_dir / "resume" if self.weights_dir else None, design.model)
+        last = record.seeds[-1]
+        if not last.complete:
+            record.pruned = {"epoch": last.metrics["epochs_trained"], "val_dice": last.metrics["val_dice"],
+                             "pruner": self.space.pruner.name, "reason": last.stopped}
+            return
+        for run in record.seeds if self.weights_dir is not None else []:
+            path = self.weights_dir / f"trial_{record.number}" / f"seed_{run.seed}" / "model.pt"
+            save_checkpoint(path, run.model, design.arch, {
+                "recipe": replace(recipe, seed=run.seed).to_dict(), "test": run.test,
+                "best_epoch": run.metrics["best_epoch"], "data": self._data.dataset.record(),
+                "split": {"hash": self._data.split.hash}, "study": self.name, "trial": record.number})
+            record.artifacts[f"seed_{run.seed}/model.pt"] = str(path.resolve())
+        runs = [run.metrics for run in record.seeds]
         samples = {name: [run[name] for run in runs] for name in runs[0]}
-        samples.update({o.name: [float(o.compute(run)) for run in runs] for o in self.scores})
+        samples.update({o.name: [float(o.compute(run.scores())) for run in record.seeds] for o in self.scores})
         estimates = {name: estimate(values) for name, values in samples.items()}
         record.estimates = {name: e.to_dict() for name, e in estimates.items()}
         record.metrics = {name: estimates[name].mean for name in runs[0]}
         record.values.update({o.name: estimates[o.name].mean for o in self.scores})
-        record.per_image = mean_over_runs([run["test_dice_fg_per_image"] for run in record.seeds])
+        record.per_image = mean_over_runs([run.test_dice_fg_per_image for run in record.seeds])
         record.trained = True
 
     def _judge(self, record: TrialRecord, trial, save: RecordWriter, epoch: int, val_dice: float) -> None:
         """The pruner's decision after ``epoch`` of the first seed (best validation Dice so far
-        ``val_dice``, see :mod:`bench.search.pruners`); raises :class:`_Stopped` to stop training."""
+        ``val_dice``, see :mod:`bench.search.pruners`); raises :class:`TrainingStopped` to stop training."""
         view = TrialEpochs(trial, record, save, self.study, self.space.objectives, self.space.recipe.epochs)
         reason = self.space.pruner.after_epoch(view, epoch, val_dice)
         if reason is not None:
-            raise _Stopped(epoch, val_dice, reason)
+            raise TrainingStopped(epoch, val_dice, reason)
 
     # ------------------------------------------------------------------------------ the loop
 
@@ -636,14 +619,6 @@ class Sweep:
             tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers,
             vary={path: describe(dist) for path, dist in space.vary.items()}, pruner=space.pruner.to_dict(),
             sampler_settings=sampler_settings(space, self.trials))
-
-
-class _Stopped(Exception):
-    """Raised inside training when the pruner stops a trial."""
-
-    def __init__(self, epoch: int, val_dice: float, reason: str) -> None:
-        super().__init__(reason)
-        self.epoch, self.val_dice, self.reason = epoch, val_dice, reason
 
 
 def load_result(study: Any) -> SweepResult:

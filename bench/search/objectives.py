@@ -12,8 +12,15 @@ Adding an objective is one :meth:`ObjectiveRegistry.register` call::
         lambda design: design.cost.deploy.params, "parameters of the fused (deploy) form"))
 
 A before-training objective computes from a :class:`bench.search.design.Design` (the built network with
-its cost, memory and latency measured on demand); an after-training one from the validation
-metrics of one training run (a mapping with at least ``val_dice``).
+its cost, memory and latency measured on demand); an after-training one from the scores of one
+training run (:meth:`bench.training.seeds.SeedRun.scores`: ``val_dice``, ``val_dice_all``, the
+test figures, and every validation metric as ``val_<name>``, e.g. ``val_hd95_mean_fg``). One
+entry reaches sweeps (objective, tables, MLflow) and, with ``column=True``, ``bench compare``::
+
+    OBJECTIVES.register(Objective(
+        "val_hd95", MINIMIZE, AFTER_TRAINING, "Validation HD95", "px", 1.0,
+        lambda scores: scores["val_hd95_mean_fg"], "HD95 of the foreground on the validation split",
+        column=True))
 """
 from __future__ import annotations
 
@@ -42,6 +49,8 @@ class Objective:
         costly: measured only in studies that name it (timing takes seconds; counting does not).
         timed: a wall-clock figure; the sweep's front is timed again, interleaved, at the end.
         bounds: the range a value can take, if bounded (plots clip intervals to it).
+        column: (known after training) also a column of ``bench compare``'s table and a metric of
+            its MLflow runs, mean and spread over the seeds.
     """
 
     name: str
@@ -55,6 +64,7 @@ class Objective:
     costly: bool = False
     timed: bool = False
     bounds: Optional[tuple[float, float]] = None
+    column: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in (MINIMIZE, MAXIMIZE):

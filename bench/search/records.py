@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
+from ..training.seeds import SeedRun
+
 if TYPE_CHECKING:
     from ..core.stats import Estimate, PairedComparison
 
@@ -110,7 +112,7 @@ class TrialRecord:
     violations: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     estimates: dict[str, dict[str, float]] = field(default_factory=dict)
-    seeds: list[dict[str, Any]] = field(default_factory=list)
+    seeds: list[SeedRun] = field(default_factory=list)  # one per training run (bench.training.seeds)
     per_image: list[float] = field(default_factory=list)
     trained: bool = False  # accuracy figures exist (trained here, or by duplicate_of)
     duplicate_of: Optional[int] = None
@@ -129,9 +131,14 @@ class TrialRecord:
 
     _FROM_OPTUNA = ("number", "state", "sample", "retry_of", "started", "finished")
 
+    def __post_init__(self) -> None:
+        self.seeds = [run if isinstance(run, SeedRun) else SeedRun.from_dict(run) for run in self.seeds]
+
     def user_attrs(self) -> dict[str, Any]:
         """The fields Optuna does not hold itself, as JSON-plain user attributes."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._FROM_OPTUNA}
+        attrs = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._FROM_OPTUNA}
+        attrs["seeds"] = [run.to_dict() for run in self.seeds]
+        return attrs
 
     @classmethod
     def from_trial(cls, trial: Any) -> "TrialRecord":

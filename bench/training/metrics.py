@@ -91,6 +91,9 @@ def hd95(pred: np.ndarray, target: np.ndarray, spacing: Optional[tuple[float, fl
     return float(max(np.percentile(to_target, 95), np.percentile(to_pred, 95)))
 
 
+CONVENTIONS = "per-image mean; empty-in-both excluded; HD95 in pixels"  # recorded with every score
+
+
 @dataclass
 class SegmentationMetrics:
     """Per-image, per-class values (``per_image[name]`` is (N, classes)), plus accuracy (N,)
@@ -100,7 +103,7 @@ class SegmentationMetrics:
     per_image: dict[str, np.ndarray]
     accuracy: np.ndarray
     pooled_confusion: np.ndarray
-    conventions: str = field(default="per-image mean; empty-in-both excluded; HD95 in pixels")
+    conventions: str = field(default=CONVENTIONS)
     target_pixels: Optional[np.ndarray] = None  # (N, classes) ground-truth pixels of each class
 
     def per_class(self, name: str) -> np.ndarray:
