@@ -20,7 +20,7 @@ from .arch.counting import count_params
 from .arch.config import Architecture, builtin_architectures, load_yaml, resolve_architecture
 from .data.source import DataSource
 from .core.errors import BenchError
-from .core.files import ensure_writable, plain_name, write_text
+from .core.files import ensure_writable, plain_name
 from .arch.latency import FORMS
 from .arch.runtimes import BACKENDS
 
@@ -751,7 +751,7 @@ def report(study_name: str, storage: Optional[str], out: Optional[str]) -> None:
     from .core.defaults import DEFAULT_STORAGE
     from .results.report import write_report
     from .search.study import load_study
-    from .run.sweep import load_result
+    from .results.loading import load_result
 
     result = load_result(load_study(plain_name(study_name, "--study"), storage or DEFAULT_STORAGE))
     paths = write_report(result, Path(out) if out else Path("reports") / study_name)

@@ -16,7 +16,7 @@ import urllib.request
 
 
 from bench.search.study import load_study
-from bench.run.sweep import load_result
+from bench.results.loading import load_result
 from needs import need
 
 CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from bench.search.records import TrialRecord
 from bench.search.study import load_study
-from bench.run.sweep import load_result
+from bench.results.loading import load_result
 from needs import need
 from signalling import default_dispositions
 

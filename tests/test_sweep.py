@@ -51,7 +51,7 @@ def test_the_python_api_and_bench_run_give_the_same_front(run_cli, tmp_path, mon
     result = run_cli("run", "--space", "quick", "--trials", "3", "--quiet")
     assert result.exit_code == 0, result.output
     from bench.search.study import load_study
-    from bench.run.sweep import load_result
+    from bench.results.loading import load_result
 
     cli = load_result(load_study("quick", "sqlite:///runs/optuna.db"))
     assert cli.front == python.front and cli.front

@@ -128,7 +128,7 @@ def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli
     import bench.run.sweep
     from bench.arch.latency import Protocol
     from bench.search.study import load_study
-    from bench.run.sweep import load_result
+    from bench.results.loading import load_result
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(bench.run.sweep, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))

@@ -16,7 +16,7 @@ import pandas as pd
 from ..core.files import atomic, write_text
 from ..search.records import SweepResult
 from ..core.stats import Estimate, PairedComparison
-from ..search.objectives import Objective
+from ..search.objectives import OBJECTIVES, Objective
 from ..training.trained import TrainedNetwork
 
 STD = " std"
@@ -62,14 +62,19 @@ def front_table(result: SweepResult) -> pd.DataFrame:
     """A sweep's front, with the stock network when the study trained it, cheapest first: design,
     trial, parameters (M), paper-FLOPs (G), latency (ms, timed again interleaved with the stock
     network when the study timed designs) and its ratio to the stock network, validation Dice,
-    test Dice, IoU and HD95 (mean over the seeds, with std), and the paired verdict against the
-    stock network."""
+    test Dice, IoU and HD95 (mean over the seeds, with std), the study's other objectives known
+    after training, and the paired verdict against the stock network."""
     shown = list(result.front_records)
     stock = next((r for r in result.records if r.number == result.stock), None)
     if stock is not None and stock.number not in result.front:
         shown.append(stock)
     shown.sort(key=lambda r: (r.cost or {}).get("params", 0))
     timed = (result.front_latency or {}).get("trials", {})
+    columns = [("val_dice", "Val Dice (%)", 100), ("test_dice", "Test Dice (%)", 100),
+               ("test_iou", "Test IoU (%)", 100), ("test_hd95_fg", "HD95 fg (px)", 1)]
+    columns += [(o.name, o.axis_label, o.scale) for o in (OBJECTIVES.get(n) for n in result.info.objectives
+                                                          if n in OBJECTIVES and n != "val_dice")
+                if not o.before_training]
     rows = []
     for r in shown:
         row: dict[str, object] = {"Design": r.label + (" (stock)" if r is stock else ""), "Trial": r.number,
@@ -81,8 +86,7 @@ def front_table(result: SweepResult) -> pd.DataFrame:
                 row["Latency ratio"] = row["Latency (ms)"] / result.front_latency["reference_ms"]
             else:
                 row["Latency (ms)"] = r.values["latency_ms"]
-        for name, column, scale in (("val_dice", "Val Dice (%)", 100), ("test_dice", "Test Dice (%)", 100),
-                                    ("test_iou", "Test IoU (%)", 100), ("test_hd95_fg", "HD95 fg (px)", 1)):
+        for name, column, scale in columns:
             figure = r.estimate(name)
             if figure is not None:
                 _put(row, column, figure, scale)

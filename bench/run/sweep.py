@@ -9,12 +9,10 @@ train networks. ``bench run`` is a thin layer over this::
         print(record.number, record.sample, record.values)
     sweep.report("reports/dsb")           # tables and plots
 
-One trial: sample the space -> resolve the architecture -> plan, check the input size, build
-(:class:`bench.search.design.Design`) -> the objectives known before training and the constraints
-(:mod:`bench.search.objectives`) -> train on the study's fixed split unless a constraint is violated
-(then the trial ends PRUNED, "not trained", with no accuracy) or the same network was trained
-already (its results are copied) -> the objectives known after training. A trial that raises (a
-contract the combination breaks, a NaN loss) ends FAILED with its reason; the sweep goes on.
+The sweep's settings are one frozen record (:class:`bench.run.settings.SweepSettings`); one trial
+is :class:`bench.run.trial.TrialRun`; worker processes are :mod:`bench.run.workers`; the
+results are read back by :func:`bench.results.loading.load_result`. This module runs the trial
+loop and finishes the sweep: the front timed again, the report, the listeners told.
 
 Progress and tracking are listeners (:mod:`bench.search.listeners`); the MLflow tracker is added when
 ``tracking_uri`` is given. Many workers, in this process's children (``workers``) or on other
@@ -22,74 +20,36 @@ machines (the same study and storage), share one study; see :mod:`bench.search.s
 """
 from __future__ import annotations
 
-import math
-import multiprocessing
-import os
-import re
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
 from ..arch.assemble import build_model, check_budget, check_input_size, plan_architecture
-from ..training.checkpoint import save_checkpoint
-from ..arch.config import Architecture, get_path, resolve_architecture
-from ..core.defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
-from ..data.dataset import SegmentationData
-from ..data.source import DataSource, source_from_space
-from ..data.split import Split, make_split
-from ..search.design import Design
+from ..arch.config import Architecture, resolve_architecture
+from ..arch.latency import Candidate, Protocol, measure
+from ..core import interrupts
 from ..core.device import resolve_device, set_deterministic, worker_device
 from ..core.errors import BenchError
-from ..results.evidence import weigh_front
-from .experiment import check_classes
-from ..core import interrupts
-from ..core.files import ensure_writable, plain_name
-from ..arch.latency import Candidate, Protocol, measure
+from ..core.files import ensure_writable
+from ..data.source import DataSource, source_from_space
+from ..results.loading import load_result
 from ..search.listeners import Listeners, SweepListener
-from ..results.membership import front_membership
-from ..search.objectives import OBJECTIVES, Objective
-from ..search.pareto import front_records, hypervolume
 from ..search.records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
-from ..search.space import SearchSpace, describe, load_space, space_size
-from ..core.stats import estimate, mean_over_runs
-from ..search.storage import JOURNAL, redact
-from ..search.samplers import sampler_settings
-from ..search.study import (WORKER, FixedTrial, RecordWriter, TrialPruned, ahead, all_under_way, bind, drawn, evaluated,
-                    TrialEpochs, enqueue, front_latency, open_study, optimize_one, reap, sample_overrides, sampler_seed,
-                    set_constraint, stock_sample, study_info, trained_by)
+from ..search.space import SearchSpace, space_size
+from ..search.study import (WORKER, FixedTrial, all_under_way, bind, drawn, enqueue, evaluated, front_latency,
+                            open_study, optimize_one, reap, sample_overrides, stock_sample)
 from ..search.study import records as study_records
-from ..training.seeds import Splits, TrainingStopped, train_seeds
+from .settings import SweepSettings
+from .study_data import StudyData, prepare_study_data
+from .trial import CATCH, TrialRun
+from .workers import run_workers
 
-SWEEP_LATENCY = Protocol(max_seconds=3.0)  # per trial; the front is timed again, interleaved
-CATCH = (BenchError, RuntimeError, ValueError)  # a trial raising these fails; the sweep goes on
-DUPLICATED = ("cost", "memory", "latency", "values", "violations", "trained", "metrics", "estimates", "seeds",
-              "per_image", "skipped", "pruned", "rungs")  # what a trial of an already evaluated network copies
+__all__ = ["Sweep", "SweepSettings", "load_result"]
+
 STALL = 100  # samples in a row that add no network: the space holds no more (see _run_trials)
-BLOCK_SLOTS = ("stem", "encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block",
-               "decoder.up", "decoder", "head")
-
-
-@dataclass
-class StudyData:
-    """The one dataset and split every trial of a study uses."""
-
-    dataset: SegmentationData
-    split: Split
-    size: int
-
-    def parts(self) -> Splits:
-        return Splits(*(self.dataset.subset(list(part)) for part in (self.split.train, self.split.val, self.split.test)))
-
-
-def prepare_study_data(space: SearchSpace, source: DataSource, in_channels: int) -> StudyData:
-    """The data ``source`` names, split by the study seed."""
-    dataset = source.load(in_channels, synthetic_count=int(space.data["count"]), seed=int(space.study["seed"]))
-    split = make_split(dataset.stems, dataset.source, dataset.content_hash, int(space.study["seed"]))
-    return StudyData(dataset, split, dataset.input_size)
+FRONT_LATENCY = Protocol(max_seconds=3.0)  # the front, timed again interleaved at the end
 
 
 class Sweep:
@@ -126,48 +86,28 @@ class Sweep:
         deterministic: PyTorch's deterministic algorithms in every worker.
     """
 
-    def __init__(self, space: str | Path | SearchSpace, *, study: Optional[str] = None,
-                 storage: Optional[str] = None, tracking_uri: Optional[str] = DEFAULT_TRACKING,
-                 data: Optional[str] = None, size: Optional[int] = None, patch: Optional[int] = None,
-                 trials: Optional[int] = None,
-                 workers: int = 1, threads: Optional[int] = None, timeout: Optional[float] = None,
-                 heartbeat: int = 10, max_retry: int = 2, repeats: Optional[int] = None,
-                 listeners: Sequence[SweepListener] = (), report_dir: Optional[str | Path] = None,
-                 weights_dir: Optional[str | Path] = "runs/{study}/weights",
-                 worker_index: Optional[int] = None, device: str = "auto",
-                 deterministic: bool = False) -> None:
-        self.space = space if isinstance(space, SearchSpace) else load_space(str(space))
-        self.name = plain_name(study or self.space.name, "study name")
-        self.storage = storage or DEFAULT_STORAGE
-        self.tracking_uri = tracking_uri
-        self.data, self.size, self.patch = data, size, patch
-        self.trials = int(trials or self.space.study["trials"])
-        self.repeats = int(repeats or self.space.study["repeats"])
-        if self.repeats < 1 or self.trials < 1:
-            raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {self.trials}, "
-                             f"repeats {self.repeats}")
-        self.workers, self.worker_index = workers, worker_index
-        self.device_spec, self.deterministic = device, deterministic
-        self.device = resolve_device(worker_device(device, worker_index or 0))
-        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        self.timeout, self.heartbeat, self.max_retry = timeout, heartbeat, max_retry
-        self.report_dir = Path(report_dir) if report_dir is not None else None
-        self.weights_dir = Path(str(weights_dir).format(study=self.name)) if weights_dir is not None else None
-        self.grace = 3 * heartbeat
-        self.waits = None if self.storage.startswith(JOURNAL) else self.grace  # journals have no heartbeats
+    def __init__(self, space: str | Path | SearchSpace | SweepSettings, *, listeners: Sequence[SweepListener] = (),
+                 worker_index: Optional[int] = None, **settings: Any) -> None:
+        self.settings = space if isinstance(space, SweepSettings) else SweepSettings.of(space, **settings)
+        self.worker_index = worker_index
+        self.device = resolve_device(worker_device(self.settings.device, worker_index or 0))
         self.listeners = Listeners(listeners)
-        quantities = {*self.space.objectives, *self.space.constraints}
-        # every cheap quantity on every trial; costly ones (timing) where the study names them
-        self.measures = [o for o in OBJECTIVES if o.before_training and (not o.costly or o.name in quantities)]
-        self.scores = [o for o in OBJECTIVES
-                       if not o.before_training and (o.name in quantities or o.name == "val_dice")]
-        self.timed = any(OBJECTIVES.get(n).timed for n in quantities)
         self._study = None
         self._data: Optional[StudyData] = None
+        self._trial: Optional[TrialRun] = None
         self.info: Optional[StudyInfo] = None
         self._ended: set[int] = set()  # trials this process has told the listeners about
         self.exhausted: Optional[str] = None  # why the sweep stopped short of ``trials``, if it did
         self._closed = False  # the listeners were told that the study ended
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.settings.space
+
+    @property
+    def name(self) -> str:
+        """The study's name."""
+        return self.settings.study
 
     # ------------------------------------------------------------------------------ public
 
@@ -178,15 +118,15 @@ class Sweep:
         listeners. Returns the result (in a worker: the records so far)."""
         started = time.perf_counter()
         previous_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        if self.deterministic:
+        torch.set_num_threads(self.settings.threads)
+        if self.settings.deterministic:
             set_deterministic(True)
         with interrupts.handling():
             try:
                 interrupts.checkpoint()
                 self.open()
-                if self.workers > 1:
-                    self._run_workers()
+                if self.settings.workers > 1:
+                    run_workers(self.settings, self.listeners)
                 else:
                     self._run_trials()
                 if self.worker_index is not None:
@@ -233,7 +173,8 @@ class Sweep:
 
     def source(self) -> DataSource:
         """The data the space names, with ``data``, ``size`` and ``patch`` in place of its own."""
-        return source_from_space(self.space.data, self.data, {"size": self.size, "patch": self.patch})
+        settings = self.settings
+        return source_from_space(self.space.data, settings.data, {"size": settings.size, "patch": settings.patch})
 
     def open(self) -> None:
         """Check the tracking store, prepare the data, open (or create) the study and record
@@ -249,171 +190,42 @@ class Sweep:
             check_budget(reference, plan, size)
         except BenchError as exc:
             option = "patch" if source.protocol.patch else "size"
-            given = f"--{option}" if (self.size or self.patch) else f"{self.space.source}: data.{option}"
+            given = f"--{option}" if (self.settings.size or self.settings.patch) else f"{self.space.source}: data.{option}"
             raise BenchError(f"{given} {size}: {exc}") from None
-        for folder, what in ((self.report_dir, "report_dir"), (self.weights_dir, "weights_dir")):
+        for folder, what in ((self.settings.report_dir, "report_dir"), (self.settings.weights_dir, "weights_dir")):
             if folder is not None:
                 ensure_writable(folder, what, create=False)
-        if self.tracking_uri:
+        if self.settings.tracking_uri:
             from ..results.tracking import MlflowTracker, check_tracking
 
-            check_tracking(self.tracking_uri)
+            check_tracking(self.settings.tracking_uri)
         self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
         with interrupts.deferred():  # the study and its MLflow run are created whole, or not at all
-            study = open_study(self.space, self.name, self.storage, self.heartbeat, self.grace, self.max_retry,
-                               on_stale=self._trial_died, trials=self.trials)
-            self.info = self._study_info(reference.hash)
+            settings = self.settings
+            study = open_study(self.space, self.name, settings.storage, settings.heartbeat, settings.grace, settings.max_retry,
+                               on_stale=self._trial_died, trials=self.settings.trials)
+            self.info = self.settings.study_info(self._data, reference.hash)
             bind(study, self.info)
             self._study = study
             if self.worker_index is None and not study.trials and self.space.study["stock"]:
                 self._enqueue_stock(reference)
             if self.worker_index is None:
                 self._enqueue_interrupted()
-            if self.tracking_uri:
-                self.listeners.listeners.insert(0, MlflowTracker(self.tracking_uri))
+            if self.settings.tracking_uri:
+                self.listeners.listeners.insert(0, MlflowTracker(self.settings.tracking_uri))
             self.listeners.study_started(self.info, study_records(study))
 
+    @property
+    def trial(self) -> TrialRun:
+        """The trial function of this process (:class:`bench.run.trial.TrialRun`)."""
+        if self._trial is None:
+            self._trial = TrialRun(self.settings, self.study, self._data, self.listeners, self.device,
+                                   self._orphans_failed)
+        return self._trial
+
     def objective(self, trial) -> list[float]:
-        """The trial function (see the module docstring), for ``study.optimize``."""
-        started = time.perf_counter()
-        record, save = TrialRecord(trial.number, worker=WORKER), RecordWriter(trial)
-        record.sampler_seed = sampler_seed(self.study)
-        try:
-            # the trial's MLflow run is known to its record once it exists; a signal that came
-            # meanwhile, or while Optuna created the trial, is raised at the end of this block
-            with interrupts.deferred():
-                save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
-                self.listeners.trial_started(record)
-                save(record)
-            if ahead(self.study, trial.number) >= self.trials:  # other workers got there first
-                record.skipped = f"the study already had {self.trials} networks evaluated or under way"
-                save(record)
-                raise TrialPruned(record.skipped)
-            record.overrides = sample_overrides(trial, self.space)
-            record.sample = dict(trial.params)
-            arch = resolve_architecture(self.space.architecture, record.overrides)
-            arch = self._named(arch, record)
-            record.config, record.config_hash = arch.config, arch.hash
-            record.blocks = {p: n["type"] for p in BLOCK_SLOTS if isinstance(n := get_path(arch.config, p), dict)
-                             and "type" in n}
-            save(record)  # the hash, early: later trials of the same network wait for this one
-            check_classes(arch, self._data.dataset)
-            original = trained_by(self.study, arch.hash, trial.number, self.waits, on_reaped=self._orphans_failed)
-            if original is not None:  # the same network: its measurements and results (or fate), not new ones
-                record.duplicate_of = original.duplicate_of if original.duplicate_of is not None else original.number
-                for name in DUPLICATED:
-                    setattr(record, name, getattr(original, name))
-                for quantity, violation in record.violations.items():
-                    set_constraint(trial, quantity, violation)
-            else:
-                design = Design.build(arch, self._data.size, seed=self.space.recipe.seed,
-                                      latency_protocol=SWEEP_LATENCY)
-                self._measure(record, design, trial)
-                save(record)
-                if record.feasible:
-                    self._train(record, design, trial, save)
-                else:
-                    record.skipped = "not trained: " + "; ".join(
-                        _violation_text(OBJECTIVES.get(q), record.values[q], self.space.constraints[q])
-                        for q, v in record.violations.items() if v > 0)
-            record.seconds = time.perf_counter() - started
-            save(record)
-        except CATCH as exc:
-            record.fail_reason = f"{type(exc).__name__}: {exc}"
-            record.seconds = time.perf_counter() - started
-            save(record)
-            raise
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: Optuna marks the trial FAIL; say why
-            record.fail_reason = INTERRUPTED
-            record.seconds = time.perf_counter() - started
-            save(record)
-            raise
-        if record.skipped or record.pruned:
-            raise TrialPruned(record.skipped or record.pruned["reason"])
-        return [record.values[name] for name in self.space.objectives]
-
-    def _interruptible_objective(self, trial) -> list[float]:
-        with interrupts.released():
-            return self.objective(trial)
-
-    # ------------------------------------------------------------------------------ one trial
-
-    def _named(self, arch: Architecture, record: TrialRecord) -> Architecture:
-        """The sampled architecture under its own name and description (the hash ignores both)."""
-        base = Path(self.space.architecture).stem
-        config = {**arch.config, "name": f"{base}-{re.sub(r'[^A-Za-z0-9.=]+', '-', record.label)}",
-                  "description": f"{base} with " + ", ".join(f"{k} = {v}" for k, v in record.sample.items())
-                  + f" (study {self.name}, trial {record.number})"}
-        return Architecture(config["name"], config, arch.source, arch.origins)
-
-    def _measure(self, record: TrialRecord, design: Design, trial) -> None:
-        """Objectives known before training, and the constraints (told to the samplers). Costly
-        quantities (timing) are measured only for a design whose cheap constraints hold: an
-        untrained design needs no latency."""
-        cheap = [o for o in self.measures if not o.costly]
-        record.values = {o.name: float(o.compute(design)) for o in cheap}
-        if all(_violation(record.values[q], b) <= 0 for q, b in self.space.constraints.items() if q in record.values):
-            record.values.update({o.name: float(o.compute(design)) for o in self.measures if o.costly})
-        record.cost = design.cost.to_dict()
-        if design.measured("memory"):
-            record.memory = design.memory.to_dict()
-        if design.measured("latency"):
-            record.latency = design.latency.to_dict()
-        for quantity, bound in self.space.constraints.items():
-            if quantity in record.values:
-                record.violations[quantity] = _violation(record.values[quantity], bound)
-                set_constraint(trial, quantity, record.violations[quantity])
-
-    def _train(self, record: TrialRecord, design: Design, trial, save: RecordWriter) -> None:
-        """Train the design ``repeats`` times (:func:`bench.training.seeds.train_seeds`: seeds
-        seed, seed+1, ...; initial weights, batch order and augmentation change, the split does
-        not) and score each run. The pruner watches the first seed; a design it stops keeps that
-        seed's history and its figures so far in ``record.pruned``."""
-        recipe = self.space.recipe
-
-        def progress(k: int, seed: int):
-            so_far: list[float] = []
-
-            def report(event: str, done: int, total: int, values: dict) -> None:
-                if event == "epoch":
-                    so_far.append(values["val_dice"])
-                    self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
-                                                        "run": k + 1, "runs": self.repeats})
-                    if k == 0:
-                        self._judge(record, trial, save, done, max(so_far))
-            return nullcontext(report)
-
-        record.seeds = train_seeds(design.arch, self._data.parts(), recipe, self.repeats, self.device, progress,
-                                   self.weights_dir / "resume" if self.weights_dir else None, design.model)
-        last = record.seeds[-1]
-        if not last.complete:
-            record.pruned = {"epoch": last.metrics["epochs_trained"], "val_dice": last.metrics["val_dice"],
-                             "pruner": self.space.pruner.name, "reason": last.stopped}
-            return
-        for run in record.seeds if self.weights_dir is not None else []:
-            path = self.weights_dir / f"trial_{record.number}" / f"seed_{run.seed}" / "model.pt"
-            save_checkpoint(path, run.model, design.arch, {
-                "recipe": replace(recipe, seed=run.seed).to_dict(), "test": run.test,
-                "best_epoch": run.metrics["best_epoch"], "data": self._data.dataset.record(),
-                "split": {"hash": self._data.split.hash}, "study": self.name, "trial": record.number})
-            record.artifacts[f"seed_{run.seed}/model.pt"] = str(path.resolve())
-        runs = [run.metrics for run in record.seeds]
-        samples = {name: [run[name] for run in runs] for name in runs[0]}
-        samples.update({o.name: [float(o.compute(run.scores())) for run in record.seeds] for o in self.scores})
-        estimates = {name: estimate(values) for name, values in samples.items()}
-        record.estimates = {name: e.to_dict() for name, e in estimates.items()}
-        record.metrics = {name: estimates[name].mean for name in runs[0]}
-        record.values.update({o.name: estimates[o.name].mean for o in self.scores})
-        record.per_image = mean_over_runs([run.test_dice_fg_per_image for run in record.seeds])
-        record.trained = True
-
-    def _judge(self, record: TrialRecord, trial, save: RecordWriter, epoch: int, val_dice: float) -> None:
-        """The pruner's decision after ``epoch`` of the first seed (best validation Dice so far
-        ``val_dice``, see :mod:`bench.search.pruners`); raises :class:`TrainingStopped` to stop training."""
-        view = TrialEpochs(trial, record, save, self.study, self.space.objectives, self.space.recipe.epochs)
-        reason = self.space.pruner.after_epoch(view, epoch, val_dice)
-        if reason is not None:
-            raise TrainingStopped(epoch, val_dice, reason)
+        """The trial function, for ``study.optimize`` (see :mod:`bench.run.trial`)."""
+        return self.trial.objective(trial)
 
     # ------------------------------------------------------------------------------ the loop
 
@@ -426,26 +238,26 @@ class Sweep:
         :attr:`exhausted` says so). While the remaining trials are all under way in other
         workers, wait: one of them may die and need retrying; without heartbeats (a journal
         file) do not wait, since a dead trial would never end."""
-        budget = 3 * max(1, self.trials - evaluated(self.study))
+        budget = 3 * max(1, self.settings.trials - evaluated(self.study))
         size = space_size(self.space)
         started, failures, barren = time.monotonic(), 0, 0
-        while evaluated(self.study) < self.trials and failures < budget:
+        while evaluated(self.study) < self.settings.trials and failures < budget:
             interrupts.checkpoint()
-            if self.timeout is not None and time.monotonic() - started > self.timeout:
+            if self.settings.timeout is not None and time.monotonic() - started > self.settings.timeout:
                 return
             samples, networks, feasible = drawn(self.study)
             waiting = any(r.state == "WAITING" for r in study_records(self.study))  # retries come first
             if not waiting and ((size is not None and samples >= size) or barren >= STALL):
                 self.exhausted = self._exhausted_text(size, samples, networks, feasible, barren)
                 return
-            if self.waits is not None and all_under_way(self.study, self.trials):
-                self._orphans_failed(reap(self.study, self.grace))
+            if self.settings.waits is not None and all_under_way(self.study, self.settings.trials):
+                self._orphans_failed(reap(self.study, self.settings.grace))
                 time.sleep(poll)
                 continue
             # A signal while Optuna creates or tells the trial, or while its MLflow run is closed,
             # would leave either RUNNING: it is held until they are done, and raised in the trial.
             with interrupts.deferred():
-                record = optimize_one(self.study, self._interruptible_objective, CATCH)
+                record = optimize_one(self.study, self.trial.interruptible, CATCH)
                 self._ended.add(record.number)
                 self.listeners.trial_ended(record)
             failures += record.status == "failed"
@@ -455,15 +267,15 @@ class Sweep:
         """Why the study has fewer than ``trials`` networks evaluated (None when it has them):
         for the coordinator of worker processes, which did not see their loops end."""
         have = evaluated(self.study)
-        if have >= self.trials:
+        if have >= self.settings.trials:
             return None
         size = space_size(self.space)
         samples, networks, feasible = drawn(self.study)
         if size is not None and samples >= size:
             return self._exhausted_text(size, samples, networks, feasible, 0)
-        if self.timeout is not None:
-            return f"stopped at {have} of {self.trials} networks: the timeout ({self.timeout:g} s) passed."
-        return (f"stopped at {have} of {self.trials} networks: too many trials failed or added no network "
+        if self.settings.timeout is not None:
+            return f"stopped at {have} of {self.settings.trials} networks: the timeout ({self.settings.timeout:g} s) passed."
+        return (f"stopped at {have} of {self.settings.trials} networks: too many trials failed or added no network "
                 "(see the trials above).")
 
     def _exhausted_text(self, size: Optional[int], samples: int, networks: int, feasible: int, barren: int) -> str:
@@ -477,10 +289,10 @@ class Sweep:
                     f"space {self.space.name!r} seems to hold about {feasible} distinct networks within the "
                     f"constraints ({networks} drawn)")
         if have == 0:  # --trials 0 is no advice: nothing could be evaluated
-            return (f"stopped with none of {self.trials} networks evaluated: {held}. Every design failed or broke a "
+            return (f"stopped with none of {self.settings.trials} networks evaluated: {held}. Every design failed or broke a "
                     f"constraint: see each trial's reason above (or `bench report --study {self.name}`), then fix the "
                     "space or widen its constraints.")
-        return (f"stopped at {have} of {self.trials} networks: {held}. Widen the space or its constraints, "
+        return (f"stopped at {have} of {self.settings.trials} networks: {held}. Widen the space or its constraints, "
                 f"or ask for --trials {have}.")
 
     def _trial_died(self, trial) -> None:
@@ -491,36 +303,6 @@ class Sweep:
         """Trials of workers killed before their first heartbeat, just failed by this process."""
         for number in numbers:
             self.listeners.trial_ended(TrialRecord.from_trial(self.study.trials[number]))
-
-    def _run_workers(self) -> None:
-        """Run trials in ``workers`` child processes on this study, and wait for them."""
-        context = multiprocessing.get_context("spawn")  # no forked torch or database state
-        settings = dict(space=self.space, study=self.name, storage=self.storage, tracking_uri=self.tracking_uri,
-                        data=self.data, size=self.size, patch=self.patch, trials=self.trials, threads=self.threads,
-                        timeout=self.timeout, heartbeat=self.heartbeat, max_retry=self.max_retry,
-                        repeats=self.repeats, weights_dir=self.weights_dir, device=self.device_spec,
-                        deterministic=self.deterministic)
-        processes = [context.Process(target=_worker_main, name=f"bench worker {i}",
-                                     args=({**settings, "worker_index": i,
-                                            "listeners": self.listeners.for_worker(i).listeners},))
-                     for i in range(self.workers)]
-        for process in processes:
-            process.start()
-        try:
-            for process in processes:
-                while process.is_alive():
-                    process.join(0.5)
-                    interrupts.checkpoint()
-        except KeyboardInterrupt:  # the workers got it too (one process group), or get SIGTERM now
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.join(60)
-            raise
-        codes = [p.exitcode for p in processes]
-        if any(codes):
-            raise BenchError(f"{sum(1 for c in codes if c)} of {self.workers} workers failed (exit codes {codes}); "
-                             "their errors are printed above")
 
     # ------------------------------------------------------------------------------ the end
 
@@ -554,12 +336,12 @@ class Sweep:
     def _finish(self, started: float) -> SweepResult:
         result = self.result()
         result.exhausted = self.exhausted or self._shortfall()
-        if self.timed and result.front:
+        if self.settings.timed and result.front:
             self._time_front(result)
-        if self.report_dir is not None:
+        if self.settings.report_dir is not None:
             from ..results.report import write_report
 
-            result.report_paths = [str(p) for p in write_report(result, self.report_dir)]
+            result.report_paths = [str(p) for p in write_report(result, self.settings.report_dir)]
         result.seconds = time.perf_counter() - started
         interrupts.checkpoint()
         with interrupts.deferred():  # the parent run is closed whole; a signal meanwhile is raised after
@@ -579,7 +361,7 @@ class Sweep:
         for r in result.front_records:
             arch = Architecture(r.config.get("name", f"trial {r.number}"), r.config)
             candidates.append(Candidate(f"trial {r.number}", build_model(arch, seed=0)))
-        timed = measure(candidates, reference.config["in_channels"], self._data.size, SWEEP_LATENCY)
+        timed = measure(candidates, reference.config["in_channels"], self._data.size, FRONT_LATENCY)
         result.front_latency = {
             "reference": candidates[0].label, "reference_ms": timed[0].median_ms, "protocol": timed[0].protocol,
             "trials": {str(r.number): {"median_ms": t.median_ms, "iqr_ms": t.iqr_ms, "ratio": t.ratio}
@@ -604,67 +386,3 @@ class Sweep:
         overrides = sample_overrides(FixedTrial(sample), self.space)
         if resolve_architecture(self.space.architecture, overrides).hash == reference.hash:
             enqueue(self.study, sample)
-
-    def _study_info(self, reference_hash: str) -> StudyInfo:
-        data, space = self._data, self.space
-        return StudyInfo(
-            study=self.name, space=space.name, description=space.description, objectives=dict(space.objectives),
-            constraints=dict(space.constraints), architecture=space.architecture, reference_hash=reference_hash,
-            data={"source": data.dataset.source, "size": data.size, "split_hash": data.split.hash,
-                  "mode": data.dataset.protocol.mode, "protocol": data.dataset.protocol.describe(),
-                  "classes": data.dataset.classes, "train": len(data.split.train), "val": len(data.split.val),
-                  "test": len(data.split.test)},
-            recipe=space.recipe.to_dict(), sampler=space.study["sampler"], seed=int(space.study["seed"]),
-            trials=self.trials, repeats=self.repeats, storage=redact(self.storage),
-            tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers,
-            vary={path: describe(dist) for path, dist in space.vary.items()}, pruner=space.pruner.to_dict(),
-            sampler_settings=sampler_settings(space, self.trials))
-
-
-def load_result(study: Any) -> SweepResult:
-    """An Optuna study's records, front and timed front (for ``bench report``: from the storage
-    alone, see :func:`bench.search.study.load_study`)."""
-    info = study_info(study)
-    found = study_records(study)
-    result = SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
-    weigh_front(result)
-    result.hypervolume = front_hypervolume(result)
-    result.front_probability = front_membership(found, info.objectives)
-    return result
-
-
-def front_hypervolume(result: SweepResult) -> Optional[float]:
-    """The hypervolume of the front, as :data:`SweepResult.HYPERVOLUME` states it."""
-    names = list(result.info.objectives)
-    trained = [r for r in result.records if r.state == "COMPLETE" and r.feasible and r.duplicate_of is None
-               and all(r.value(n) is not None for n in names)]
-    if not trained:
-        return None
-    losses = []
-    for name, direction in result.info.objectives.items():
-        values = [r.value(name) for r in trained]
-        low, span = min(values), (max(values) - min(values)) or 1.0
-        losses.append([(v - low) / span if direction == "minimize" else 1 - (v - low) / span for v in values])
-    front = {r.number for r in result.front_records}
-    points = [[axis[i] for axis in losses] for i, r in enumerate(trained) if r.number in front]
-    return hypervolume(points, [1.1] * len(names))
-
-
-def _worker_main(settings: dict[str, Any]) -> None:
-    """One worker process of :meth:`Sweep._run_workers`."""
-    try:
-        Sweep(**settings).run()
-    except KeyboardInterrupt:  # its trial is marked; the coordinating process says so
-        raise SystemExit(130) from None
-
-
-def _violation(value: float, bound: dict[str, float]) -> float:
-    """Optuna's convention: <= 0 feasible; the amount by which a bound is exceeded otherwise."""
-    return max(value - bound.get("max", math.inf), bound.get("min", -math.inf) - value)
-
-
-def _violation_text(objective: Objective, value: float, bound: dict[str, float]) -> str:
-    """``params 1.49 M > 1 M``: a violated constraint, in the objective's display unit."""
-    if value > bound.get("max", math.inf):
-        return f"{objective.name} {objective.show(value)} > {objective.show(bound['max'])}"
-    return f"{objective.name} {objective.show(value)} < {objective.show(bound['min'])}"
