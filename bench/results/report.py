@@ -15,7 +15,6 @@ from .evidence import indistinguishable
 from ..core.files import atomic, write_text
 from ..search.objectives import OBJECTIVES
 from .plots import write_plots
-from ..search.samplers import SAMPLERS
 from ..search.records import SweepResult
 from ..core.stats import RULE
 from .tables import display_table, front_table, write_tables
@@ -98,8 +97,7 @@ def report_page(result: SweepResult, plotted: bool) -> str:
                  f"{data['val']} validation and {data['test']} test images (split {data['split_hash'][:12]}).")
     lines.append(f"- Recipe: {recipe['optimizer']}, learning rate {recipe['lr']:g}, {recipe['schedule']} schedule, "
                  f"{recipe['epochs']} epochs, batch {recipe['batch']}, loss {recipe['loss']}; {seeds}.")
-    uses = SAMPLERS[info.sampler].uses if info.sampler in SAMPLERS else ()  # older studies stored them all
-    settings = "".join(f", {k} {v}" for k, v in info.sampler_settings.items() if k in uses)
+    settings = "".join(f", {k} {v}" for k, v in info.sampler_settings.items())  # the sampler's own
     pruner = info.pruner.get("type", "none")
     lines.append(f"- Sampler {info.sampler} (study seed {info.seed}{settings}; each process and resume draws with its "
                  f"own seed, in `results.csv`), pruner {pruner}, {info.trials} distinct networks asked for, "

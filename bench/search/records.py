@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..training.seeds import SeedRun
+from ..training.runs import SeedRun
 
 if TYPE_CHECKING:
     from ..core.stats import Estimate, PairedComparison
@@ -66,7 +66,7 @@ class StudyInfo:
     workers: int = 1
     vary: dict[str, str] = field(default_factory=dict)  # config path -> what is sampled, in words
     pruner: dict[str, Any] = field(default_factory=dict)  # bench.search.pruners.Pruner.to_dict()
-    sampler_settings: dict[str, int] = field(default_factory=dict)  # bench.search.study.sampler_settings
+    sampler_settings: dict[str, int] = field(default_factory=dict)  # the sampler's own, bench.search.samplers.Sampler.settings
 
     def data_at(self) -> str:
         """How the networks saw the data: ``at 48 px`` (resized), or in patches at native size."""

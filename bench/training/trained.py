@@ -6,10 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..arch.config import Architecture
-from ..arch.profile import CostProfile
+from typing import TYPE_CHECKING
+
 from ..core.stats import Estimate, estimate, mean_over_runs
-from .seeds import SeedRun
+from .runs import SeedRun
+
+if TYPE_CHECKING:  # types only: tables read a trained network without loading the builders
+    from ..arch.config import Architecture
+    from ..arch.profile import CostProfile
 
 
 @dataclass
@@ -19,8 +23,8 @@ class TrainedNetwork:
     (:meth:`bench.arch.latency.Latency.to_dict`, with ``ratio`` when timed against a reference)."""
 
     name: str
-    arch: Architecture
-    cost: CostProfile
+    arch: "Architecture"
+    cost: "CostProfile"
     runs: list[SeedRun]
     out_dirs: list[Path] = field(default_factory=list)
     latency: Optional[dict[str, Any]] = None
