@@ -8,14 +8,15 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bench"
 # lowest first; a wing may import its own modules and any wing on a lower floor
-FLOORS = [("core",), ("blocks", "data"), ("arch",), ("training",), ("search",), ("results",), ("run",), ("",)]
+FLOORS = [("core",), ("blocks", "data"), ("arch",), ("training",), ("search",), ("results",), ("run",), ("cli",)]
 FLOOR = {wing: level for level, wings in enumerate(FLOORS) for wing in wings}
 
 
 def wing_of(module: str) -> str:
-    """``bench.search.space`` -> ``search``; the package's own top modules (the CLI) -> ``""``."""
+    """``bench.search.space`` -> ``search``; the package's own top modules (the console entry
+    point, ``bench.deploy``) stand with the command line, ``cli``."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FLOOR and parts[1]) else ""
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in FLOOR) else "cli"
 
 
 def module_name(path: Path) -> str:
@@ -56,8 +57,8 @@ def crossings() -> list[str]:
             if there not in FLOOR:
                 wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}, in no wing")
             elif there != here and FLOOR[there] >= FLOOR[here]:
-                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({here or 'the command line'}) imports "
-                             f"{target} ({there or 'the command line'}), which is not below it")
+                wrong.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({here}) imports "
+                             f"{target} ({there}), which is not below it")
     return wrong
 
 
@@ -66,9 +67,19 @@ def test_every_wing_imports_only_the_wings_below_it():
 
 
 def test_every_module_lives_in_a_wing():
-    loose = [p.name for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "console")
-             and not p.stem.startswith("cli")]
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__", "console")]
     assert loose == [], "modules outside the wings (bench/core, arch, ...): " + ", ".join(loose)
+
+
+def test_every_package_folder_is_installed():
+    """``pip install .`` (not editable) installs the packages setup.cfg lists: each folder must be there."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    folders = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("*.py") if p.parent != PACKAGE}
+    assert folders <= listed, f"add to setup.cfg [options] packages: {sorted(folders - listed)}"
 
 
 def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
