@@ -220,7 +220,7 @@ def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interr
                                                                                       default_signals):
     """Ctrl-C can land inside a write to the study, and the write that records it may then fail
     in its own way (a rolled-back session): the sweep still ends interrupted, not failed."""
-    import bench.run.sweep
+    import bench.run.trial
     from bench.search.listeners import SweepListener
     from bench.search.records import INTERRUPTED
     from bench.run.sweep import Sweep
@@ -234,13 +234,13 @@ def test_an_interrupt_whose_storage_write_then_fails_still_ends_the_sweep_interr
         def study_ended(self, result):
             self.status = result.status
 
-    class BrokenAfterInterrupt(bench.run.sweep.RecordWriter):
+    class BrokenAfterInterrupt(bench.run.trial.RecordWriter):
         def __call__(self, record):
             if record.fail_reason == INTERRUPTED:
                 raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
             super().__call__(record)
 
-    monkeypatch.setattr(bench.run.sweep, "RecordWriter", BrokenAfterInterrupt)
+    monkeypatch.setattr(bench.run.trial, "RecordWriter", BrokenAfterInterrupt)
     listener = CtrlC()
     with pytest.raises(KeyboardInterrupt):
         Sweep("quick", storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, trials=2,

@@ -16,7 +16,7 @@ from bench.arch.assemble import build_model
 from bench.arch.config import resolve_architecture
 from bench.core.errors import BenchError
 from bench.arch.latency import Candidate, Protocol, is_stable, measure, summarize, time_interleaved
-from bench.results.tracking import latency_tags
+from bench.results.mlflow_store import latency_tags
 from bench.arch.memory import forward_peak_memory, train_step_peak_memory
 from bench.arch.runtimes import Runner, prepare
 from needs import need

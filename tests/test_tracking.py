@@ -126,12 +126,15 @@ def test_report_command_rebuilds_the_report_from_the_study(run_cli, tmp_path, mo
 def test_latency_sweep_logs_the_protocol_and_times_the_front_interleaved(run_cli, tmp_path, monkeypatch,
                                                                           write_yaml):
     import bench.run.sweep
+    import bench.run.trial
     from bench.arch.latency import Protocol
     from bench.search.study import load_study
     from bench.results.loading import load_result
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench.run.sweep, "SWEEP_LATENCY", Protocol(warmup=1, min_repeats=3, max_seconds=0.1))
+    quick_timing = Protocol(warmup=1, min_repeats=3, max_seconds=0.1)
+    monkeypatch.setattr(bench.run.trial, "SWEEP_LATENCY", quick_timing)  # each trial's
+    monkeypatch.setattr(bench.run.sweep, "FRONT_LATENCY", quick_timing)  # the front's, again at the end
     space = write_yaml("fast.yaml", """
         architecture: tinyunet
         vary:
@@ -254,7 +257,7 @@ def test_a_study_run_whose_set_up_fails_is_closed_failed_not_left_running(tmp_pa
     """The study's run exists before its files are uploaded: a failing upload ends it FAILED with
     one error, not a second traceback and a run RUNNING for ever."""
     from bench.run.sweep import Sweep
-    from bench.results.tracking import MlflowStore
+    from bench.results.mlflow_store import MlflowStore
 
     def broken(self, run_id, path, folder=None):
         raise NotADirectoryError(20, "Not a directory", "runs/mlartifacts/abc")

@@ -239,7 +239,7 @@ def tracking_store(tracking_uri: Optional[str], no_tracking: bool) -> Optional[s
     if no_tracking:
         return None
     from ..core.defaults import DEFAULT_TRACKING
-    from ..results.tracking import check_tracking
+    from ..results.mlflow_store import check_tracking
 
     uri = tracking_uri or DEFAULT_TRACKING
     check_tracking(uri)

@@ -23,7 +23,7 @@ def ui(tracking_uri: Optional[str], port: int, experiment: Optional[str]) -> Non
     execution), and print the address that opens each study's runs table. For a server that many
     workers log to, see `bench server`."""
     from ..core.defaults import DEFAULT_ARTIFACTS, DEFAULT_TRACKING
-    from ..results.tracking import experiment_urls
+    from ..results.mlflow_store import experiment_urls
 
     store = tracking_uri or DEFAULT_TRACKING
     urls = experiment_urls(store, f"http://127.0.0.1:{port}", experiment)

@@ -196,7 +196,8 @@ class Sweep:
             if folder is not None:
                 ensure_writable(folder, what, create=False)
         if self.settings.tracking_uri:
-            from ..results.tracking import MlflowTracker, check_tracking
+            from ..results.mlflow_store import check_tracking
+            from ..results.tracking import MlflowTracker
 
             check_tracking(self.settings.tracking_uri)
         self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
