@@ -15,7 +15,7 @@ from .. import __version__
 from ..core import interrupts
 from ..arch.assemble import check_budget, check_input_size, meta_params, plan_architecture
 from ..arch.config import Architecture, resolve_architecture
-from ..data.source import DataSource
+from ..data.source import FOLDER_KEYS, PROTOCOL_KEYS, DataSource
 from ..core.errors import BenchError
 from ..core.files import ensure_writable
 
@@ -177,10 +177,6 @@ def folder_options(command: Callable) -> Callable:
     return command
 
 
-FOLDER_OPTIONS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern",
-                  "instances")
-
-
 def protocol_options(command: Callable) -> Callable:
     """How images meet the network (see :mod:`bench.data.protocol`)."""
     options = [
@@ -199,14 +195,11 @@ def protocol_options(command: Callable) -> Callable:
     return command
 
 
-PROTOCOL_OPTIONS = ("size", "patch", "scale", "oversample")
-
-
 def take_source(kwargs: dict[str, Any], data: Optional[str]) -> DataSource:
     """The data source the folder and protocol options in ``kwargs`` name (removed from it)."""
     from ..data.source import data_source
 
-    chosen = {k: kwargs.pop(k) for k in (*FOLDER_OPTIONS, *PROTOCOL_OPTIONS) if k in kwargs}
+    chosen = {k: kwargs.pop(k) for k in (*FOLDER_KEYS, *PROTOCOL_KEYS) if k in kwargs}
     return data_source(data, **chosen)
 
 

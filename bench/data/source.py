@@ -3,18 +3,55 @@ patterns given), or the synthetic set; and the input protocol. The same keys ser
 (``--images``, ``--mask-pattern``, ``--patch``, ...) and a search space's ``data:`` section."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..core.errors import BenchError
+from ..core.errors import BenchError, ConfigError
 from .dataset import SYNTHETIC, SegmentationData, load_data
-from .layouts import Layout, detect_layout, explicit_layout, named_layout, with_patterns
+from .layouts import Layout, detect_layout, explicit_layout, named_layout, pattern_regex, with_patterns
 from .protocol import Protocol
 
 FOLDER_KEYS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern", "instances")
 PROTOCOL_KEYS = ("size", "patch", "scale", "oversample")
+
+
+# a space's data: section, beside source and size: every key unset (the instances flag false)
+SECTION_DEFAULTS = {**{k: None for k in (*FOLDER_KEYS, *PROTOCOL_KEYS) if k != "size"}, "instances": False}
+
+
+def check_data_section(data: dict[str, Any]) -> None:
+    """Types and ranges of a space's ``data:`` folder, pattern and protocol keys; the protocol and
+    layout are checked as a whole (with the messages the CLI gives) when the data is loaded.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range, at ``data.<key>``.
+    """
+    for key in ("size", "patch"):
+        value = data[key]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 8 <= value <= 16384):
+            raise ConfigError(f"data.{key}", f"must be a whole number from 8 to 16,384, got {value!r}.")
+    for key, low, high in (("scale", 0.05, 4.0), ("oversample", 0.0, 1.0)):
+        value = data[key]
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not math.isfinite(value) or not low <= value <= high):
+            raise ConfigError(f"data.{key}", f"must be a number from {low} to {high}, got {value!r}.")
+    for key in (k for k in FOLDER_KEYS if k != "instances"):
+        if data[key] is not None and (not isinstance(data[key], str) or not data[key]):
+            raise ConfigError(f"data.{key}", f"expected a name, got {data[key]!r}.")
+    for key in ("image_pattern", "mask_pattern", "ignore_pattern"):
+        if data[key] is not None:
+            try:
+                pattern_regex(data[key], f"data.{key}")
+            except BenchError as exc:
+                raise ConfigError(f"data.{key}", str(exc).split(": ", 1)[1]) from None
+    if not isinstance(data["instances"], bool):
+        raise ConfigError("data.instances", f"must be true or false, got {data['instances']!r}.")
+    if data["size"] is not None and data["patch"] is not None:
+        raise ConfigError("data.patch", "data.size and data.patch exclude each other: size resizes whole images, "
+                          "patch trains on crops at native resolution. Give one.")
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from typing import Any, Optional
 
 from ..blocks import BLOCKS
 from ..arch.config import SCHEMA, schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
-from ..data.layouts import pattern_regex
-from ..core.errors import BenchError, ConfigError, did_you_mean
+from ..data.source import SECTION_DEFAULTS, check_data_section
+from ..core.errors import ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
 from .pruners import Pruner, parse_pruner
 from .samplers import sampler_named
@@ -216,7 +216,7 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     objectives = _objectives(raw["objectives"])
     constraints = _constraints(raw.get("constraints") or {})
     recipe = _recipe(raw.get("recipe") or {})
-    data = _section(raw, "data", {"source": "synthetic", "size": 48, "count": 96, **DATA_OPTIONS})
+    data = _section(raw, "data", {"source": "synthetic", "size": 48, "count": 96, **SECTION_DEFAULTS})
     if data["patch"] is not None and "size" not in (raw.get("data") or {}):
         data["size"] = None  # patches at native resolution: no resize
     study = _section(raw, "study", {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0,
@@ -224,7 +224,7 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
                                     "population": "auto", "startup": "auto"})
     if not isinstance(data["source"], str) or not data["source"]:
         raise ConfigError("data.source", f"expected a folder or 'synthetic', got {data['source']!r}.")
-    _check_data_options(data)
+    check_data_section(data)
     for section, key, low, high in (("data", "count", 3, 100_000),
                                     ("study", "trials", 1, 1_000_000), ("study", "repeats", 1, 100),
                                     ("study", "seed", 0, 2**31 - 1)):
@@ -245,39 +245,6 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     sampler_named(study["sampler"])
     return SearchSpace(path.stem, path, architecture, vary, objectives, constraints, recipe, data,
                        study, str(raw.get("description", "")), raw)
-
-
-DATA_OPTIONS = {"layout": None, "images": None, "masks": None, "image_pattern": None, "mask_pattern": None,
-                "ignore": None, "ignore_pattern": None, "instances": False, "patch": None, "scale": None,
-                "oversample": None}
-
-
-def _check_data_options(data: dict[str, Any]) -> None:
-    """Types and ranges of the data section's folder, pattern and protocol keys; the protocol and
-    layout are checked as a whole (with the messages the CLI gives) when the data is loaded."""
-    for key in ("size", "patch"):
-        value = data[key]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 8 <= value <= 16384):
-            raise ConfigError(f"data.{key}", f"must be a whole number from 8 to 16,384, got {value!r}.")
-    for key, low, high in (("scale", 0.05, 4.0), ("oversample", 0.0, 1.0)):
-        value = data[key]
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                  or not math.isfinite(value) or not low <= value <= high):
-            raise ConfigError(f"data.{key}", f"must be a number from {low} to {high}, got {value!r}.")
-    for key in ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern"):
-        if data[key] is not None and (not isinstance(data[key], str) or not data[key]):
-            raise ConfigError(f"data.{key}", f"expected a name, got {data[key]!r}.")
-    for key in ("image_pattern", "mask_pattern", "ignore_pattern"):
-        if data[key] is not None:
-            try:
-                pattern_regex(data[key], f"data.{key}")
-            except BenchError as exc:
-                raise ConfigError(f"data.{key}", str(exc).split(": ", 1)[1]) from None
-    if not isinstance(data["instances"], bool):
-        raise ConfigError("data.instances", f"must be true or false, got {data['instances']!r}.")
-    if data["size"] is not None and data["patch"] is not None:
-        raise ConfigError("data.patch", "data.size and data.patch exclude each other: size resizes whole images, "
-                          "patch trains on crops at native resolution. Give one.")
 
 
 def _section(raw: dict, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
