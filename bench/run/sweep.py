@@ -125,7 +125,7 @@ class Sweep:
             try:
                 interrupts.checkpoint()
                 self.open()
-                if self.settings.workers > 1:
+                if self.settings.workers > 1 and self.worker_index is None:  # a worker runs trials
                     run_workers(self.settings, self.listeners)
                 else:
                     self._run_trials()
