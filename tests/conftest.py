@@ -1,6 +1,14 @@
 """Shared helpers: run the CLI in-process and write small architecture files."""
 from __future__ import annotations
 
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n: each worker (and each command it starts) on one torch thread, set before torch
+    # loads; two workers with two OpenMP threads each on two cores ran 2.6x slower, spinning
+    # against each other (tests/test_training.py, test_native.py, test_reparam.py: 134 s vs 51 s)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import textwrap
 from pathlib import Path
 from typing import Callable, Iterator

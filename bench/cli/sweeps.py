@@ -33,7 +33,8 @@ from .common import (COUNT, Finite, Registered, SIZE, cli, console, pruner_names
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes to start on this machine, all on the same study.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads per worker (default: the cores divided among the workers).")
+              help="Torch threads per worker (default: OMP_NUM_THREADS where set, else the cores divided among "
+              "the workers).")
 @click.option("--timeout", type=Finite(0.0), default=None, help="Stop starting trials after this many seconds.")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Seconds between trial heartbeats; a trial silent for 3x this is failed and retried.")

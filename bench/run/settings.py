@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     from .study_data import StudyData
 
 
+def default_threads(workers: int) -> int:
+    """Torch threads per worker: ``OMP_NUM_THREADS`` where set (PyTorch's own convention), else
+    the cores divided among the workers."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else max(1, (os.cpu_count() or 1) // workers)
+
+
 @dataclass(frozen=True)
 class SweepSettings:
     """A sweep's settings (see :class:`bench.run.sweep.Sweep` for each); ``device`` is the spec
@@ -64,7 +71,7 @@ class SweepSettings:
         if repeats < 1 or trials < 1:
             raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {trials}, repeats {repeats}")
         return cls(space, name, storage or DEFAULT_STORAGE, tracking_uri, data, size, patch, trials, repeats, workers,
-                   threads or max(1, (os.cpu_count() or 1) // workers), timeout, heartbeat, max_retry,
+                   threads or default_threads(workers), timeout, heartbeat, max_retry,
                    Path(report_dir) if report_dir is not None else None,
                    Path(str(weights_dir).format(study=name)) if weights_dir is not None else None,
                    device, deterministic)
