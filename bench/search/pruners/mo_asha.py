@@ -16,26 +16,16 @@ in full), from the rung values stored in every trial's record: many workers shar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from ..pareto import MAXIMIZE, crowding_distances, nondominated_ranks
-from .base import EpochView, Pruner
-from .rungs import check_rungs, rung_epochs
+from .base import EpochView
+from .rungs import RungPruner, rung_epochs
 
 
-class MoAshaPruner(Pruner):
+class MoAshaPruner(RungPruner):
     name = "mo_asha"
     summary = "bench's multi-objective ASHA: the top 1/eta of each rung by non-dominated sorting go on"
-    settings = {"eta": (3, 2, 1000), "min_epochs": (1, 1, 1000), "min_trials": (3, 1, 1000)}
-
-    def __init__(self, **values: Any) -> None:
-        super().__init__(**{"min_trials": values.get("eta", 3), **values})  # a rung decides from eta trials
-
-    def check(self, objectives: dict[str, str], epochs: int) -> None:
-        check_rungs(self.min_epochs, self.eta, epochs)
-
-    def describe(self) -> str:
-        return f"mo_asha (eta {self.eta}, rungs from epoch {self.min_epochs}, a rung decides from {self.min_trials} trials)"
 
     def after_epoch(self, trial: EpochView, epoch: int, val_dice: float) -> Optional[str]:
         """At a rung epoch: record the value in the trial's record (other workers read it there),
