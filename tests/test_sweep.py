@@ -86,6 +86,23 @@ class Printer:
         return None
 
 
+def test_a_worker_of_a_sweep_runs_trials_and_starts_no_workers_of_its_own(tmp_path, monkeypatch):
+    """Workers receive the coordinator's settings, worker count included: a worker that started
+    workers in turn would multiply processes until memory ran out."""
+    import bench.run.sweep
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a worker started workers")
+
+    monkeypatch.setattr(bench.run.sweep, "run_workers", no_workers)
+    coordinator_settings = quick(tmp_path, trials=1, workers=2, weights_dir=None).settings
+    assert coordinator_settings.workers == 2 and coordinator_settings.threads >= 1
+    records = bench.run.sweep.Sweep(coordinator_settings, worker_index=0).run().records
+    assert [r.status for r in records] == ["trained"]
+    with pytest.raises(AssertionError, match="a worker started workers"):  # the coordinator does start them
+        bench.run.sweep.Sweep(coordinator_settings).run()
+
+
 def test_listeners_see_every_event_in_order(tmp_path):
     printer = Printer()
     result = quick(tmp_path, trials=2, listeners=[printer]).run()
