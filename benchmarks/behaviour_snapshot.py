@@ -4,8 +4,11 @@ of ``bench compare``, recorded to the last digit and checked against a stored re
 ``--record FILE`` runs both commands in a scratch folder and writes what they produced;
 ``--check FILE`` runs them again and lists every value that differs (exit 1 when one does).
 What is measured rather than computed (latency, wall times, and what is derived from them:
-front membership of the latency objective, P(front)) is kept in the record but not compared;
-the per-seed training figures, parameters, MACs and paired verdicts are.
+front membership of the latency objective, P(front), the Holm adjustment over the front and the
+verdict it gives) is kept in the record but not compared; the training figures over the seeds,
+parameters, MACs, raw paired p-values and compare's whole table are. NSGA-II selects on the
+measured latency too, so after its first generation two runs may draw other designs: trials are
+matched by design (config hash), and every design trained in both runs must agree to the digit.
 
 ``python -m benchmarks.behaviour_snapshot --record reports/behaviour_snapshot.json``
 ``python -m benchmarks.behaviour_snapshot --check reports/behaviour_snapshot.json``
@@ -29,7 +32,11 @@ import pandas as pd
 from .common import commit
 
 MEASURED = re.compile(r"latency|seconds|_s$|time|duration|p_on_front|on_front|started|finished|speed|images_per|"
-                      r"mlflow_run_id", re.IGNORECASE)
+                      r"mlflow_run_id|p_holm|^vs_stock$", re.IGNORECASE)
+# Which trial a design gets, and which designs are drawn at all after NSGA-II's first generation,
+# follow the measured latency (an objective it selects on); so trials are matched by design.
+ORDER = ("trial", "duplicate_of")
+FRONT_ONLY = "vs_stock"  # a trial's test against the stock network exists while it is on the front: compared there
 
 
 def main_job(folder: Path, quick: bool) -> list[str]:
@@ -71,6 +78,13 @@ def snapshot(quick: bool) -> dict[str, Any]:
     return record
 
 
+def by_design(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rows of designs measured or trained here (not copies of another trial), by config hash,
+    without the fields that depend on the order of trials."""
+    return {row["config_hash"]: {k: v for k, v in row.items() if k not in ORDER and not k.startswith(FRONT_ONLY)}
+            for row in rows if isinstance(row.get("config_hash"), str) and row.get("duplicate_of") is None}
+
+
 def differences(stored: Any, now: Any, where: str = "") -> list[str]:
     """Every computed value that differs between two snapshots, by its path; measured ones are skipped."""
     if isinstance(stored, dict) and isinstance(now, dict):
@@ -96,6 +110,7 @@ def main() -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--record", type=Path, help="write the snapshot here")
     what.add_argument("--check", type=Path, help="compare with the snapshot stored here")
+    p.add_argument("--save", type=Path, help="with --check: also write the new snapshot here")
     p.add_argument("--quick", action="store_true", help="the quick space and a 1-epoch compare at 32 px")
     args = p.parse_args()
     now = {"command": " ".join(["python -m benchmarks.behaviour_snapshot", *sys.argv[1:]]), "commit": commit(),
@@ -106,23 +121,26 @@ def main() -> None:
         print(f"recorded {len(now['trials'])} trials, {len(now['front'])} on the front, "
               f"{len(now['compare'])} compare tables at {now['commit']} into {args.record}")
         return
+    if args.save:
+        args.save.write_text(json.dumps(now, indent=1) + "\n")
     stored = json.loads(args.check.read_text())
     if stored.get("quick") != args.quick:
         raise SystemExit(f"{args.check} was recorded with quick={stored.get('quick')}; run with the same mode")
-    found = differences({k: stored[k] for k in ("trials", "compare")}, {k: now[k] for k in ("trials", "compare")})
-    # Membership of the front depends on measured latency; members in both are compared value by value.
-    front_then, front_now = ({row["trial"]: row for row in rows} for rows in (stored["front"], now["front"]))
-    shared = sorted(set(front_then) & set(front_now))
-    found += differences([front_then[t] for t in shared], [front_now[t] for t in shared], "/front")
+    found = differences(stored["compare"], now["compare"], "/compare")
+    designs_then, designs_now = by_design(stored["trials"]), by_design(now["trials"])
+    shared = sorted(set(designs_then) & set(designs_now))
+    found += differences([designs_then[h] for h in shared], [designs_now[h] for h in shared], "/designs")
+    fronts = by_design(stored["front"]), by_design(now["front"])
+    on_both = sorted(set(fronts[0]) & set(fronts[1]))
+    found += differences([fronts[0][h] for h in on_both], [fronts[1][h] for h in on_both], "/front")
     print(f"recorded at {stored['commit']}, checked at {now['commit']}")
-    if set(front_then) != set(front_now):
-        print(f"note: front members (trial numbers) {sorted(front_then)} recorded, {sorted(front_now)} now "
-              "(latency is measured; the members in both are compared)")
+    print(f"{len(shared)} designs evaluated in both runs compared ({len(designs_then)} recorded, {len(designs_now)} "
+          f"now); {len(on_both)} front members in both compared ({len(fronts[0])} recorded, {len(fronts[1])} now)")
     if found:
         print(f"{len(found)} values differ:", *found[:60], sep="\n  ")
         raise SystemExit(1)
-    print(f"identical: {len(now['trials'])} trials, {len(now['front'])} on the front, "
-          f"{len(now['compare'])} compare tables (measured values not compared)")
+    print(f"identical: {len(shared)} designs, {len(on_both)} front members, {len(now['compare'])} compare tables "
+          "(measured values not compared)")
 
 
 if __name__ == "__main__":
