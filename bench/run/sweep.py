@@ -53,7 +53,9 @@ FRONT_LATENCY = Protocol(max_seconds=3.0)  # the front, timed again interleaved 
 
 
 class Sweep:
-    """A sweep of ``space`` (a built-in name, a YAML path, or a :class:`SearchSpace`).
+    """A sweep of ``space`` (a built-in name, a YAML path, a :class:`SearchSpace`, or the
+    :class:`SweepSettings` of a sweep, as its worker processes receive them). The keywords below
+    become one frozen :class:`SweepSettings` (:attr:`settings`).
 
     Args:
         study: study name (default: the space's); an existing study is resumed.
@@ -65,7 +67,8 @@ class Sweep:
         trials: distinct networks to evaluate (default: the space's); repeats of a known network
             and designs breaking a constraint are recorded but do not count.
         workers: processes to run trials in, all on this study (children of this one).
-        threads: torch threads per worker (default: the cores divided among the workers).
+        threads: torch threads per worker (default: ``OMP_NUM_THREADS`` where set, else the cores
+            divided among the workers).
         timeout: stop starting trials after this many seconds.
         heartbeat: seconds between trial heartbeats; a trial silent for 3x this is failed and
             retried (at most ``max_retry`` times).

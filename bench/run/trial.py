@@ -43,6 +43,7 @@ DUPLICATED = ("cost", "memory", "latency", "values", "violations", "trained", "m
 BLOCK_SLOTS = ("stem", "encoder.block", "encoder.down", "bottleneck", "skips.block", "decoder.block",
                "decoder.up", "decoder", "head")
 
+
 class TrialRun:
     """The trial function of a sweep's study, for one process: ``settings``, the opened
     ``study``, its ``data``, the ``listeners`` told about the trial and its epochs, the
