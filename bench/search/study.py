@@ -1,5 +1,6 @@
-"""Optuna underneath a sweep: samplers, the study, sampling a space, trials as records, and the
-bookkeeping that lets many workers share one study. The only module that drives Optuna.
+"""Optuna underneath a sweep: the study, sampling a space, trials as records, and the
+bookkeeping that lets many workers share one study. With the pruners and samplers beside it, the
+only place that drives Optuna.
 
 Storage (:mod:`bench.search.storage`): SQLite (the embedded default), PostgreSQL, MySQL or a journal
 file. Heartbeats mark a trial whose worker died as FAILED once the grace period has passed, and
