@@ -286,7 +286,7 @@ def untimed(record) -> str:
     import json
 
     seeds = [{**s.to_dict(), "metrics": {k: v for k, v in s.metrics.items() if k != "train_seconds"},
-              "history": [{k: v for k, v in h.items() if k != "seconds"} for h in s.history]} for s in record.seeds]
+              "history": [{k: v for k, v in h.items() if not k.endswith("seconds")} for h in s.history]} for s in record.seeds]
     return json.dumps([record.sample, {k: v for k, v in record.values.items()}, seeds, record.per_image])
 
 

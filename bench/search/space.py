@@ -45,9 +45,10 @@ from ..core.errors import ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
 from .pruners import Pruner, parse_pruner
 from .samplers import sampler_named
+from .table_spec import TableSpec, parse_table
 from ..training.recipe import RECIPES, Recipe, RecipeError
 
-_KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study")
+_KEYS = ("description", "architecture", "vary", "objectives", "constraints", "recipe", "data", "study", "table")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class SearchSpace:
     study: dict[str, Any]
     description: str = ""
     raw: dict = field(default_factory=dict)
+    table: Optional[TableSpec] = None  # how its tabulated benchmark is built (bench tabulate)
 
     @property
     def pruner(self) -> Pruner:
@@ -244,7 +246,7 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     study["pruner"] = parse_pruner(study["pruner"], objectives, recipe.epochs)
     sampler_named(study["sampler"])
     return SearchSpace(path.stem, path, architecture, vary, objectives, constraints, recipe, data,
-                       study, str(raw.get("description", "")), raw)
+                       study, str(raw.get("description", "")), raw, parse_table(raw.get("table"), recipe.epochs))
 
 
 def _section(raw: dict, name: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -200,7 +200,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
                 progress("epoch", record["epoch"], recipe.epochs, record)
     for epoch in range(first, recipe.epochs + 1):
         model.train()
-        order, total = torch.randperm(n, generator=g), 0.0
+        order, total, epoch_started = torch.randperm(n, generator=g), 0.0, time.perf_counter()
         for b in range(batches):
             checkpoint_interrupts()  # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed stops here
             rows = order[b * recipe.batch:(b + 1) * recipe.batch]
@@ -220,10 +220,13 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         schedule.step()
         if recipe.precise_bn:
             recompute_bn_statistics(model, train, recipe.batch)
+        trained = time.perf_counter()
         val_dice, val_dice_all = validation_dice(model, val, classes)
+        validated = time.perf_counter()
+        # the epoch's own training and validation times apart: a tabulated benchmark replays them
         record = {"epoch": epoch, "train_loss": total / batches, "val_dice": val_dice, "val_dice_all": val_dice_all,
-                  "lr": lr,
-                  "seconds": time.perf_counter() - started}
+                  "lr": lr, "seconds": validated - started, "train_seconds": trained - epoch_started,
+                  "val_seconds": validated - trained}
         if epoch == resumed:
             record["resumed_after_epoch"] = epoch - 1
         result.history.append(record)

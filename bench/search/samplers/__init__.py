@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ...core.errors import ConfigError, did_you_mean
 from .base import Sampler
+from .gp import GPSampler
 from .grid import GridSampler
 from .nsga2 import NSGA2Sampler
 from .random import RandomSampler
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SAMPLERS", "Sampler", "register_sampler", "sampler_named", "sampler_settings"]
 
-SAMPLERS: dict[str, type[Sampler]] = {cls.name: cls for cls in (NSGA2Sampler, TPESampler, RandomSampler, GridSampler)}
+SAMPLERS: dict[str, type[Sampler]] = {cls.name: cls for cls in (NSGA2Sampler, TPESampler, GPSampler, RandomSampler,
+                                                                 GridSampler)}
 
 
 def register_sampler(cls: type[Sampler]) -> type[Sampler]:

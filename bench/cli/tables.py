@@ -1,0 +1,165 @@
+"""``bench tabulate``: build a space's tabulated benchmark (a resumable study of (design, seed)
+jobs), say how far it is, and export it as one Parquet file."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from ..core import interrupts
+from .common import SIZE, cli, console
+
+
+@cli.group()
+def tabulate() -> None:
+    """A tabulated benchmark of a space: every design trained with several seeds, kept with its
+    learning curves, per-image test Dice, costs, latency and the time of every step."""
+
+
+def _study_name(space_name: str, study: Optional[str]) -> str:
+    return study or f"{space_name}-table"
+
+
+def _print_job(job, row: Optional[dict], error: Optional[str]) -> None:
+    if row is None:
+        print(f"design {job.design} seed {job.seed}: failed: {error}", flush=True)
+        return
+    seconds = row["build_seconds"] + sum(row["train_seconds"]) + sum(row["val_seconds"]) + row["test_seconds"]
+    print(f"design {job.design} seed {job.seed}: best val Dice {row['best_val_dice']:.3f}, test Dice "
+          f"{row['test_dice_fg']:.3f}, {seconds:.1f} s", flush=True)
+
+
+def _worker(space_ref: str, data: Optional[str], size: Optional[int], study: str, storage: str, threads: int,
+            limit: Optional[int], device: str) -> None:
+    from ..data.source import source_from_space
+    from ..run.tabulate import tabulate_worker
+    from ..search.space import load_space
+
+    space = load_space(space_ref)
+    interrupts.install()
+    try:
+        tabulate_worker(space, source_from_space(space.data, data, {"size": size}), study, storage, threads, limit,
+                        device, _print_job)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+@tabulate.command("build")
+@click.option("--space", "space_ref", required=True, help="Search space with a table: section (built-in or path).")
+@click.option("--data", default=None, help="Dataset folder (default: the space's).")
+@click.option("--size", type=SIZE, default=None, help="Resize images to SIZE x SIZE (default: the space's).")
+@click.option("--study", default=None, help="Study name (default: <space>-table); an existing one is resumed.")
+@click.option("--storage", default=None, envvar="BENCH_STORAGE", help="Optuna storage (default sqlite:///runs/optuna.db).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes here; more may join from anywhere with the same --study and --storage.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch threads per worker "
+              "(default: the cores divided among the workers).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop each worker after this many jobs.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+def build(space_ref: str, data: Optional[str], size: Optional[int], study: Optional[str], storage: Optional[str],
+          workers: int, threads: Optional[int], limit: Optional[int], device: str) -> None:
+    """Train every design of the space's table with its seeds (resumable: run it again to go on)."""
+    from ..core.defaults import DEFAULT_STORAGE
+    from ..search.space import load_space
+    from ..search.table_study import TableStudy
+
+    space = load_space(space_ref)
+    name, storage = _study_name(space.name, study), storage or DEFAULT_STORAGE
+    table = TableStudy(space, name, storage)  # created (jobs enqueued) once, before the workers race
+    state = table.progress()
+    console.print(f"table {name}: {len(table.samples)} designs, {state['jobs']} jobs; {state['done']} done, "
+                  f"{state['waiting']} waiting.")
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    args = (space_ref, data, size, name, storage, threads, limit, device)
+    if workers == 1:
+        _worker(*args)
+    else:
+        context = multiprocessing.get_context("spawn")
+        processes = [context.Process(target=_worker, args=args, name=f"tabulate worker {i}") for i in range(workers)]
+        for p in processes:
+            p.start()
+        try:
+            for p in processes:
+                while p.is_alive():
+                    p.join(0.5)
+                    interrupts.checkpoint()
+        except KeyboardInterrupt:
+            for p in processes:
+                p.terminate()
+                p.join(60)
+            raise
+    state = table.progress()
+    console.print(f"table {name}: {state['done']} of {state['jobs']} jobs done, {state['failed']} failed trials.")
+
+
+@tabulate.command("status")
+@click.option("--space", "space_ref", required=True)
+@click.option("--study", default=None)
+@click.option("--storage", default=None, envvar="BENCH_STORAGE")
+def status(space_ref: str, study: Optional[str], storage: Optional[str]) -> None:
+    """How far a table's build is."""
+    from ..core.defaults import DEFAULT_STORAGE
+    from ..search.space import load_space
+    from ..search.table_study import TableStudy
+
+    space = load_space(space_ref)
+    table = TableStudy(space, _study_name(space.name, study), storage or DEFAULT_STORAGE)
+    state = table.progress()
+    rows = table.rows()
+    spent = sum(_job_seconds(r) for r in rows)
+    console.print(f"{state['done']} of {state['jobs']} jobs done ({len({r['design'] for r in rows})} of "
+                  f"{len(table.samples)} designs), {state['running']} running, {state['waiting']} waiting, "
+                  f"{state['failed']} failed trials; {spent / 3600:.2f} h of measured work so far.")
+    for failure in table.failures()[:10]:
+        console.print(f"  design {failure['design']} seed {failure['seed']}: {failure['reason']}", markup=False)
+
+
+def _job_seconds(row: dict[str, Any]) -> float:
+    return (row["build_seconds"] + sum(row["train_seconds"]) + sum(row["val_seconds"]) + row["test_seconds"]
+            + sum(row.get(k, 0.0) for k in ("count_seconds", "latency_seconds", "proxies_seconds"))
+            + sum(v for k, v in row.items() if k.startswith("test_seconds_at_")))
+
+
+@tabulate.command("export")
+@click.option("--space", "space_ref", required=True)
+@click.option("--study", default=None)
+@click.option("--storage", default=None, envvar="BENCH_STORAGE")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="The Parquet file to write.")
+def export(space_ref: str, study: Optional[str], storage: Optional[str], out: str) -> None:
+    """Write the finished jobs of a table as one Parquet file (see bench.search.benchmark_table)."""
+    import torch
+
+    from ..arch.latency import cpu_model
+    from ..core.defaults import DEFAULT_STORAGE
+    from ..search.benchmark_table import BenchmarkTable, table_frame, write_table
+    from ..search.space import load_space
+    from ..search.table_study import TableStudy
+
+    space = load_space(space_ref)
+    table = TableStudy(space, _study_name(space.name, study), storage or DEFAULT_STORAGE)
+    rows = table.rows()
+    frame = table_frame(rows)
+    meta = {"space": space.name, "space_file": space.raw, "study": table.name,
+            "data": table.study.user_attrs.get("data"), "recipe": space.recipe.to_dict(),
+            "table": space.table.to_dict(), "designs_in_space": len(table.samples),
+            "calibration_designs": table.calibration, "jobs": len(table.jobs), "jobs_done": len(rows),
+            "failures": table.failures(), "build_hours": sum(_job_seconds(r) for r in rows) / 3600,
+            "torch": torch.__version__, "cpu": cpu_model(), "machine": platform.machine(),
+            "commit": _commit(), "exported": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    path = write_table(BenchmarkTable(frame, meta), Path(out))
+    console.print(f"wrote {path}: {len(frame)} rows, {frame['design'].nunique()} designs, "
+                  f"{path.stat().st_size / 1024:.0f} KiB.")
+
+
+def _commit() -> Optional[str]:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None

@@ -1,0 +1,232 @@
+"""The tabulated benchmark: building a table (with fake training), its file, the replay of search
+strategies against it, and the fixed-reference hypervolume."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.core.errors import BenchError, ConfigError
+from bench.search.benchmark_table import BenchmarkTable, read_table, table_frame, write_table
+from bench.search.enumeration import enumerate_samples
+from bench.search.pruners import parse_pruner
+from bench.search.replay import Components, replay
+from bench.search.space import load_space
+from bench.search.table_front import REFERENCE, Normalisation, true_front
+from bench.search.table_study import Job, table_jobs
+from bench.search.table_spec import TableSpec
+from bench.training.loop import TrainResult
+
+TINY_SPACE = """
+    architecture: tinyunet
+    vary:
+      encoder.block:
+        cmrf: {N: {choices: [2, 4]}}
+        double_conv: {}
+      width_multiplier: {choices: [0.125, 0.25]}
+    objectives: {val_dice: maximize, params: minimize, latency_ms: minimize}
+    recipe: {name: default, epochs: 4, batch: 8}
+    data: {source: synthetic, size: 32, count: 24}
+    study: {sampler: random, trials: 6, seed: 0}
+    table:
+      seeds: 2
+      calibration: {designs: 2, seeds: 3}
+      fidelities: [1, 2]
+"""
+
+
+@pytest.fixture
+def tiny_space(write_yaml):
+    return load_space(str(write_yaml("tiny_table.yaml", TINY_SPACE)))
+
+
+def test_the_shipped_table_space_enumerates_216_distinct_designs_in_a_fixed_order():
+    space = load_space("tabular")
+    samples = enumerate_samples(space)
+    assert len(samples) == 216 and len({json.dumps(s, sort_keys=True) for s in samples}) == 216
+    assert samples[0] == {"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 2, "decoder.block.type": "cmrf",
+                          "decoder.block.cmrf.N": 2, "bottleneck.type": "identity", "skips.block.type": "identity",
+                          "decoder.up.type": "interpolate", "width_multiplier": 0.125}
+    assert space.table == TableSpec(5, 10, 10, (1, 3), 320)
+
+
+def test_jobs_cover_every_design_first_then_the_calibration_seeds_then_round_by_round():
+    jobs, calibration = table_jobs(6, TableSpec(seeds=3, calibration_designs=2, calibration_seeds=4), seed=0)
+    assert jobs[:6] == [Job(d, 0) for d in range(6)]
+    assert jobs[6:12] == [Job(d, s) for d in calibration for s in (1, 2, 3)]
+    rest = [d for d in range(6) if d not in calibration]
+    assert jobs[12:] == [Job(d, s) for s in (1, 2) for d in rest]
+    assert len(calibration) == 2 and calibration == table_jobs(6, TableSpec(3, 2, 4), seed=0)[1]
+
+
+def test_a_bad_table_section_names_its_key(write_yaml):
+    bad = TINY_SPACE.replace("fidelities: [1, 2]", "fidelities: [1, 4]")
+    with pytest.raises(ConfigError, match=r"table.fidelities\[1\].*from 1 to 3"):
+        load_space(str(write_yaml("bad.yaml", bad)))
+    with pytest.raises(ConfigError, match="table.seed.*not a table setting.*seeds"):
+        load_space(str(write_yaml("bad2.yaml", TINY_SPACE.replace("seeds: 2", "seed: 2"))))
+
+
+def _fake_train(model, train, val, recipe, classes, progress=None, checkpoint=None, device=None):
+    """Training that takes no time: a curve that depends on the seed, told epoch by epoch."""
+    result = TrainResult()
+    for epoch in range(1, recipe.epochs + 1):
+        record = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_dice": 0.1 * epoch + 0.01 * recipe.seed,
+                  "val_dice_all": 0.5, "lr": 0.001, "seconds": 0.0, "train_seconds": 0.5, "val_seconds": 0.25}
+        result.history.append(record)
+        if record["val_dice"] > result.best_val_dice:
+            result.best_epoch, result.best_val_dice = epoch, record["val_dice"]
+        if progress:
+            progress("epoch", epoch, recipe.epochs, record)
+    return result
+
+
+def test_tabulating_a_tiny_space_writes_every_field_and_resumes(tiny_space, tmp_path, monkeypatch):
+    import bench.run.tabulate as tabulate
+    from bench.data.source import source_from_space
+    from bench.search.table_study import TableStudy
+
+    monkeypatch.setattr(tabulate, "train_model", _fake_train)
+    storage = f"sqlite:///{tmp_path / 'table.db'}"
+    source = source_from_space(tiny_space.data)
+    assert tabulate.tabulate_worker(tiny_space, source, "tiny", storage, 1, 5, "cpu") == 5  # cut short ...
+    assert tabulate.tabulate_worker(tiny_space, source, "tiny", storage, 1, None, "cpu") == 9  # ... and resumed
+    table = TableStudy(tiny_space, "tiny", storage)
+    assert table.progress()["done"] == 14 == len(table.jobs)  # 6 designs x 2 seeds, 2 designs with a 3rd
+    frame = table_frame(table.rows())
+    assert len(frame) == 14 and sorted(frame["design"].unique()) == list(range(6))
+    row = frame[(frame["design"] == 0) & (frame["seed"] == 1)].iloc[0]
+    assert row["val_dice"] == pytest.approx([0.11, 0.21, 0.31, 0.41]) and row["best_val_dice"] == pytest.approx(0.41)
+    assert row["train_seconds"] == [0.5] * 4 and row["val_seconds"] == [0.25] * 4
+    test_images = table.study.user_attrs["data"]["test"]
+    for column in ("test_dice_fg_per_image", "test_dice_fg_per_image_at_1", "test_dice_fg_per_image_at_2"):
+        assert len(row[column]) == test_images and all(0 <= v <= 1 for v in row[column])
+    for column in ("build_seconds", "test_seconds", "test_seconds_at_1", "count_seconds", "latency_seconds",
+                   "proxies_seconds"):
+        assert row[column] > 0
+    # design columns measured with the first seed, copied onto the others
+    first = frame[(frame["design"] == 0) & (frame["seed"] == 0)].iloc[0]
+    assert row["params"] == first["params"] == 14306 and row["deploy_params"] <= row["params"]
+    assert row["latency_ms"] > 0 and row["latency_ratio"] > 0 and row["flops"] == 2 * row["macs"]
+    assert all(math.isfinite(row[f"proxy_{p}"]) for p in ("synflow", "naswot", "grad_norm", "jacob_cov"))
+    path = write_table(BenchmarkTable(frame, {"space": "tiny"}), tmp_path / "t.parquet")
+    back = read_table(path)
+    assert back.meta == {"space": "tiny"} and back.frame["val_dice"].iloc[3] == frame["val_dice"].iloc[3]
+    assert back.design_frame()["seeds"].tolist() == [2 + (d in table.calibration) for d in range(6)]
+
+
+def test_a_table_study_refuses_another_space_under_its_name(tiny_space, tmp_path):
+    from bench.search.table_study import TableStudy
+
+    storage = f"sqlite:///{tmp_path / 'table.db'}"
+    TableStudy(tiny_space, "tiny", storage)
+    other = replace(tiny_space, table=replace(tiny_space.table, seeds=3))
+    with pytest.raises(BenchError, match="tabulates another space or settings"):
+        TableStudy(other, "tiny", storage)
+
+
+def test_reading_a_file_that_is_no_table_says_so(tmp_path):
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(BenchError, match="x.parquet: not a readable Parquet table"):
+        read_table(tmp_path / "x.parquet")
+    with pytest.raises(BenchError, match="no such table file.*bench tabulate build"):
+        read_table(tmp_path / "missing.parquet")
+
+
+def hand_made_table(space, seeds: int = 3, epochs: int = 4) -> BenchmarkTable:
+    """A table of every design of ``space`` with made-up, known figures: design d's curve rises
+    to 0.5 + 0.05 d (+ 0.01 seed), params 1000 (d + 1), latency 1 + (d mod 3); every step's time
+    is known."""
+    rows = []
+    for d, sample in enumerate(enumerate_samples(space)):
+        for s in range(seeds):
+            final = 0.5 + 0.05 * d + 0.01 * s
+            rows.append({"design": d, "seed": s, "config_hash": f"h{d}", "sample": sample, "calibration": False,
+                         "val_dice": [final * e / epochs for e in range(1, epochs + 1)],
+                         "train_loss": [1.0] * epochs, "train_seconds": [10.0 + d] * epochs,
+                         "val_seconds": [1.0] * epochs, "best_epoch": epochs, "best_val_dice": final,
+                         "test_dice_fg_per_image": [final] * 4, "test_dice_fg": final, "test_seconds": 2.0,
+                         "build_seconds": 0.5, "params": 1000 * (d + 1), "macs": 10, "flops": 20,
+                         "deploy_params": 1000 * (d + 1), "deploy_macs": 10, "deploy_flops": 20,
+                         "count_seconds": 3.0, "latency_ms": 1.0 + d % 3, "latency_ratio": 1.0 + d % 3,
+                         "reference_latency_ms": 1.0, "latency_seconds": 4.0, "proxies_seconds": 0.1})
+    return BenchmarkTable(table_frame(rows), {"space": space.name})
+
+
+def test_a_replay_is_deterministic_for_a_seed_and_differs_across_seeds(tiny_space):
+    table = hand_made_table(tiny_space)
+    pruner = parse_pruner("none", tiny_space.objectives, 4)
+    runs = [replay(table, tiny_space, "random", pruner, trials=4, workers=2, seed=s) for s in (0, 0, 1)]
+    assert runs[0].trials == runs[1].trials and runs[0].curve == runs[1].curve
+    assert [(t.design, t.seed) for t in runs[0].trials] != [(t.design, t.seed) for t in runs[2].trials]
+
+
+def test_replayed_time_is_the_sum_of_the_recorded_steps_and_a_step_switched_off_saves_exactly_its_time(tiny_space):
+    table = hand_made_table(tiny_space)
+    pruner = parse_pruner("none", tiny_space.objectives, 4)
+    full = replay(table, tiny_space, "random", pruner, trials=6, workers=1, seed=3)
+    trained = [t for t in full.trials if t.duplicate_of is None]
+    assert len(trained) == 6
+    per_trial = [0.5 + 3.0 + 4.0 + 4 * (10.0 + t.design + 1.0) + 2.0 for t in trained]
+    assert full.seconds == pytest.approx(sum(per_trial))
+    no_latency = replay(table, tiny_space, "random", pruner, trials=6, workers=1, seed=3,
+                        components=Components(latency=False))
+    assert [t.design for t in no_latency.trials] == [t.design for t in full.trials]
+    assert full.seconds - no_latency.seconds == pytest.approx(6 * 4.0)
+    nothing_but_training = replay(table, tiny_space, "random", pruner, trials=6, workers=1, seed=3,
+                                  components=Components(build=False, count=False, latency=False, test=False))
+    assert nothing_but_training.seconds == pytest.approx(sum(4 * (11.0 + t.design) for t in trained))
+
+
+def test_four_workers_finish_the_same_trials_sooner_and_the_whole_table_finds_the_whole_front(tiny_space):
+    table = hand_made_table(tiny_space)
+    pruner = parse_pruner("none", tiny_space.objectives, 4)
+    one = replay(table, tiny_space, "random", pruner, trials=6, workers=1, seed=0)
+    four = replay(table, tiny_space, "random", pruner, trials=6, workers=4, seed=0)
+    assert four.seconds < one.seconds
+    assert one.curve[-1][1] == pytest.approx(1.0) and four.curve[-1][1] == pytest.approx(1.0)  # all 6 designs
+    assert [s for _, s in one.curve] == sorted(s for _, s in one.curve)  # never loses what it found
+
+
+def test_mo_asha_in_a_replay_stops_trials_at_its_rungs_and_frees_their_workers(tiny_space):
+    table = hand_made_table(tiny_space, epochs=9)
+    space = replace(tiny_space, recipe=replace(tiny_space.recipe, epochs=9))
+    pruner = parse_pruner({"type": "mo_asha", "min_trials": 2}, space.objectives, 9)
+    result = replay(table, space, "random", pruner, trials=6, workers=1, seed=0)
+    stopped = [t for t in result.trials if t.pruned]
+    assert stopped and all(t.epochs in (1, 3) for t in stopped)
+    none = replay(table, space, "random", parse_pruner("none", space.objectives, 9), trials=6, workers=1, seed=0)
+    assert result.seconds < none.seconds
+
+
+def test_the_true_front_of_a_hand_made_table_is_exact(tiny_space):
+    table = hand_made_table(tiny_space)
+    designs = table.design_frame()
+    front, hv, norm = true_front(designs, {"val_dice": "maximize", "params": "minimize"})
+    # Dice and params both rise with d: every design trades one for the other
+    assert front == list(range(6))
+    front, _, _ = true_front(designs, dict(tiny_space.objectives))
+    assert front == list(range(6))  # a third objective cannot dominate what two left on the front
+    designs.loc[2, "best_val_dice"] = 0.1  # now design 0 is cheaper and better
+    front, _, _ = true_front(designs, {"val_dice": "maximize", "params": "minimize"})
+    assert front == [0, 1, 3, 4, 5]
+
+
+def test_the_hypervolume_reference_is_fixed_by_the_table_not_by_the_run(tiny_space):
+    designs = hand_made_table(tiny_space).design_frame()
+    objectives = {"val_dice": "maximize", "params": "minimize"}
+    norm = Normalisation.of_designs(designs, objectives)
+    best = {"val_dice": float(designs["best_val_dice"].max()), "params": float(designs["params"].min())}
+    worst = {"val_dice": float(designs["best_val_dice"].min()), "params": float(designs["params"].max())}
+    assert norm.loss(best) == [0.0, 0.0] and norm.loss(worst) == [1.0, 1.0]
+    assert norm.hypervolume([best]) == pytest.approx(REFERENCE ** 2)
+    assert norm.hypervolume([worst]) == pytest.approx(0.1 ** 2)  # the reference lies beyond the worst point
+    middle = {"val_dice": 0.6, "params": 3000.0}
+    alone = norm.hypervolume([middle])
+    assert norm.hypervolume([middle, worst]) == pytest.approx(alone)  # a dominated point changes nothing
+    assert Normalisation.of_designs(designs, objectives) == norm
