@@ -230,3 +230,83 @@ def test_the_hypervolume_reference_is_fixed_by_the_table_not_by_the_run(tiny_spa
     alone = norm.hypervolume([middle])
     assert norm.hypervolume([middle, worst]) == pytest.approx(alone)  # a dominated point changes nothing
     assert Normalisation.of_designs(designs, objectives) == norm
+
+
+def test_the_design_explains_all_variance_when_seeds_agree_and_none_when_designs_agree(tiny_space):
+    from bench.results.table_analyses import variance_by_epoch
+
+    table = hand_made_table(tiny_space, seeds=3)
+    table.frame["val_dice"] = [[0.1 * d] * 4 for d in table.frame["design"]]  # seeds identical
+    assert variance_by_epoch(table)["design_share"].tolist() == pytest.approx([1.0] * 4)
+    table.frame["val_dice"] = [[0.1 * s] * 4 for s in table.frame["seed"]]  # designs identical
+    shares = variance_by_epoch(table)
+    assert shares["design_share"].tolist() == pytest.approx([0.0] * 4) and shares["designs"].tolist() == [6] * 4
+
+
+def test_fidelity_is_one_where_early_epochs_rank_as_the_end_does_and_falls_where_they_do_not(tiny_space):
+    from bench.results.table_analyses import fidelity_by_epoch
+
+    table = hand_made_table(tiny_space)
+    assert fidelity_by_epoch(table)["spearman"].tolist() == pytest.approx([1.0] * 4)
+    # epoch 1 ranks the designs backwards; later epochs as the end
+    table.frame["val_dice"] = [[1 - 0.1 * d] + [0.1 * d] * 3 for d in table.frame["design"]]
+    rho = fidelity_by_epoch(table)["spearman"].tolist()
+    assert rho[0] == pytest.approx(-1.0) and rho[1:] == pytest.approx([1.0] * 3)
+
+
+def test_verdict_calibration_finds_a_large_gain_from_3_seeds_and_calls_no_difference_between_equals():
+    from bench.results.table_analyses import verdict_calibration
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.5, 0.8, 30)
+    rows = []
+    for d, gain in ((0, 0.0), (1, 0.0), (2, 0.1)):
+        for s in range(8):
+            scores = np.clip(images + gain + rng.normal(0, 0.01, 30) + rng.normal(0, 0.005), 0, 1)
+            rows.append({"design": d, "seed": s, "calibration": True, "test_dice_fg_per_image": scores.tolist()})
+    table = BenchmarkTable(pd.DataFrame(rows))
+    result = verdict_calibration(table, seeds=3, draws=20, resamples=500)
+    pairs = result.pairs.set_index(["reference", "candidate"])
+    assert pairs.loc[(0, 2), "truth"] == "better" and pairs.loc[(0, 2), "better"] == 1.0
+    assert pairs.loc[(1, 2), "truth"] == "better" and pairs.loc[(0, 1), "truth"] == "not distinguishable"
+    assert result.power() == 1.0 and result.opposite_rate() == 0.0
+    assert result.false_rate_when_same() <= 0.1
+
+
+def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, tmp_path):
+    from bench.results.table_report import ReportSettings, write_table_report
+
+    table = hand_made_table(tiny_space, seeds=4)
+    table.frame["calibration"] = table.frame["design"] < 3
+    table.frame["proxy_synflow"] = table.frame["design"].astype(float)
+    written = write_table_report(table, tiny_space, tmp_path / "report",
+                                 ReportSettings(repetitions=2, trials=4, draws=3, samplers=("random", "nsga2")))
+    names = {p.name for p in written}
+    assert {"README.md", "variance.png", "fidelity.png", "strategies.png", "calibration.csv", "proxies.csv",
+            "time_to_90.csv"} <= names and all(p.stat().st_size > 0 for p in written)
+    text = (tmp_path / "report" / "README.md").read_text()
+    for heading in ("## 1. Design against seed", "## 2. Fidelity", "## 3. Verdict calibration",
+                    "## 4. Zero-cost proxies", "## 5. Search strategies", "## Replay speed"):
+        assert heading in text
+    proxies = pd.read_csv(tmp_path / "report" / "proxies.csv").set_index("score")
+    assert proxies.loc["synflow", "spearman_final_val_dice"] == pytest.approx(1.0)  # rises with d, as Dice does
+
+
+def test_bench_replay_prints_what_a_replay_found(tiny_space, tmp_path, run_cli):
+    path = write_table(hand_made_table(tiny_space), tmp_path / "t.parquet")
+    result = run_cli("replay", "--table", str(path), "--space", str(tiny_space.source), "--sampler", "random",
+                     "--trials", "6", "--workers", "2", "--without", "latency")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "random + none, 2 worker(s), 6 designs, 1 replay(s)" in text
+    assert "1.000 of the true front's hypervolume found" in text and "6 designs trained, 0 stopped by the pruner" in text
+
+
+def test_the_iqm_is_the_mean_of_the_middle_half_and_its_interval_holds_it():
+    from bench.results.table_analyses import iqm, iqm_interval
+
+    values = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0]
+    assert iqm(values) == pytest.approx(3.5)  # 2, 3, 4, 5
+    low, high = iqm_interval(values)
+    assert low <= 3.5 <= high and high < 50
+    assert iqm_interval([2.0] * 5) == (2.0, 2.0)

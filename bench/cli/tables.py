@@ -163,3 +163,76 @@ def _commit() -> Optional[str]:
                               check=True).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+def _table_and_space(table_path: str, space_ref: Optional[str]):
+    from ..search.benchmark_table import read_table
+    from ..search.space import load_space
+
+    table = read_table(table_path)
+    return table, load_space(space_ref or table.meta.get("space") or "tabular")
+
+
+@tabulate.command("report")
+@click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="A table's Parquet file.")
+@click.option("--space", "space_ref", default=None, help="The space it was built from (default: the one it names).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for README.md, PNGs and CSVs.")
+@click.option("--repetitions", type=click.IntRange(min=2), default=30, show_default=True,
+              help="Replays per strategy.")
+@click.option("--gp-repetitions", type=click.IntRange(min=2), default=None,
+              help="Fewer replays for the GP sampler, whose replays are slow (default: --repetitions).")
+@click.option("--trials", type=click.IntRange(min=1), default=100, show_default=True, help="Designs per replay.")
+@click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
+              help="3-seed verdicts drawn per pair of calibration designs.")
+@click.option("--samplers", default="random,nsga2,tpe,gp", show_default=True, help="Samplers to replay.")
+def table_report(table_path: str, space_ref: Optional[str], out: str, repetitions: int, gp_repetitions: Optional[int],
+                 trials: int, draws: int, samplers: str) -> None:
+    """The five analyses of a table (variance, fidelity, verdict calibration, proxies, search
+    strategies) as a report: README.md with PNG plots and CSV tables."""
+    import sys
+
+    from ..results.table_report import ReportSettings, write_table_report
+
+    table, space = _table_and_space(table_path, space_ref)
+    settings = ReportSettings(repetitions, trials, draws, tuple(s.strip() for s in samplers.split(",") if s.strip()),
+                              gp_repetitions, "bench " + " ".join(sys.argv[1:]), _commit())
+    for path in write_table_report(table, space, Path(out), settings):
+        console.print(f"wrote {path}")
+
+
+@cli.command("replay")
+@click.option("--table", "table_path", required=True, type=click.Path(dir_okay=False), help="A table's Parquet file.")
+@click.option("--space", "space_ref", default=None, help="The space it was built from (default: the one it names).")
+@click.option("--sampler", default=None, help="Sampler (default: the space's).")
+@click.option("--pruner", default="none", show_default=True, help="Pruner (none, mo_asha, ...).")
+@click.option("--trials", type=click.IntRange(min=1), default=100, show_default=True, help="Distinct designs.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Simulated workers.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sampler and each trial's seed row.")
+@click.option("--repetitions", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Replays with seeds seed, seed+1, ...; the IQM of their figures is printed.")
+@click.option("--without", multiple=True, type=click.Choice(["build", "count", "latency", "test"]),
+              help="A recorded step that costs no simulated time (what if it were cached or predicted).")
+def replay_command(table_path: str, space_ref: Optional[str], sampler: Optional[str], pruner: str, trials: int,
+                   workers: int, seed: int, repetitions: int, without: tuple[str, ...]) -> None:
+    """Replay a sampler and pruner against a tabulated benchmark, in simulated time."""
+    from ..results.table_analyses import iqm
+    from ..search.pruners import parse_pruner
+    from ..search.replay import Components, replay
+
+    table, space = _table_and_space(table_path, space_ref)
+    sampler = sampler or space.study["sampler"]
+    components = Components(**{name: False for name in without})
+    runs = [replay(table, space, sampler, parse_pruner(pruner, space.objectives, table.epochs), trials, workers,
+                   seed + i, components) for i in range(repetitions)]
+    hours = [r.seconds / 3600 for r in runs]
+    found = [r.curve[-1][1] if r.curve else 0.0 for r in runs]
+    to90 = [r.time_to(0.9) / 3600 for r in runs]
+    console.print(f"{sampler} + {pruner}, {workers} worker(s), {trials} designs, {repetitions} replay(s): "
+                  f"{iqm(hours):.2f} simulated h, {iqm(found):.3f} of the true front's hypervolume found; "
+                  f"90 % after {iqm(to90):.2f} h (IQM; inf: not reached by the middle half).")
+    if repetitions == 1:
+        r = runs[0]
+        console.print(f"{sum(t.duplicate_of is None for t in r.trials)} designs trained, "
+                      f"{sum(t.pruned for t in r.trials)} stopped by the pruner, "
+                      f"{sum(t.duplicate_of is not None for t in r.trials)} repeats drawn"
+                      + (f", {r.missing} draws of designs the table lacks" if r.missing else "") + ".")

@@ -38,7 +38,7 @@ from ..results.loading import load_result
 from ..search.listeners import Listeners, SweepListener
 from ..search.records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
 from ..search.space import SearchSpace, space_size
-from ..search.study import (WORKER, FixedTrial, all_under_way, bind, drawn, enqueue, evaluated, front_latency,
+from ..search.study import (STALL, WORKER, FixedTrial, all_under_way, bind, drawn, enqueue, evaluated, front_latency,
                             open_study, optimize_one, reap, sample_overrides, stock_sample)
 from ..search.study import records as study_records
 from .settings import SweepSettings
@@ -48,7 +48,6 @@ from .workers import run_workers
 
 __all__ = ["Sweep", "SweepSettings", "load_result"]
 
-STALL = 100  # samples in a row that add no network: the space holds no more (see _run_trials)
 FRONT_LATENCY = Protocol(max_seconds=3.0)  # the front, timed again interleaved at the end
 
 

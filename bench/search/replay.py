@@ -9,7 +9,8 @@ may stop the trial there; a stopped trial's worker is free at that moment. ``wor
 run at once, asynchronously, as syne-tune's simulator runs them: the next event in simulated
 time is processed first, and a free worker asks the sampler for a trial at once (the sampler sees
 the running trials, as Optuna's storage shows them to a real worker). A design drawn again costs
-no time and is not counted, as in a sweep.
+no time and is not counted, as in a sweep; as a sweep does, a replay stops when ``STALL`` draws
+in a row added no design.
 
 ``Components`` switches recorded steps off to ask "what if counting were cached, or latency
 predicted": a switched-off step adds no time.
@@ -33,7 +34,7 @@ from .pruners import Pruner
 from .records import COMPLETE, PRUNED, RUNNING, TrialRecord
 from .samplers import sampler_named
 from .space import SearchSpace
-from .study import sample_overrides
+from .study import STALL, sample_overrides
 from .pareto import hypervolume
 from .table_front import REFERENCE, TABLE_COLUMNS, design_values, true_front
 
@@ -126,10 +127,7 @@ def replay(table: BenchmarkTable, space: SearchSpace, sampler: str, pruner: Prun
     Raises:
         BenchError: the sampler draws a design the table does not hold (another space).
     """
-    rows = _rows_by_design(table)
-    designs = table.design_frame()
-    truth = design_values(designs, space.objectives)
-    _, true_hv, norm = true_front(designs, space.objectives)
+    rows, truth, true_hv, norm = _prepared(table, space.objectives)
     before = [n for n in space.objectives if n != "val_dice" and n in TABLE_COLUMNS]
     epochs = table.epochs
     rng = np.random.default_rng(seed)
@@ -143,17 +141,16 @@ def replay(table: BenchmarkTable, space: SearchSpace, sampler: str, pruner: Prun
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, epoch; 0 = setup done)
     running: dict[int, tuple[optuna.Trial, Any, TrialRecord]] = {}
     completed: list[int] = []
-    order = 0
-    asked = 0
+    order = barren = 0
     front, found = _Front(len(space.objectives)), 0.0
 
     def start(now: float) -> bool:
         """Give a free worker its next trial at ``now``; False when the budget is spent."""
-        nonlocal order, asked
+        nonlocal order, barren
         while True:
-            if len(by_design) >= trials or now >= max_seconds or asked >= 50 * trials:
+            if len(by_design) >= trials or now >= max_seconds or barren >= STALL:
                 return False
-            asked += 1
+            barren += 1  # until a new design is drawn
             trial = study.ask()
             sample_overrides(trial, space)
             design = _design_of(table, trial.params)
@@ -175,6 +172,7 @@ def replay(table: BenchmarkTable, space: SearchSpace, sampler: str, pruner: Prun
                     record.state = PRUNED
                     study.tell(trial, state=TrialState.PRUNED)
                 continue
+            barren = 0
             row_index = int(rng.integers(len(rows[design])))
             row = rows[design][row_index]
             by_design[design] = len(result.trials)
@@ -249,8 +247,17 @@ def _values(space: SearchSpace, truth: dict[int, dict[str, float]], design: int,
             else truth[design][n] for n in space.objectives]
 
 
-def _rows_by_design(table: BenchmarkTable) -> dict[int, list[Any]]:
-    return {int(d): [r for _, r in group.iterrows()] for d, group in table.frame.groupby("design")}
+def _prepared(table: BenchmarkTable, objectives: dict[str, str]):
+    """The table's rows by design, the designs' true values, the true front's hypervolume and
+    the normalisation: the same for every replay of a table, so computed once."""
+    cache = table.__dict__.setdefault("_replay_cache", {})
+    key = tuple(objectives.items())
+    if key not in cache:
+        rows = {int(d): [r for _, r in group.iterrows()] for d, group in table.frame.groupby("design")}
+        designs = table.design_frame()
+        _, true_hv, norm = true_front(designs, objectives)
+        cache[key] = rows, design_values(designs, objectives), true_hv, norm
+    return cache[key]
 
 
 def _design_of(table: BenchmarkTable, params: dict[str, Any]) -> Optional[int]:
@@ -259,8 +266,10 @@ def _design_of(table: BenchmarkTable, params: dict[str, Any]) -> Optional[int]:
     Raises:
         BenchError: a sample whose parameters the table's samples never use (another space).
     """
-    index = table.__dict__.setdefault("_by_sample", {
-        sample_key(json.loads(s)): int(d) for s, d in zip(table.frame["sample"], table.frame["design"])})
+    index = table.__dict__.get("_by_sample")
+    if index is None:  # built once per table: a replay looks up every sampled trial
+        index = table.__dict__["_by_sample"] = {
+            sample_key(json.loads(s)): int(d) for s, d in zip(table.frame["sample"], table.frame["design"])}
     key = sample_key(params)
     if key in index:
         return index[key]

@@ -36,6 +36,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 __all__ = ["TrialPruned", "FixedTrial", "open_study", "load_study", "sample_overrides", "records", "RecordWriter"]
 
+STALL = 100  # samples in a row that add no network: the space holds no more (sweeps and replays stop)
 FINISHED_OR_RUNNING = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 

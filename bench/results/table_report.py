@@ -1,0 +1,206 @@
+"""The report of a tabulated benchmark (``bench tabulate report``): the table's size and build
+time, and the five analyses of :mod:`bench.results.table_analyses`, as Markdown with PNG plots
+and CSV tables in one folder."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..core.files import write_text  # noqa: E402
+from ..search.benchmark_table import BenchmarkTable  # noqa: E402
+from ..search.pruners import parse_pruner  # noqa: E402
+from ..search.replay import replay  # noqa: E402
+from ..search.space import SearchSpace  # noqa: E402
+from ..search.table_front import true_front  # noqa: E402
+from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, run_strategy,  # noqa: E402
+                             strategy_curves, time_to_share, variance_by_epoch, verdict_calibration)
+
+SAMPLERS = ("random", "nsga2", "tpe", "gp")
+PRUNERS = ("none", "mo_asha")
+WORKERS = (1, 4)
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How much the report computes: replays per strategy and their budget, verdict draws."""
+
+    repetitions: int = 30
+    trials: int = 100
+    draws: int = 200
+    samplers: Sequence[str] = SAMPLERS
+    gp_repetitions: Optional[int] = None  # fewer for the GP sampler, whose replays are slow
+    command: str = ""
+    commit: Optional[str] = None
+
+
+def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
+                       settings: ReportSettings = ReportSettings()) -> list[Path]:
+    """Run the analyses on ``table`` and write them under ``out``; the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    designs = table.design_frame()
+    lines = [f"# Tabulated benchmark: {table.meta.get('space', space.name)}", ""]
+    if settings.command:
+        lines += [f"`{settings.command}` at commit {settings.commit or 'unknown'}, "
+                  f"{time.strftime('%Y-%m-%d %H:%M')}; table exported at commit {table.meta.get('commit')}.", ""]
+    lines += _table_section(table, designs)
+
+    variance = variance_by_epoch(table)
+    written.append(_csv(variance, out / "variance.csv"))
+    written.append(_line_plot(variance, "design_share", "share of validation-Dice variance explained by the design",
+                              out / "variance.png"))
+    lines += ["## 1. Design against seed", "",
+              "Share of the validation Dice's variance between designs (one-way ANOVA over designs with 2+ seeds); "
+              "the rest is the seeds'.", "", variance.to_markdown(index=False, floatfmt=".3f"), ""]
+
+    fidelity = fidelity_by_epoch(table)
+    written.append(_csv(fidelity, out / "fidelity.csv"))
+    written.append(_line_plot(fidelity, "spearman", "Spearman rho with the final ranking (seed 0 at epoch e)",
+                              out / "fidelity.png", extra="spearman_best_so_far"))
+    lines += ["## 2. Fidelity", "",
+              "Spearman's rho between the ranking by seed 0's validation Dice after epoch e (and by its best so far, "
+              "what a pruner sees) and the final ranking (last epoch, mean over the seeds).", "",
+              fidelity.to_markdown(index=False, floatfmt=".3f"), ""]
+
+    calibration = verdict_calibration(table, draws=settings.draws)
+    written.append(_csv(calibration.pairs, out / "calibration.csv"))
+    lines += ["## 3. Verdict calibration", ""]
+    if len(calibration.pairs):
+        n = len(calibration.pairs)
+        lines += [f"{n} pairs of the {len(set(calibration.pairs['reference']) | set(calibration.pairs['candidate']))} "
+                  f"calibration designs; the truth is each pair's paired verdict with all its seeds; "
+                  f"{calibration.draws} verdicts per pair from {calibration.seeds_drawn} seeds drawn per design.", "",
+                  f"- false verdicts (a difference the truth does not call, or the opposite one): "
+                  f"{calibration.false_rate():.3f} of all drawn verdicts",
+                  f"- among pairs the truth calls the same ({int((calibration.pairs['truth'] == 'not distinguishable').sum())}): "
+                  f"{calibration.false_rate_when_same():.3f} called better or worse (alpha 0.05)",
+                  f"- among pairs with a difference: {calibration.opposite_rate():.3f} called the opposite way; "
+                  f"power {calibration.power():.3f}", "",
+                  calibration.pairs.to_markdown(index=False, floatfmt=".3f"), ""]
+    else:
+        lines += ["No calibration designs with more seeds than a draw takes yet.", ""]
+
+    proxies = proxy_correlations(table)
+    written.append(_csv(proxies, out / "proxies.csv"))
+    lines += ["## 4. Zero-cost proxies", "",
+              "Spearman's rho of each score of the untrained network with the final validation Dice and the test "
+              "Dice (means over the seeds). Abdelfattah et al. (2021) report 0.74 for synflow on NAS-Bench-201.", "",
+              proxies.to_markdown(index=False, floatfmt=".3f"), ""]
+
+    lines += _strategies(table, space, out, settings, written)
+    lines += _replay_speed(table, space, settings.samplers)
+    write_text(out / "README.md", "\n".join(lines) + "\n")
+    return [out / "README.md", *written]
+
+
+def _table_section(table: BenchmarkTable, designs: pd.DataFrame) -> list[str]:
+    meta, frame = table.meta, table.frame
+    data = meta.get("data") or {}
+    seeds = designs["seeds"].value_counts().sort_index()
+    return ["## The table", "",
+            f"- {frame['design'].nunique()} designs of {meta.get('designs_in_space', '?')} in the space, "
+            f"{len(frame)} rows (design x seed); seeds per design: "
+            + ", ".join(f"{n} designs with {k}" for k, n in seeds.items()),
+            f"- {table.epochs} epochs of curve; data {data.get('source')} at {data.get('size')} px, "
+            f"{data.get('images')} images ({data.get('train')} train / {data.get('val')} val / {data.get('test')} "
+            f"test, split {data.get('split_hash')})",
+            f"- build time (sum of every job's measured steps): {meta.get('build_hours', math.nan):.2f} h on "
+            f"{meta.get('cpu')}, torch {meta.get('torch')}; jobs done {meta.get('jobs_done')} of {meta.get('jobs')}",
+            f"- true front: {len(true_front(designs, {'val_dice': 'maximize', 'params': 'minimize', 'latency_ms': 'minimize'})[0])} "
+            "designs on (validation Dice, params, latency)", ""]
+
+
+def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: ReportSettings,
+                written: list[Path]) -> list[str]:
+    results = {}
+    for workers in WORKERS:
+        for sampler in settings.samplers:
+            for pruner in PRUNERS:
+                reps = settings.gp_repetitions if sampler == "gp" and settings.gp_repetitions else settings.repetitions
+                strategy = Strategy(sampler, pruner, workers)
+                results[strategy] = run_strategy(table, space, strategy, settings.trials, reps)
+    horizon = max(r.seconds for runs in results.values() for r in runs)
+    times = list(np.linspace(0, horizon, 60))
+    curves = strategy_curves(results, times)
+    written.append(_csv(curves, out / "strategies.csv"))
+    reach = time_to_share(results, 0.9)
+    written.append(_csv(reach, out / "time_to_90.csv"))
+    written.append(_strategy_plot(curves, out / "strategies.png"))
+    lines = ["## 5. Search strategies", "",
+             f"Replays of each sampler without and with MO-ASHA at 1 and 4 simulated workers, "
+             f"{settings.repetitions} repetitions each"
+             + (f" ({settings.gp_repetitions} for gp)" if settings.gp_repetitions else "")
+             + f", {settings.trials} designs per replay; share of the true front's hypervolume (fixed normalisation "
+             "and reference) against simulated time, interquartile mean with bootstrap 95 % intervals.", "",
+             "![strategies](strategies.png)", "",
+             "Simulated hours to 90 % of the true front's hypervolume (a repetition that never got there counts "
+             "with its end time):", "", reach.to_markdown(index=False, floatfmt=".2f"), ""]
+    for workers in WORKERS:
+        at = reach[reach["workers"] == workers].set_index("strategy")
+        random_hours = float(at.loc[f"random, {workers} w", "hours_to_90"])
+        winners = at[(at["hours_to_90"] <= random_hours / 2) & (at["reached"] == at["repetitions"])]
+        lines.append(f"- {workers} worker(s): random needs {random_hours:.2f} h (IQM); "
+                     + (f"reaching 90 % in at most half that: {', '.join(winners.index)}."
+                        if len(winners) else "no configuration reaches 90 % in half that time."))
+    return lines + [""]
+
+
+def _replay_speed(table: BenchmarkTable, space: SearchSpace, samplers: Sequence[str]) -> list[str]:
+    lines = ["## Replay speed", "", "Wall time of one replay of 200 designs (or the whole table), 1 worker, no "
+             "pruner, on this machine while nothing else ran:", ""]
+    for sampler in samplers:
+        started = time.perf_counter()
+        replay(table, space, sampler, parse_pruner("none", space.objectives, table.epochs), 200, 1, 0)
+        lines.append(f"- {sampler}: {time.perf_counter() - started:.2f} s")
+    return lines + [""]
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _line_plot(frame: pd.DataFrame, column: str, ylabel: str, path: Path, extra: Optional[str] = None) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(frame["epoch"], frame[column], marker="o", label=column.replace("_", " "))
+    if extra:
+        ax.plot(frame["epoch"], frame[extra], marker="s", label=extra.replace("_", " "))
+        ax.legend(loc="lower right")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_ylim(min(0.0, float(np.nanmin(frame[column]))), 1.0)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _strategy_plot(curves: pd.DataFrame, path: Path) -> Path:
+    fig, axes = plt.subplots(1, len(WORKERS), figsize=(11, 4), sharey=True)
+    for ax, workers in zip(axes, WORKERS):
+        for label, group in curves[curves["workers"] == workers].groupby("strategy", sort=False):
+            hours = group["seconds"] / 3600
+            line, = ax.plot(hours, group["iqm"], label=label.rsplit(",", 1)[0],
+                            linestyle="--" if "mo_asha" in label else "-")
+            ax.fill_between(hours, group["low"], group["high"], color=line.get_color(), alpha=0.12)
+        ax.axhline(0.9, color="grey", linewidth=0.8)
+        ax.set_title(f"{workers} simulated worker{'s' if workers > 1 else ''}")
+        ax.set_xlabel("simulated hours")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of the true front's hypervolume (IQM)")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
