@@ -280,7 +280,7 @@ def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, t
     table.frame["calibration"] = table.frame["design"] < 3
     table.frame["proxy_synflow"] = table.frame["design"].astype(float)
     written = write_table_report(table, tiny_space, tmp_path / "report",
-                                 ReportSettings(repetitions=2, trials=4, draws=3, samplers=("random", "nsga2")))
+                                 ReportSettings(repetitions=2, draws=3, samplers=("random", "nsga2")))
     names = {p.name for p in written}
     assert {"README.md", "variance.png", "fidelity.png", "strategies.png", "calibration.csv", "proxies.csv",
             "time_to_90.csv"} <= names and all(p.stat().st_size > 0 for p in written)

@@ -55,7 +55,8 @@ def _worker(space_ref: str, data: Optional[str], size: Optional[int], study: str
 @click.option("--data", default=None, help="Dataset folder (default: the space's).")
 @click.option("--size", type=SIZE, default=None, help="Resize images to SIZE x SIZE (default: the space's).")
 @click.option("--study", default=None, help="Study name (default: <space>-table); an existing one is resumed.")
-@click.option("--storage", default=None, envvar="BENCH_STORAGE", help="Optuna storage (default sqlite:///runs/optuna.db).")
+@click.option("--storage", default=None, envvar="BENCH_STORAGE",
+              help="Optuna storage (default sqlite:///runs/optuna.db).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes here; more may join from anywhere with the same --study and --storage.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch threads per worker "
@@ -179,14 +180,16 @@ def _table_and_space(table_path: str, space_ref: Optional[str]):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for README.md, PNGs and CSVs.")
 @click.option("--repetitions", type=click.IntRange(min=2), default=30, show_default=True,
               help="Replays per strategy.")
-@click.option("--gp-repetitions", type=click.IntRange(min=2), default=None,
-              help="Fewer replays for the GP sampler, whose replays are slow (default: --repetitions).")
-@click.option("--trials", type=click.IntRange(min=1), default=100, show_default=True, help="Designs per replay.")
+@click.option("--slow-repetitions", type=click.IntRange(min=2), default=None,
+              help="Fewer replays for tpe and gp, whose replays take seconds to minutes (default: --repetitions).")
+@click.option("--budget", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
+              help="Simulated time per replay, as a share of the time one worker takes to train every design once.")
 @click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
               help="3-seed verdicts drawn per pair of calibration designs.")
 @click.option("--samplers", default="random,nsga2,tpe,gp", show_default=True, help="Samplers to replay.")
-def table_report(table_path: str, space_ref: Optional[str], out: str, repetitions: int, gp_repetitions: Optional[int],
-                 trials: int, draws: int, samplers: str) -> None:
+def table_report(table_path: str, space_ref: Optional[str], out: str, repetitions: int,
+                 slow_repetitions: Optional[int],
+                 budget: float, draws: int, samplers: str) -> None:
     """The five analyses of a table (variance, fidelity, verdict calibration, proxies, search
     strategies) as a report: README.md with PNG plots and CSV tables."""
     import sys
@@ -194,8 +197,8 @@ def table_report(table_path: str, space_ref: Optional[str], out: str, repetition
     from ..results.table_report import ReportSettings, write_table_report
 
     table, space = _table_and_space(table_path, space_ref)
-    settings = ReportSettings(repetitions, trials, draws, tuple(s.strip() for s in samplers.split(",") if s.strip()),
-                              gp_repetitions, "bench " + " ".join(sys.argv[1:]), _commit())
+    settings = ReportSettings(repetitions, budget, draws, tuple(s.strip() for s in samplers.split(",") if s.strip()),
+                              slow_repetitions, "bench " + " ".join(sys.argv[1:]), _commit())
     for path in write_table_report(table, space, Path(out), settings):
         console.print(f"wrote {path}")
 

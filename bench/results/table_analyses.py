@@ -161,10 +161,11 @@ class Strategy:
 
 
 def run_strategy(table: BenchmarkTable, space: SearchSpace, strategy: Strategy, trials: int, repetitions: int,
-                 components: Components = Components()) -> list[ReplayResult]:
-    """``repetitions`` replays of ``strategy`` (seeds 0, 1, ...) for ``trials`` designs each."""
+                 components: Components = Components(), max_seconds: float = math.inf) -> list[ReplayResult]:
+    """``repetitions`` replays of ``strategy`` (seeds 0, 1, ...) for ``trials`` designs or
+    ``max_seconds`` of simulated time each."""
     pruner = parse_pruner(strategy.pruner, space.objectives, table.epochs)
-    return [replay(table, space, strategy.sampler, pruner, trials, strategy.workers, seed, components)
+    return [replay(table, space, strategy.sampler, pruner, trials, strategy.workers, seed, components, max_seconds)
             for seed in range(repetitions)]
 
 
@@ -204,7 +205,7 @@ def time_to_share(results: dict[Strategy, list[ReplayResult]], share: float = 0.
     and how many got there."""
     rows = []
     for strategy, runs in results.items():
-        times = [r.time_to(share) if math.isfinite(r.time_to(share)) else r.seconds for r in runs]
+        times = [r.time_to(share) if math.isfinite(r.time_to(share)) else max(r.seconds, r.budget) for r in runs]
         low, high = iqm_interval(times)
         rows.append({"strategy": strategy.label, "sampler": strategy.sampler, "pruner": strategy.pruner,
                      "workers": strategy.workers, f"hours_to_{round(share * 100)}": iqm(times) / 3600,

@@ -4,6 +4,7 @@ and CSV tables in one folder."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..core.files import write_text  # noqa: E402
+from ..core.stats import SAME  # noqa: E402
 from ..search.benchmark_table import BenchmarkTable  # noqa: E402
 from ..search.pruners import parse_pruner  # noqa: E402
 from ..search.replay import replay  # noqa: E402
+from ..search.study import STALL  # noqa: E402
 from ..search.space import SearchSpace  # noqa: E402
 from ..search.table_front import true_front  # noqa: E402
 from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, run_strategy,  # noqa: E402
@@ -28,6 +31,7 @@ from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, ru
 SAMPLERS = ("random", "nsga2", "tpe", "gp")
 PRUNERS = ("none", "mo_asha")
 WORKERS = (1, 4)
+SLOW = ("tpe", "gp")  # samplers whose replays take seconds to minutes (multi-objective TPE, GP)
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,10 @@ class ReportSettings:
     """How much the report computes: replays per strategy and their budget, verdict draws."""
 
     repetitions: int = 30
-    trials: int = 100
+    budget: float = 0.5  # simulated time per replay: this share of the time to train every design once
     draws: int = 200
     samplers: Sequence[str] = SAMPLERS
-    gp_repetitions: Optional[int] = None  # fewer for the GP sampler, whose replays are slow
+    slow_repetitions: Optional[int] = None  # fewer for tpe and gp, whose replays are slow
     command: str = ""
     commit: Optional[str] = None
 
@@ -53,7 +57,7 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
     if settings.command:
         lines += [f"`{settings.command}` at commit {settings.commit or 'unknown'}, "
                   f"{time.strftime('%Y-%m-%d %H:%M')}; table exported at commit {table.meta.get('commit')}.", ""]
-    lines += _table_section(table, designs)
+    lines += _table_section(table, designs, dict(space.objectives))
 
     variance = variance_by_epoch(table)
     written.append(_csv(variance, out / "variance.csv"))
@@ -61,7 +65,7 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
                               out / "variance.png"))
     lines += ["## 1. Design against seed", "",
               "Share of the validation Dice's variance between designs (one-way ANOVA over designs with 2+ seeds); "
-              "the rest is the seeds'.", "", variance.to_markdown(index=False, floatfmt=".3f"), ""]
+              "the rest is the seeds'.", "", variance.pipe(_markdown), ""]
 
     fidelity = fidelity_by_epoch(table)
     written.append(_csv(fidelity, out / "fidelity.csv"))
@@ -70,7 +74,7 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
     lines += ["## 2. Fidelity", "",
               "Spearman's rho between the ranking by seed 0's validation Dice after epoch e (and by its best so far, "
               "what a pruner sees) and the final ranking (last epoch, mean over the seeds).", "",
-              fidelity.to_markdown(index=False, floatfmt=".3f"), ""]
+              fidelity.pipe(_markdown), ""]
 
     calibration = verdict_calibration(table, draws=settings.draws)
     written.append(_csv(calibration.pairs, out / "calibration.csv"))
@@ -82,11 +86,11 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
                   f"{calibration.draws} verdicts per pair from {calibration.seeds_drawn} seeds drawn per design.", "",
                   f"- false verdicts (a difference the truth does not call, or the opposite one): "
                   f"{calibration.false_rate():.3f} of all drawn verdicts",
-                  f"- among pairs the truth calls the same ({int((calibration.pairs['truth'] == 'not distinguishable').sum())}): "
+                  f"- among pairs the truth calls the same ({int((calibration.pairs['truth'] == SAME).sum())}): "
                   f"{calibration.false_rate_when_same():.3f} called better or worse (alpha 0.05)",
                   f"- among pairs with a difference: {calibration.opposite_rate():.3f} called the opposite way; "
                   f"power {calibration.power():.3f}", "",
-                  calibration.pairs.to_markdown(index=False, floatfmt=".3f"), ""]
+                  calibration.pairs.pipe(_markdown), ""]
     else:
         lines += ["No calibration designs with more seeds than a draw takes yet.", ""]
 
@@ -95,7 +99,7 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
     lines += ["## 4. Zero-cost proxies", "",
               "Spearman's rho of each score of the untrained network with the final validation Dice and the test "
               "Dice (means over the seeds). Abdelfattah et al. (2021) report 0.74 for synflow on NAS-Bench-201.", "",
-              proxies.to_markdown(index=False, floatfmt=".3f"), ""]
+              proxies.pipe(_markdown), ""]
 
     lines += _strategies(table, space, out, settings, written)
     lines += _replay_speed(table, space, settings.samplers)
@@ -103,7 +107,7 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
     return [out / "README.md", *written]
 
 
-def _table_section(table: BenchmarkTable, designs: pd.DataFrame) -> list[str]:
+def _table_section(table: BenchmarkTable, designs: pd.DataFrame, objectives: dict[str, str]) -> list[str]:
     meta, frame = table.meta, table.frame
     data = meta.get("data") or {}
     seeds = designs["seeds"].value_counts().sort_index()
@@ -116,53 +120,76 @@ def _table_section(table: BenchmarkTable, designs: pd.DataFrame) -> list[str]:
             f"test, split {data.get('split_hash')})",
             f"- build time (sum of every job's measured steps): {meta.get('build_hours', math.nan):.2f} h on "
             f"{meta.get('cpu')}, torch {meta.get('torch')}; jobs done {meta.get('jobs_done')} of {meta.get('jobs')}",
-            f"- true front: {len(true_front(designs, {'val_dice': 'maximize', 'params': 'minimize', 'latency_ms': 'minimize'})[0])} "
-            "designs on (validation Dice, params, latency)", ""]
+            f"- true front: {len(true_front(designs, objectives)[0])} designs on ({', '.join(objectives)})", ""]
 
 
 def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: ReportSettings,
                 written: list[Path]) -> list[str]:
-    results = {}
+    designs = table.frame["design"].nunique()
+    whole = float(table.frame.apply(_job_seconds, axis=1).groupby(table.frame["design"]).mean().sum())
+    results, horizons = {}, {}
     for workers in WORKERS:
+        horizons[workers] = settings.budget * whole / workers
         for sampler in settings.samplers:
             for pruner in PRUNERS:
-                reps = settings.gp_repetitions if sampler == "gp" and settings.gp_repetitions else settings.repetitions
+                slow = sampler in SLOW and settings.slow_repetitions
+                reps = settings.slow_repetitions if slow else settings.repetitions
                 strategy = Strategy(sampler, pruner, workers)
-                results[strategy] = run_strategy(table, space, strategy, settings.trials, reps)
-    horizon = max(r.seconds for runs in results.values() for r in runs)
-    times = list(np.linspace(0, horizon, 60))
-    curves = strategy_curves(results, times)
+                results[strategy] = run_strategy(table, space, strategy, designs, reps, max_seconds=horizons[workers])
+    curves = pd.concat([strategy_curves({s: r for s, r in results.items() if s.workers == w},
+                                        list(np.linspace(0, horizons[w], 60))) for w in WORKERS])
     written.append(_csv(curves, out / "strategies.csv"))
     reach = time_to_share(results, 0.9)
     written.append(_csv(reach, out / "time_to_90.csv"))
     written.append(_strategy_plot(curves, out / "strategies.png"))
     lines = ["## 5. Search strategies", "",
-             f"Replays of each sampler without and with MO-ASHA at 1 and 4 simulated workers, "
-             f"{settings.repetitions} repetitions each"
-             + (f" ({settings.gp_repetitions} for gp)" if settings.gp_repetitions else "")
-             + f", {settings.trials} designs per replay; share of the true front's hypervolume (fixed normalisation "
-             "and reference) against simulated time, interquartile mean with bootstrap 95 % intervals.", "",
+             f"Replays of each sampler without and with MO-ASHA (eta 3, rungs at epochs 1 and 3) at 1 and 4 "
+             f"simulated workers, {settings.repetitions} repetitions each"
+             + (f" ({settings.slow_repetitions} for {', '.join(SLOW)})" if settings.slow_repetitions else "")
+             + f". Each replay has the same simulated time: {settings.budget:g} of the time one worker takes to train "
+             f"every design once with one seed ({whole / 3600:.2f} h), divided by the workers "
+             f"({', '.join(f'{w} w: {h / 3600:.2f} h' for w, h in horizons.items())}). Share of the true front's "
+             "hypervolume (fixed normalisation and reference) against simulated time: interquartile mean with "
+             "bootstrap 95 % intervals over the repetitions. A design counts once it has trained to the end.", "",
              "![strategies](strategies.png)", "",
              "Simulated hours to 90 % of the true front's hypervolume (a repetition that never got there counts "
-             "with its end time):", "", reach.to_markdown(index=False, floatfmt=".2f"), ""]
+             "with the budget's end):", "", reach.pipe(_markdown), ""]
     for workers in WORKERS:
         at = reach[reach["workers"] == workers].set_index("strategy")
         random_hours = float(at.loc[f"random, {workers} w", "hours_to_90"])
         winners = at[(at["hours_to_90"] <= random_hours / 2) & (at["reached"] == at["repetitions"])]
-        lines.append(f"- {workers} worker(s): random needs {random_hours:.2f} h (IQM); "
+        lines.append(f"- {workers} worker(s): random needs {random_hours:.3f} h (IQM); "
                      + (f"reaching 90 % in at most half that: {', '.join(winners.index)}."
-                        if len(winners) else "no configuration reaches 90 % in half that time."))
+                        if len(winners) else "no configuration reaches 90 % in half that time (every repetition "
+                        "reaching it)."))
     return lines + [""]
 
 
+def _job_seconds(row: pd.Series) -> float:
+    """A row's recorded time with every step: what one job costs a sweep."""
+    return (row["build_seconds"] + row["count_seconds"] + row["latency_seconds"] + sum(row["train_seconds"])
+            + sum(row["val_seconds"]) + row["test_seconds"])
+
+
 def _replay_speed(table: BenchmarkTable, space: SearchSpace, samplers: Sequence[str]) -> list[str]:
-    lines = ["## Replay speed", "", "Wall time of one replay of 200 designs (or the whole table), 1 worker, no "
-             "pruner, on this machine while nothing else ran:", ""]
+    load = os.getloadavg()[0]
+    lines = ["## Replay speed", "", f"Wall time of one replay of 200 designs (or until {STALL} draws add none), "
+             f"1 worker, no pruner, on this machine (load average {load:.1f} on {os.cpu_count()} cores "
+             "when measured):", ""]
     for sampler in samplers:
         started = time.perf_counter()
         replay(table, space, sampler, parse_pruner("none", space.objectives, table.epochs), 200, 1, 0)
         lines.append(f"- {sampler}: {time.perf_counter() - started:.2f} s")
     return lines + [""]
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    """A Markdown table: whole numbers as such, other numbers to 3 decimals."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_integer_dtype(shown[column]):
+            shown[column] = shown[column].astype(str)
+    return shown.to_markdown(index=False, floatfmt=".3f")
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> Path:

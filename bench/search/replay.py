@@ -80,6 +80,7 @@ class ReplayResult:
     curve: list[tuple[float, float]] = field(default_factory=list)
     true_hypervolume: float = 0.0
     missing: int = 0  # draws of designs the table does not hold (a table not fully built)
+    budget: float = math.inf  # the simulated seconds it was given
 
     @property
     def seconds(self) -> float:
@@ -136,7 +137,7 @@ def replay(table: BenchmarkTable, space: SearchSpace, sampler: str, pruner: Prun
                                 sampler=sampler_named(sampler).make(study_space, seed, trials),
                                 pruner=pruner.optuna_pruner(epochs))
     records: list[TrialRecord] = []
-    result = ReplayResult([], true_hypervolume=true_hv)
+    result = ReplayResult([], true_hypervolume=true_hv, budget=max_seconds)
     by_design: dict[int, int] = {}  # design -> the trial that trained it
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, epoch; 0 = setup done)
     running: dict[int, tuple[optuna.Trial, Any, TrialRecord]] = {}
