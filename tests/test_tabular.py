@@ -310,3 +310,21 @@ def test_the_iqm_is_the_mean_of_the_middle_half_and_its_interval_holds_it():
     low, high = iqm_interval(values)
     assert low <= 3.5 <= high and high < 50
     assert iqm_interval([2.0] * 5) == (2.0, 2.0)
+
+
+@pytest.mark.slow
+def test_the_replay_against_life_benchmark_quick_mode_compares_live_sweeps_with_replays(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.replay_vs_live", "--quick", "--out", str(tmp_path)],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "replay_vs_live.json").read_text())
+    assert len(record["rows"]) == 2 and record["replays"] == 10
+    low, high = record["replay_share_interval"]
+    assert 0 < low <= high <= 1 + 1e-9
+    for row in record["rows"]:
+        assert row["designs"] == 3 and 0 < row["share"] <= 1 + 1e-9 and row["seconds"] > 0
+        assert isinstance(row["share_inside"], bool) and row["setup_seconds"] >= 0
