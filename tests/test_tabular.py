@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from click.testing import CliRunner
+
+from bench.cli import cli
 from bench.core.errors import BenchError, ConfigError
 from bench.search.benchmark_table import BenchmarkTable, read_table, table_frame, write_table
 from bench.search.enumeration import enumerate_samples
@@ -328,3 +331,15 @@ def test_the_replay_against_life_benchmark_quick_mode_compares_live_sweeps_with_
     for row in record["rows"]:
         assert row["designs"] == 3 and 0 < row["share"] <= 1 + 1e-9 and row["seconds"] > 0
         assert isinstance(row["share_inside"], bool) and row["setup_seconds"] >= 0
+
+
+def test_bench_tabulate_report_writes_the_report_and_refuses_a_bad_repetition_count(tiny_space, tmp_path, run_cli):
+    path = write_table(hand_made_table(tiny_space, seeds=4), tmp_path / "t.parquet")
+    common = ["tabulate", "report", "--table", str(path), "--space", str(tiny_space.source), "--out",
+              str(tmp_path / "r"), "--repetitions", "2", "--draws", "2", "--samplers", "random"]
+    bad = CliRunner().invoke(cli, common + ["--repetitions-of", "gp=x"])
+    assert bad.exit_code == 2 and "'gp=x': expected SAMPLER=N" in bad.output
+    result = run_cli(*common, "--repetitions-of", "random=3")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "r" / "README.md").read_text()
+    assert "(3 for random: its replays are slow)" in text and "`bench tabulate report --table" in text

@@ -180,27 +180,42 @@ def _table_and_space(table_path: str, space_ref: Optional[str]):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for README.md, PNGs and CSVs.")
 @click.option("--repetitions", type=click.IntRange(min=2), default=30, show_default=True,
               help="Replays per strategy.")
-@click.option("--slow-repetitions", type=click.IntRange(min=2), default=None,
-              help="Fewer replays for tpe and gp, whose replays take seconds to minutes (default: --repetitions).")
+@click.option("--repetitions-of", "repetitions_of", multiple=True, metavar="SAMPLER=N",
+              help="Another number of replays for one sampler (tpe's and gp's take seconds to minutes each).")
 @click.option("--budget", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
               help="Simulated time per replay, as a share of the time one worker takes to train every design once.")
 @click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
               help="3-seed verdicts drawn per pair of calibration designs.")
 @click.option("--samplers", default="random,nsga2,tpe,gp", show_default=True, help="Samplers to replay.")
 def table_report(table_path: str, space_ref: Optional[str], out: str, repetitions: int,
-                 slow_repetitions: Optional[int],
+                 repetitions_of: tuple[str, ...],
                  budget: float, draws: int, samplers: str) -> None:
     """The five analyses of a table (variance, fidelity, verdict calibration, proxies, search
     strategies) as a report: README.md with PNG plots and CSV tables."""
-    import sys
-
     from ..results.table_report import ReportSettings, write_table_report
 
     table, space = _table_and_space(table_path, space_ref)
+    counts = {}
+    for given in repetitions_of:
+        name, _, count = given.partition("=")
+        if not count.isdigit() or int(count) < 2:
+            raise click.BadParameter(f"{given!r}: expected SAMPLER=N with N >= 2, e.g. gp=5.",
+                                     param_hint="--repetitions-of")
+        counts[name.strip()] = int(count)
     settings = ReportSettings(repetitions, budget, draws, tuple(s.strip() for s in samplers.split(",") if s.strip()),
-                              slow_repetitions, "bench " + " ".join(sys.argv[1:]), _commit())
+                              counts, _command(table_path, space_ref, out, repetitions, repetitions_of, budget, draws,
+                                               samplers), _commit())
     for path in write_table_report(table, space, Path(out), settings):
         console.print(f"wrote {path}")
+
+
+def _command(table_path: str, space_ref: Optional[str], out: str, repetitions: int, repetitions_of: tuple[str, ...],
+             budget: float, draws: int, samplers: str) -> str:
+    """The ``bench tabulate report`` command line that reproduces a report."""
+    words = ["bench tabulate report --table", table_path, *(["--space", space_ref] if space_ref else []), "--out", out,
+             "--repetitions", str(repetitions), *(w for given in repetitions_of for w in ("--repetitions-of", given)),
+             "--budget", f"{budget:g}", "--draws", str(draws), "--samplers", samplers]
+    return " ".join(words)
 
 
 @cli.command("replay")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -31,7 +31,6 @@ from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, ru
 SAMPLERS = ("random", "nsga2", "tpe", "gp")
 PRUNERS = ("none", "mo_asha")
 WORKERS = (1, 4)
-SLOW = ("tpe", "gp")  # samplers whose replays take seconds to minutes (multi-objective TPE, GP)
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class ReportSettings:
     budget: float = 0.5  # simulated time per replay: this share of the time to train every design once
     draws: int = 200
     samplers: Sequence[str] = SAMPLERS
-    slow_repetitions: Optional[int] = None  # fewer for tpe and gp, whose replays are slow
+    repetitions_of: dict[str, int] = field(default_factory=dict)  # fewer for samplers whose replays are slow
     command: str = ""
     commit: Optional[str] = None
 
@@ -132,8 +131,7 @@ def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: 
         horizons[workers] = settings.budget * whole / workers
         for sampler in settings.samplers:
             for pruner in PRUNERS:
-                slow = sampler in SLOW and settings.slow_repetitions
-                reps = settings.slow_repetitions if slow else settings.repetitions
+                reps = settings.repetitions_of.get(sampler, settings.repetitions)
                 strategy = Strategy(sampler, pruner, workers)
                 results[strategy] = run_strategy(table, space, strategy, designs, reps, max_seconds=horizons[workers])
     curves = pd.concat([strategy_curves({s: r for s, r in results.items() if s.workers == w},
@@ -145,7 +143,8 @@ def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: 
     lines = ["## 5. Search strategies", "",
              f"Replays of each sampler without and with MO-ASHA (eta 3, rungs at epochs 1 and 3) at 1 and 4 "
              f"simulated workers, {settings.repetitions} repetitions each"
-             + (f" ({settings.slow_repetitions} for {', '.join(SLOW)})" if settings.slow_repetitions else "")
+             + "".join(f" ({n} for {name}: its replays are slow)" for name, n in settings.repetitions_of.items()
+                       if name in settings.samplers)
              + f". Each replay has the same simulated time: {settings.budget:g} of the time one worker takes to train "
              f"every design once with one seed ({whole / 3600:.2f} h), divided by the workers "
              f"({', '.join(f'{w} w: {h / 3600:.2f} h' for w, h in horizons.items())}). Share of the true front's "
