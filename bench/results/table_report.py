@@ -60,16 +60,16 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
 
     variance = variance_by_epoch(table)
     written.append(_csv(variance, out / "variance.csv"))
-    written.append(_line_plot(variance, "design_share", "share of validation-Dice variance explained by the design",
-                              out / "variance.png"))
+    written.append(_line_plot(variance, "design_share", "design's share of the variance",
+                              "Validation Dice: variance between designs over the total", out / "variance.png"))
     lines += ["## 1. Design against seed", "",
               "Share of the validation Dice's variance between designs (one-way ANOVA over designs with 2+ seeds); "
               "the rest is the seeds'.", "", variance.pipe(_markdown), ""]
 
     fidelity = fidelity_by_epoch(table)
     written.append(_csv(fidelity, out / "fidelity.csv"))
-    written.append(_line_plot(fidelity, "spearman", "Spearman rho with the final ranking (seed 0 at epoch e)",
-                              out / "fidelity.png", extra="spearman_best_so_far"))
+    written.append(_line_plot(fidelity, "spearman", "Spearman rho", "Ranking after epoch e (seed 0) against the "
+                              "final ranking (mean of seeds)", out / "fidelity.png", extra="spearman_best_so_far"))
     lines += ["## 2. Fidelity", "",
               "Spearman's rho between the ranking by seed 0's validation Dice after epoch e (and by its best so far, "
               "what a pruner sees) and the final ranking (last epoch, mean over the seeds).", "",
@@ -196,14 +196,16 @@ def _csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _line_plot(frame: pd.DataFrame, column: str, ylabel: str, path: Path, extra: Optional[str] = None) -> Path:
+def _line_plot(frame: pd.DataFrame, column: str, ylabel: str, title: str, path: Path,
+               extra: Optional[str] = None) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.set_title(title, fontsize=9)
     ax.plot(frame["epoch"], frame[column], marker="o", label=column.replace("_", " "))
     if extra:
         ax.plot(frame["epoch"], frame[extra], marker="s", label=extra.replace("_", " "))
         ax.legend(loc="lower right")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(min(0.0, float(np.nanmin(frame[column]))), 1.0)
     ax.grid(alpha=0.3)
     fig.tight_layout()
