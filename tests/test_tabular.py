@@ -343,3 +343,19 @@ def test_bench_tabulate_report_writes_the_report_and_refuses_a_bad_repetition_co
     assert result.exit_code == 0, result.output
     text = (tmp_path / "r" / "README.md").read_text()
     assert "(3 for random: its replays are slow)" in text and "`bench tabulate report --table" in text
+
+
+def test_bench_tabulate_build_with_two_workers_shares_the_jobs_and_status_and_export_follow(tiny_space, tmp_path,
+                                                                                          run_cli):
+    storage = f"sqlite:///{tmp_path / 'table.db'}"
+    common = ["--space", str(tiny_space.source), "--storage", storage]
+    built = run_cli("tabulate", "build", *common, "--workers", "2", "--threads", "1", "--limit", "2")
+    assert built.exit_code == 0, built.output
+    assert "14 jobs; 0 done" in built.output and "4 of 14 jobs done" in " ".join(built.output.split())
+    status = run_cli("tabulate", "status", *common)
+    assert "4 of 14 jobs done (4 of 6 designs)" in " ".join(status.output.split())
+    exported = run_cli("tabulate", "export", *common, "--out", str(tmp_path / "t.parquet"))
+    assert "4 rows, 4 designs" in " ".join(exported.output.split())
+    table = read_table(tmp_path / "t.parquet")
+    assert sorted(table.frame["design"]) == [0, 1, 2, 3] and table.meta["jobs_done"] == 4
+    assert table.meta["data"]["source"] == "synthetic" and table.meta["space"] == "tiny_table"

@@ -2,7 +2,6 @@
 jobs), say how far it is, and export it as one Parquet file."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import platform
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any, Optional
 import click
 
 from ..core import interrupts
+from ..core.errors import BenchError
 from .common import SIZE, cli, console
 
 
@@ -81,20 +81,12 @@ def build(space_ref: str, data: Optional[str], size: Optional[int], study: Optio
     if workers == 1:
         _worker(*args)
     else:
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=_worker, args=args, name=f"tabulate worker {i}") for i in range(workers)]
-        for p in processes:
-            p.start()
-        try:
-            for p in processes:
-                while p.is_alive():
-                    p.join(0.5)
-                    interrupts.checkpoint()
-        except KeyboardInterrupt:
-            for p in processes:
-                p.terminate()
-                p.join(60)
-            raise
+        from ..run.workers import run_processes
+
+        codes = run_processes(_worker, [args] * workers, "tabulate worker")
+        if any(codes):
+            raise BenchError(f"{sum(1 for c in codes if c)} of {workers} workers failed (exit codes {codes}); their "
+                             "errors are printed above. The build resumes where it stopped when run again.")
     state = table.progress()
     console.print(f"table {name}: {state['done']} of {state['jobs']} jobs done, {state['failed']} failed trials.")
 

@@ -5,7 +5,7 @@ them too, and a child that does not stop is terminated."""
 from __future__ import annotations
 
 import multiprocessing
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 from ..core import interrupts
 from ..core.errors import BenchError
@@ -20,10 +20,23 @@ def run_workers(settings: SweepSettings, listeners: Listeners) -> None:
         BenchError: a worker failed (its error is printed by the worker itself).
         KeyboardInterrupt: Ctrl-C or SIGTERM, after the workers were stopped.
     """
+    codes = run_processes(worker_main, [(settings, i, listeners.for_worker(i).listeners)
+                                        for i in range(settings.workers)], "bench worker")
+    if any(codes):
+        raise BenchError(f"{sum(1 for c in codes if c)} of {settings.workers} workers failed (exit codes {codes}); "
+                         "their errors are printed above")
+
+
+def run_processes(target: Callable[..., None], arguments: Sequence[tuple], name: str) -> list[Optional[int]]:
+    """``target(*args)`` in a fresh (spawned) process for each of ``arguments``; wait for all of
+    them and return their exit codes. Ctrl-C or SIGTERM here stops them too (a child that does
+    not stop within a minute is left to the system) and is raised.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM, after the children were stopped.
+    """
     context = multiprocessing.get_context("spawn")  # no forked torch or database state
-    processes = [context.Process(target=worker_main, name=f"bench worker {i}",
-                                 args=(settings, i, listeners.for_worker(i).listeners))
-                 for i in range(settings.workers)]
+    processes = [context.Process(target=target, name=f"{name} {i}", args=args) for i, args in enumerate(arguments)]
     for process in processes:
         process.start()
     try:
@@ -37,10 +50,7 @@ def run_workers(settings: SweepSettings, listeners: Listeners) -> None:
         for process in processes:
             process.join(60)
         raise
-    codes = [p.exitcode for p in processes]
-    if any(codes):
-        raise BenchError(f"{sum(1 for c in codes if c)} of {settings.workers} workers failed (exit codes {codes}); "
-                         "their errors are printed above")
+    return [p.exitcode for p in processes]
 
 
 def worker_main(settings: SweepSettings, index: int, listeners: Sequence[SweepListener]) -> None:
