@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["compare", "deploy", "__version__"]
+__all__ = ["compare", "deploy", "replay", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +18,8 @@ def __getattr__(name: str) -> Any:
         from .run.compare import compare
 
         return compare
+    if name == "replay":  # bench.replay(table, space, "nsga2", pruner, trials): a search against a tabulated benchmark
+        from .search.replay import replay
+
+        return replay
     raise AttributeError(f"module 'bench' has no attribute {name!r}")

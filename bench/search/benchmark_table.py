@@ -2,32 +2,9 @@
 build's settings in the file's metadata. ``bench tabulate export`` writes it, the replay and the
 analyses read it.
 
-Columns (lists are per epoch, 1..E, or per test image in split order):
-
-==============================  ==========================================================
-design, seed                    design number (enumeration order of the space), seed index
-config_hash, sample             the resolved config's hash; the Optuna parameters (JSON)
-calibration                     whether the design is in the many-seed calibration subset
-val_dice, val_dice_all          validation Dice after every epoch (foreground; all classes)
-train_loss                      mean training loss of every epoch
-train_seconds, val_seconds      wall time of every epoch's training and its validation pass
-best_epoch, best_val_dice       the epoch whose weights were kept, and its validation Dice
-test_dice_fg_per_image          per-image foreground test Dice of the kept weights
-test_dice_fg, test_seconds      their mean; the time of that test pass
-test_dice_fg_per_image_at_<e>   per-image test Dice of the weights after epoch e (fidelity)
-test_seconds_at_<e>             the time of that pass
-build_seconds                   planning and building the network (every seed)
-params, macs, flops             train form (paper FLOPs = 2 MACs); deploy_* the deploy form
-count_seconds                   counting both forms (once per design)
-latency_ms, latency_ratio       deploy-form median latency, and its ratio to the reference
-reference_latency_ms            the reference network's median in the same interleaved session
-latency_seconds                 the design's share of that timing session
-latency_norm_ms                 latency_ratio x the median of every reference_latency_ms
-proxy_<name>, proxies_seconds   zero-cost proxies of the untrained network, and their time
-==============================  ==========================================================
-
-Design columns (params ... proxies_seconds) are measured with a design's first seed and copied
-onto its other rows.
+Columns: the README's section on the tabulated benchmark lists them (lists are per epoch or per
+test image). Design columns (params ... proxies_seconds) are measured with a design's first seed
+and copied onto its other rows.
 """
 from __future__ import annotations
 
