@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from bench.search.objectives import BEFORE_TRAINING, MINIMIZE, OBJECTIVES, Objective
+from bench.search.design import Design
 from bench.search.pareto import pareto_front
 from bench.search.space import Distribution, load_space
 from bench.search.study import records
@@ -123,15 +124,18 @@ def test_same_network_is_not_trained_twice(tmp_path):
     assert second.trained and second.metrics == first.metrics
 
 
-def test_constraint_violators_are_measured_not_trained_and_have_no_accuracy(tmp_path):
+def test_a_design_over_the_parameter_budget_is_never_built_nor_trained_and_has_no_accuracy(tmp_path, monkeypatch):
     space = load_space("quick")
     space.constraints["params"]["max"] = 50_000.0  # the double conv at quarter width has 930,898
+    built, build = [], Design.build
+    monkeypatch.setattr(Design, "build", lambda arch, *args, **kwargs: built.append(arch.hash) or build(arch, *args, **kwargs))
     sweep = quick(tmp_path, space, trials=1)
     sweep.study.enqueue_trial({"encoder.block.type": "double_conv", "width_multiplier": 0.25})
     result = sweep.run()
     record = result.records[0]
+    assert record.config_hash not in built and not record.cost  # decided on the plan: nothing built, counted
     assert record.state == "PRUNED" and record.status == "not trained" and not record.trained
-    assert record.values["params"] == 930_898 and record.value("val_dice") is None and not record.metrics
+    assert record.values == {"params": 930_898} and record.value("val_dice") is None and not record.metrics
     assert record.violations["params"] == 930_898 - 50_000 and not record.feasible
     assert record.skipped == "not trained: params 0.931 M > 0.05 M"
     assert record.number not in result.front

@@ -287,8 +287,8 @@ def check_input_size(arch: Architecture, plan: Plan, size: int) -> None:
 
 
 def meta_params(plan: Plan) -> Optional[int]:
-    """Parameters and buffers of the network, counted on the ``meta`` device: nothing is
-    allocated (None if it cannot be built)."""
+    """Parameters of the network (buffers excluded, as :func:`bench.arch.counting.count_params`),
+    counted on the ``meta`` device: nothing is allocated (None if it cannot be built there)."""
     try:
         with torch.device("meta"):
             network = build_plan(plan)

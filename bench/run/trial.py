@@ -1,5 +1,6 @@
 """One trial of a sweep: sample the space -> resolve the architecture -> plan, check the input
-size, build (:class:`bench.search.design.Design`) -> the objectives known before training and the
+size, decide the constraints on what the plan tells (parameters: a design over the budget is
+never built) -> build (:class:`bench.search.design.Design`) -> the objectives known before training and the
 constraints (:mod:`bench.search.objectives`) -> train over the seeds on the study's fixed split
 (:func:`bench.training.seeds.train_seeds`) unless a constraint is violated (then the trial ends
 PRUNED, "not trained", with no accuracy) or the same network was trained already (its results
@@ -19,6 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..arch.assemble import check_input_size, plan_architecture
 from ..arch.config import Architecture, get_path, resolve_architecture
 from ..arch.latency import Protocol
 from ..core import interrupts
@@ -88,9 +90,10 @@ class TrialRun:
                 for quantity, violation in record.violations.items():
                     set_constraint(trial, quantity, violation)
             else:
-                design = Design.build(arch, self.data.size, seed=self.settings.space.recipe.seed,
-                                      latency_protocol=SWEEP_LATENCY)
-                self._measure(record, design, trial)
+                if self._planned(record, arch, trial):
+                    design = Design.build(arch, self.data.size, seed=self.settings.space.recipe.seed,
+                                          latency_protocol=SWEEP_LATENCY)
+                    self._measure(record, design, trial)
                 save(record)
                 if record.feasible:
                     self._train(record, design, trial, save)
@@ -125,6 +128,25 @@ class TrialRun:
                   "description": f"{base} with " + ", ".join(f"{k} = {v}" for k, v in record.sample.items())
                   + f" (study {self.settings.study}, trial {record.number})"}
         return Architecture(config["name"], config, arch.source, arch.origins)
+
+    def _planned(self, record: TrialRecord, arch: Architecture, trial) -> bool:
+        """The objectives computable from the wiring plan (parameters, see
+        :attr:`bench.search.objectives.Objective.planned`) and their constraints, before anything
+        is built. False when one of those constraints is broken: the design is then never built,
+        and its record holds the planned values and the violations known so far (the samplers are
+        told the rest are unknown, as 0)."""
+        plan = plan_architecture(arch)
+        check_input_size(arch, plan, self.data.size)
+        constraints = self.settings.space.constraints
+        planned = {o.name: o.planned(plan) for o in self.settings.measures if o.planned is not None}
+        record.values = {name: float(value) for name, value in planned.items() if value is not None}
+        broken = {q: _violation(record.values[q], b) for q, b in constraints.items() if q in record.values}
+        if all(v <= 0 for v in broken.values()):
+            return True
+        record.violations = broken
+        for quantity in constraints:
+            set_constraint(trial, quantity, broken.get(quantity, 0.0))
+        return False
 
     def _measure(self, record: TrialRecord, design: Design, trial) -> None:
         """Objectives known before training, and the constraints (told to the samplers). Costly

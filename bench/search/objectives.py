@@ -2,8 +2,10 @@
 
 Each objective states its default direction, when it is known (before training: measured on
 the built network; after training: scored on the validation split), its unit and display label,
-and how it is computed. An untrained design (one that violates a constraint) has the value of
-every objective known before training and **none** of those known after: never a fake 0.
+and how it is computed. An untrained design (one that violates a constraint) has the values
+known before training that were computed (only the planned ones, such as parameters, when a
+constraint on them is broken: such a design is never built) and **none** of those known after:
+never a fake 0.
 
 Adding an objective is one :meth:`ObjectiveRegistry.register` call::
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from ..arch.assemble import Plan, meta_params
 from ..core.errors import ConfigError, did_you_mean
 
 MINIMIZE, MAXIMIZE = "minimize", "maximize"
@@ -51,6 +54,9 @@ class Objective:
         bounds: the range a value can take, if bounded (plots clip intervals to it).
         column: (known after training) also a column of ``bench compare``'s table and a metric of
             its MLflow runs, mean and spread over the seeds.
+        planned: (known before training) ``Plan -> float | None``, the same value computed from the
+            wiring plan without building the network (parameters, on the ``meta`` device): a
+            constraint on it is decided in milliseconds, and a design that breaks it is never built.
     """
 
     name: str
@@ -65,6 +71,7 @@ class Objective:
     timed: bool = False
     bounds: Optional[tuple[float, float]] = None
     column: bool = False
+    planned: Optional[Callable[[Any], float]] = None
 
     def __post_init__(self) -> None:
         if self.direction not in (MINIMIZE, MAXIMIZE):
@@ -132,6 +139,14 @@ class ObjectiveRegistry:
 
 OBJECTIVES = ObjectiveRegistry()
 
+
+def planned_params(plan: Plan) -> Optional[float]:
+    """Parameters of the network ``plan`` describes, counted on the ``meta`` device (no weights
+    allocated), equal to the built network's (a test checks every shipped architecture); None
+    when it cannot be built there (the real build then says why)."""
+    params = meta_params(plan)
+    return None if params is None else float(params)
+
 OBJECTIVES.register(Objective(
     "val_dice", MAXIMIZE, AFTER_TRAINING, "Validation Dice", "", 1.0, lambda metrics: metrics["val_dice"],
     "mean Dice over the foreground classes on the validation split, at the best epoch (the epoch "
@@ -143,7 +158,7 @@ OBJECTIVES.register(Objective(
     bounds=(0.0, 1.0)))
 OBJECTIVES.register(Objective(
     "params", MINIMIZE, BEFORE_TRAINING, "Parameters", "M", 1e-6, lambda design: design.cost.train.params,
-    "trainable parameters of the training form"))
+    "trainable parameters of the training form", planned=planned_params))
 OBJECTIVES.register(Objective(
     "macs", MINIMIZE, BEFORE_TRAINING, "MACs", "G", 1e-9, lambda design: design.cost.train.macs,
     "multiply-accumulates of one forward pass at the study's input size (training form)"))
