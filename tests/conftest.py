@@ -23,8 +23,9 @@ from bench.cli import cli
 def _in_its_own_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs in its own empty folder, so that default outputs (``runs/``, ``reports/``,
     weights and the resume checkpoints of interrupted training) never land in the checkout, nor
-    carry over from one test to the next."""
+    carry over from one test to the next; the same for the machine's cache (counted costs)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / ".bench-cache"))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import torch
 from ..arch.assemble import build_checked, build_model
 from ..arch.config import resolve_architecture
 from ..arch.latency import Candidate, Protocol, measure
-from ..arch.profile import profile_model
+from ..arch.cost_cache import cached_profile
 from ..core.errors import BenchError
 from ..data.dataset import SegmentationData
 from ..data.source import DataSource
@@ -138,7 +138,7 @@ class Tabulator:
         size, channels = self.data.size, int(arch.config["in_channels"])
         measures: dict[str, Any] = {}
         started = time.perf_counter()
-        cost = profile_model(model, arch.name, arch.hash, channels, size)
+        cost = cached_profile(model, arch.name, arch.hash, channels, size)
         measures["count_seconds"] = time.perf_counter() - started
         measures.update(params=cost.train.params, macs=cost.train.macs, flops=cost.train.flops,
                         deploy_params=cost.deploy.params, deploy_macs=cost.deploy.macs, deploy_flops=cost.deploy.flops)

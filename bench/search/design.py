@@ -2,7 +2,8 @@
 
 Sweeps compute every before-training objective from a :class:`Design` (see
 :mod:`bench.search.objectives`): its cost record (parameters, MACs and paper-FLOPs of the train and
-deploy forms), its counted peak memory, and its latency, each measured once, when first asked.
+deploy forms, kept in the machine's cost cache), its counted peak memory, and its latency, each
+measured once, when first asked.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from torch import nn
 
 from ..arch.assemble import build_checked
 from ..arch.config import Architecture
+from ..arch.cost_cache import cached_profile
 from ..arch.latency import Latency, Protocol, measure_latency
 from ..arch.memory import PeakMemory, forward_peak_memory
-from ..arch.profile import CostProfile, profile_model
+from ..arch.profile import CostProfile
 
 
 @dataclass
@@ -39,8 +41,9 @@ class Design:
 
     @cached_property
     def cost(self) -> CostProfile:
-        """Parameters, MACs and paper-FLOPs of the train and deploy forms."""
-        return profile_model(self.model, self.arch.name, self.arch.hash, self.in_channels, self.size)
+        """Parameters, MACs and paper-FLOPs of the train and deploy forms (counted once per machine:
+        :mod:`bench.arch.cost_cache`)."""
+        return cached_profile(self.model, self.arch.name, self.arch.hash, self.in_channels, self.size)
 
     @cached_property
     def memory(self) -> PeakMemory:
