@@ -1,22 +1,32 @@
 """Cheap trials: what is known before building a design (parameters on the ``meta`` device; a
-design over the parameter budget is never built: tests/test_sweep.py), and costs counted once per
-machine (the cost cache)."""
+design over the parameter budget is never built: tests/test_sweep.py), costs counted once per
+machine (the cost cache), latency predicted from a table of measured blocks, and no latency
+measured for a design that is not trained to the end."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import statistics
+from pathlib import Path
 
 import optuna
 import pytest
 
-from bench.arch import cost_cache
+from bench.arch import cost_cache, latency_table
 from bench.arch.assemble import build_model, plan_architecture
-from bench.arch.config import builtin_architectures, resolve_architecture
+from bench.arch.config import Architecture, builtin_architectures, resolve_architecture
 from bench.arch.cost_cache import cost_key
 from bench.arch.counting import count_params
+from bench.arch.latency import Protocol
+from bench.arch.latency_table import LatencyTable
 from bench.core.cache import JsonCache
 from bench.core.errors import BenchError
+from bench.search.block_cover import build_latency_table, sample_architecture
+from bench.search.design import Design
+from bench.search.enumeration import enumerate_samples
 from bench.search.objectives import OBJECTIVES
+from bench.search.pruners import PRUNERS, Pruner, register_pruner
 from bench.search.space import load_space
 from bench.search.study import sample_overrides
 from bench.run.sweep import Sweep
@@ -91,3 +101,118 @@ def test_the_cache_keeps_its_size_bound_dropping_the_least_recently_used(tmp_pat
     assert cache.get("k0") is not None  # used now: the newest
     cache.put("k3", {"value": "x" * 90})
     assert sorted(p.stem for p in cache.folder.glob("*.json")) == ["k0", "k2", "k3"]  # k1: least recently used
+
+
+# ------------------------------------------------------------------------------ latency
+
+QUICK = Path(__file__).resolve().parents[1] / "search_spaces" / "quick.yaml"
+FAST = Protocol(warmup=1, min_repeats=3, max_repeats=5, max_seconds=0.02)  # tests check wiring, not figures
+
+
+@pytest.fixture
+def timed_space(tmp_path, monkeypatch) -> Path:
+    """The quick space with a latency objective, and block timing cut short."""
+    monkeypatch.setattr(latency_table, "BLOCK_PROTOCOL", FAST)
+    monkeypatch.setattr(latency_table, "NETWORK_PROTOCOL", FAST)
+    space = tmp_path / "timed.yaml"
+    space.write_text(QUICK.read_text().replace("objectives: {val_dice: maximize, params: minimize}",
+                                               "objectives: {val_dice: maximize, params: minimize, latency_ms: minimize}"))
+    return space
+
+
+@pytest.fixture
+def latency_calls(monkeypatch) -> list[str]:
+    """The config hashes of the designs whose latency a trial measured."""
+    calls: list[str] = []
+    measured = Design.latency.func
+
+    def latency(self):
+        calls.append(self.arch.hash)
+        return measured(self)
+
+    prop = functools.cached_property(latency)
+    prop.__set_name__(Design, "latency")
+    monkeypatch.setattr(Design, "latency", prop)
+    return calls
+
+
+def test_a_prediction_is_the_sum_of_the_blocks_and_the_constant_and_builds_nothing(timed_space, monkeypatch):
+    space = load_space(str(timed_space))
+    table = LatencyTable()
+    archs = build_latency_table(space, 32, table)
+    assert {a.hash for a in archs} == {sample_architecture(space, s).hash for s in enumerate_samples(space)
+                                       if _plans(sample_architecture(space, s))}  # six designs: all of them
+    arch = archs[0]
+    plan = plan_architecture(arch)
+    monkeypatch.setattr(latency_table, "build_plan", lambda plan: pytest.fail("built"))
+    predicted = table.predict(arch, 32)
+    blocks = sum(table.blocks[latency_table.block_key(p, 32)] for p in plan.placements())
+    assert predicted.blocks == pytest.approx(blocks) and predicted.constant == table.constants["tinyunet@32"]
+    assert predicted.ms == pytest.approx(blocks + predicted.constant)
+    calibration = table.calibration["tinyunet@32"]
+    assert predicted.constant == pytest.approx(statistics.median(c["measured_ms"] - c["blocks_ms"] for c in calibration))
+    with pytest.raises(BenchError, match="not in the latency table.*bench latency-table build --space SPACE --size 64"):
+        table.predict(arch, 64)
+
+
+def test_a_latency_table_is_refused_on_another_machine_description(tmp_path, timed_space, run_cli):
+    path = tmp_path / "table.json"
+    LatencyTable(machine={**latency_table.machine(), "cpu": "Some Other CPU"}).save(path)
+    with pytest.raises(BenchError, match=r"another machine \(cpu 'Some Other CPU' there, .* here\)"):
+        LatencyTable.load(path)
+    refused = run_cli("run", "--space", str(timed_space), "--latency", "predicted", "--latency-table", str(path),
+                      "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    assert refused.exit_code == 2 and "measured on another machine" in refused.output
+    assert "bench latency-table build" in refused.output
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_a_predicted_sweep_measures_no_latency_until_its_front_and_decides_on_the_plan(tmp_path, timed_space,
+                                                                                       latency_calls, run_cli):
+    built = run_cli("latency-table", "build", "--space", str(timed_space), "--size", "32", "--table", "t.json")
+    assert built.exit_code == 0 and "6 designs of timed cover its blocks" in built.output
+    table = LatencyTable.load(tmp_path / "t.json")
+    result = Sweep(str(timed_space), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, trials=3,
+                   latency="predicted", latency_table="t.json", weights_dir=None).run()
+    trained = [r for r in result.records if r.trained]
+    assert len(trained) == 3 and not latency_calls  # predicted: nothing timed per trial
+    for r in trained:
+        assert r.latency["figure"] == "predicted"
+        assert r.values["latency_ms"] == table.predict(Architecture(r.config["name"], r.config,
+                                                                    timed_space.parent / "tinyunet.yaml"), 32).ms
+    assert set(result.front_latency["trials"]) == {str(n) for n in result.front}  # the front is timed
+
+
+def test_a_pruned_design_spends_no_latency_measurement(tmp_path, timed_space, latency_calls):
+    register_pruner(EveryOther)
+    try:
+        space = timed_space.read_text().replace("epochs: 1", "epochs: 2").replace(
+            "study: {sampler: random, trials: 4, seed: 0}", "study: {sampler: random, trials: 4, seed: 0, "
+            "pruner: toy_every_other}")
+        timed_space.write_text(space)
+        result = Sweep(str(timed_space), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None,
+                       weights_dir=None).run()
+    finally:
+        PRUNERS.pop(EveryOther.name)
+    pruned = [r for r in result.records if r.status == "pruned"]
+    trained = [r for r in result.records if r.trained and r.duplicate_of is None]
+    assert pruned and trained
+    assert not {r.config_hash for r in pruned} & set(latency_calls)
+    assert sorted(latency_calls) == sorted(r.config_hash for r in trained)  # measured once each, after training
+    assert all(r.latency["protocol"]["figure"] == "measured" and r.values["latency_ms"] > 0 for r in trained)
+
+
+class EveryOther(Pruner):
+    name = "toy_every_other"
+    summary = "stops odd-numbered trials after their first epoch"
+
+    def after_epoch(self, trial, epoch, val_dice):
+        return "toy: odd trial" if trial.record.number % 2 else None
+
+
+def _plans(arch) -> bool:
+    try:
+        plan_architecture(arch)
+    except BenchError:
+        return False
+    return True

@@ -2,7 +2,7 @@
 one-paragraph message. The commands are argument parsing over the run layer (:mod:`bench.run`)."""
 from __future__ import annotations
 
-from . import architectures, data, mlflow, sweeps, tables, training  # noqa: F401  (each adds its commands)
+from . import architectures, data, latency, mlflow, sweeps, tables, training  # noqa: F401  (each adds its commands)
 from .common import cli
 from .mlflow import mlflow_server_command
 from .sweeps import report, run

@@ -47,12 +47,17 @@ from .common import (COUNT, Finite, Registered, SIZE, cli, console, pruner_names
 @click.option("--pruner", type=Registered(pruner_names), default=None,
               help="Pruner instead of the space's, with its default settings (bench list pruners; Optuna's "
               "own work on one objective only).")
+@click.option("--latency", type=click.Choice(["measured", "predicted"]), default="measured", show_default=True,
+              help="Latency objectives measured per trained design, or predicted from this machine's table of "
+              "measured blocks (bench latency-table build) before anything is built; the front is timed either way.")
+@click.option("--latency-table", default=None, help="Latency table file (default: this machine's).")
 @speed_options
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], patch: Optional[int], storage: Optional[str], tracking_uri: Optional[str], workers: int,
         threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, repeats: Optional[int],
-        sampler: Optional[str], pruner: Optional[str], device: str, quiet: bool, **options: Any) -> None:
+        sampler: Optional[str], pruner: Optional[str], latency: str, latency_table: Optional[str], device: str,
+        quiet: bool, **options: Any) -> None:
     """Sweep a search space with Optuna, track every trial in MLflow, print the Pareto front,
     and write the study's report to reports/<study>/.
 
@@ -70,7 +75,8 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
     Sweep(space, study=study_name, storage=storage, tracking_uri=tracking_uri or DEFAULT_TRACKING, data=data,
           size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
           max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],
-          report_dir=Path("reports") / (study_name or space.name), device=device, deterministic=deterministic).run()
+          report_dir=Path("reports") / (study_name or space.name), device=device, deterministic=deterministic,
+          latency=latency, latency_table=latency_table).run()
 
 
 @cli.command()

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .study_data import StudyData
 
 
+LATENCY_MODES = ("measured", "predicted")  # how a trial's latency objective is known before training
+
+
 def default_threads(workers: int) -> int:
     """Torch threads per worker: ``OMP_NUM_THREADS`` where set (PyTorch's own convention), else
     the cores divided among the workers."""
@@ -31,7 +34,9 @@ def default_threads(workers: int) -> int:
 @dataclass(frozen=True)
 class SweepSettings:
     """A sweep's settings (see :class:`bench.run.sweep.Sweep` for each); ``device`` is the spec
-    (``auto``, ``cuda``, ``cpu``, ...) that each worker resolves to its own ``torch.device``."""
+    (``auto``, ``cuda``, ``cpu``, ...) that each worker resolves to its own ``torch.device``;
+    ``latency`` says whether latency objectives are ``measured`` per trial or ``predicted`` from
+    the machine's block table (``latency_table``, default this machine's: :mod:`bench.arch.latency_table`)."""
 
     space: SearchSpace
     study: str
@@ -51,6 +56,8 @@ class SweepSettings:
     weights_dir: Optional[Path] = None
     device: str = "auto"
     deterministic: bool = False
+    latency: str = "measured"
+    latency_table: Optional[Path] = None
 
     @classmethod
     def of(cls, space: str | Path | SearchSpace, *, study: Optional[str] = None, storage: Optional[str] = None,
@@ -59,7 +66,8 @@ class SweepSettings:
            threads: Optional[int] = None, timeout: Optional[float] = None, heartbeat: int = 10,
            max_retry: int = 2, repeats: Optional[int] = None, report_dir: Optional[str | Path] = None,
            weights_dir: Optional[str | Path] = "runs/{study}/weights", device: str = "auto",
-           deterministic: bool = False) -> "SweepSettings":
+           deterministic: bool = False, latency: str = "measured",
+           latency_table: Optional[str | Path] = None) -> "SweepSettings":
         """The settings, with the space's defaults filled in and checked.
 
         Raises:
@@ -70,11 +78,13 @@ class SweepSettings:
         trials, repeats = int(trials or space.study["trials"]), int(repeats or space.study["repeats"])
         if repeats < 1 or trials < 1:
             raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {trials}, repeats {repeats}")
+        if latency not in LATENCY_MODES:
+            raise BenchError(f"latency {latency!r}: choose {' or '.join(LATENCY_MODES)}")
         return cls(space, name, storage or DEFAULT_STORAGE, tracking_uri, data, size, patch, trials, repeats, workers,
                    threads or default_threads(workers), timeout, heartbeat, max_retry,
                    Path(report_dir) if report_dir is not None else None,
                    Path(str(weights_dir).format(study=name)) if weights_dir is not None else None,
-                   device, deterministic)
+                   device, deterministic, latency, Path(latency_table) if latency_table else None)
 
     @property
     def measures(self) -> list[Objective]:
@@ -88,6 +98,17 @@ class SweepSettings:
         """Objectives scored after training: the study's, and ``val_dice`` always."""
         quantities = {*self.space.objectives, *self.space.constraints}
         return [o for o in OBJECTIVES if not o.before_training and (o.name in quantities or o.name == "val_dice")]
+
+    @property
+    def predicts_latency(self) -> bool:
+        """Whether this sweep's latency objective is predicted from the block table."""
+        return self.latency == "predicted" and any(o.name == "latency_ms" for o in self.measures)
+
+    def table_path(self) -> Path:
+        """The latency table this sweep predicts from."""
+        from ..arch.latency_table import default_path
+
+        return self.latency_table or default_path()
 
     @property
     def grace(self) -> int:

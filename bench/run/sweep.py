@@ -35,6 +35,7 @@ from ..core.errors import BenchError
 from ..core.files import ensure_writable
 from ..data.source import DataSource, source_from_space
 from ..results.loading import load_result
+from ..search.block_cover import check_latency_table
 from ..search.listeners import Listeners, SweepListener
 from ..search.records import INTERRUPTED, StudyInfo, SweepResult, TrialRecord
 from ..search.space import SearchSpace, space_size
@@ -86,6 +87,11 @@ class Sweep:
             and ``cuda`` put worker i on ``cuda:(i mod G)``. Latency objectives keep their own
             protocol (the CPU): they describe the deployment target, not the training machine.
         deterministic: PyTorch's deterministic algorithms in every worker.
+        latency: ``measured`` (default: each trained design is timed; before training only where a
+            constraint needs it) or ``predicted`` (from this machine's table of measured blocks,
+            ``bench latency-table build``: decided on the plan, before building, in milliseconds);
+            either way the front is timed again at the end.
+        latency_table: the table file for ``predicted`` (default: this machine's, in the cache folder).
     """
 
     def __init__(self, space: str | Path | SearchSpace | SweepSettings, *, listeners: Sequence[SweepListener] = (),
@@ -202,6 +208,8 @@ class Sweep:
             from ..results.tracking import MlflowTracker
 
             check_tracking(self.settings.tracking_uri)
+        if self.settings.predicts_latency:
+            check_latency_table(self.settings.table_path(), self.space, size)
         self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
         with interrupts.deferred():  # the study and its MLflow run are created whole, or not at all
             settings = self.settings

@@ -56,6 +56,7 @@ class TrialRun:
                  on_reaped: Callable[[Sequence[int]], None]) -> None:
         self.settings, self.study, self.data, self.listeners = settings, study, data, listeners
         self.device, self.on_reaped = device, on_reaped
+        self._latency_table = None
 
     def objective(self, trial) -> list[float]:
         """The trial function (see the module docstring), for ``study.optimize``."""
@@ -97,6 +98,8 @@ class TrialRun:
                 save(record)
                 if record.feasible:
                     self._train(record, design, trial, save)
+                    if record.trained:
+                        self._measure_after_training(record, design)
                 else:
                     record.skipped = "not trained: " + "; ".join(
                         _violation_text(OBJECTIVES.get(q), record.values[q], self.settings.space.constraints[q])
@@ -140,6 +143,10 @@ class TrialRun:
         constraints = self.settings.space.constraints
         planned = {o.name: o.planned(plan) for o in self.settings.measures if o.planned is not None}
         record.values = {name: float(value) for name, value in planned.items() if value is not None}
+        if self.settings.predicts_latency:
+            predicted = self.latency_table.predict(arch, self.data.size, plan)
+            record.values["latency_ms"] = predicted.ms
+            record.latency = {**predicted.to_dict(), "table": str(self.settings.table_path())}
         broken = {q: _violation(record.values[q], b) for q, b in constraints.items() if q in record.values}
         if all(v <= 0 for v in broken.values()):
             return True
@@ -150,21 +157,42 @@ class TrialRun:
 
     def _measure(self, record: TrialRecord, design: Design, trial) -> None:
         """Objectives known before training, and the constraints (told to the samplers). Costly
-        quantities (timing) are measured only for a design whose cheap constraints hold: an
-        untrained design needs no latency."""
-        cheap = [o for o in self.settings.measures if not o.costly]
-        record.values = {o.name: float(o.compute(design)) for o in cheap}
-        if all(_violation(record.values[q], b) <= 0 for q, b in self.settings.space.constraints.items() if q in record.values):
-            record.values.update({o.name: float(o.compute(design)) for o in self.settings.measures if o.costly})
+        quantities (timing) not known already (predicted) are measured now only where a
+        constraint needs them and the cheap constraints hold; otherwise after training
+        (:meth:`_measure_after_training`), so that an untrained or pruned design costs no timing."""
+        constraints = self.settings.space.constraints
+        record.values.update({o.name: float(o.compute(design)) for o in self.settings.measures if not o.costly})
+        if all(_violation(record.values[q], b) <= 0 for q, b in constraints.items() if q in record.values):
+            record.values.update({o.name: float(o.compute(design)) for o in self.settings.measures
+                                  if o.costly and o.name in constraints and o.name not in record.values})
+        self._keep_measurements(record, design)
+        for quantity, bound in constraints.items():
+            if quantity in record.values:
+                record.violations[quantity] = _violation(record.values[quantity], bound)
+                set_constraint(trial, quantity, record.violations[quantity])
+
+    def _measure_after_training(self, record: TrialRecord, design: Design) -> None:
+        """The costly objectives a trained design still lacks (its latency, measured)."""
+        record.values.update({o.name: float(o.compute(design)) for o in self.settings.measures
+                              if o.costly and o.name not in record.values})
+        self._keep_measurements(record, design)
+
+    @staticmethod
+    def _keep_measurements(record: TrialRecord, design: Design) -> None:
         record.cost = design.cost.to_dict()
         if design.measured("memory"):
             record.memory = design.memory.to_dict()
         if design.measured("latency"):
             record.latency = design.latency.to_dict()
-        for quantity, bound in self.settings.space.constraints.items():
-            if quantity in record.values:
-                record.violations[quantity] = _violation(record.values[quantity], bound)
-                set_constraint(trial, quantity, record.violations[quantity])
+
+    @property
+    def latency_table(self):
+        """This sweep's latency table (:mod:`bench.arch.latency_table`), read once per process."""
+        if self._latency_table is None:
+            from ..arch.latency_table import LatencyTable
+
+            self._latency_table = LatencyTable.load(self.settings.table_path())
+        return self._latency_table
 
     def _train(self, record: TrialRecord, design: Design, trial, save: RecordWriter) -> None:
         """Train the design ``repeats`` times (:func:`bench.training.seeds.train_seeds`: seeds

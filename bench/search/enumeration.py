@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any
+from typing import Any, Optional
 
 from ..core.errors import BenchError
 from .space import BlockChoice, Distribution, SearchSpace
@@ -42,20 +42,54 @@ def enumerate_samples(space: SearchSpace) -> list[dict[str, Any]]:
     Raises:
         BenchError: a range that cannot be enumerated (a float range without a step).
     """
-    per_entry: list[list[dict[str, Any]]] = []
-    for path, dist in space.vary.items():
-        if isinstance(dist, BlockChoice):
-            options = []
-            for block, params in dist.options.items():
-                names = [f"{path}.{block}.{p}" for p in params]
-                values = [distribution_values(n, d) for n, d in zip(names, params.values())]
-                options += [{f"{path}.type": block, **dict(zip(names, combo))} for combo in itertools.product(*values)]
-            per_entry.append(options)
-        else:
-            per_entry.append([{path: v} for v in distribution_values(path, dist)])
+    per_entry = list(entry_values(space).values())
     return [dict(kv for part in combo for kv in part.items()) for combo in itertools.product(*per_entry)]
 
 
 def sample_key(params: dict[str, Any]) -> str:
     """A canonical text of a parameter dict (sorted keys), to look samples up by."""
     return json.dumps(params, sort_keys=True, default=str)
+
+
+def entry_values(space: SearchSpace) -> dict[str, list[dict[str, Any]]]:
+    """Per entry of ``vary``, every partial sample it contributes (its parameters only)."""
+    values: dict[str, list[dict[str, Any]]] = {}
+    for path, dist in space.vary.items():
+        if isinstance(dist, BlockChoice):
+            options = []
+            for block, params in dist.options.items():
+                names = [f"{path}.{block}.{p}" for p in params]
+                choices = [distribution_values(n, d) for n, d in zip(names, params.values())]
+                options += [{f"{path}.type": block, **dict(zip(names, combo))} for combo in itertools.product(*choices)]
+            values[path] = options
+        else:
+            values[path] = [{path: v} for v in distribution_values(path, dist)]
+    return values
+
+
+def one_at_a_time(space: SearchSpace, crossed: Optional[dict[str, tuple[str, ...]]] = None) -> list[dict[str, Any]]:
+    """Samples that place every value of every entry at least once: from a base sample (each
+    entry's first value), one entry changed at a time, each value crossed with every
+    combination of the entries ``crossed`` names for it (those that change how its blocks are
+    wired: the width, the up block that sets a decoder block's input channels). Far fewer than
+    the whole space (sums of products, not the product of all); what a per-block table needs."""
+    values = entry_values(space)
+    crossed = crossed or {}
+    base = {k: v for part in (vs[0] for vs in values.values()) for k, v in part.items()}
+    samples: dict[str, dict[str, Any]] = {}
+    for path, options in values.items():
+        crossing = [values[c] for c in crossed.get(path, ()) if c in values and c != path] or [[{}]]
+        for option in options:
+            for combo in itertools.product(*crossing):
+                sample = dict(base)
+                for part in (option, *combo):
+                    entry = next(iter(part)).removesuffix(".type") if part else None
+                    sample = {k: v for k, v in sample.items() if entry is None or not _of_entry(k, entry)}
+                    sample.update(part)
+                samples.setdefault(sample_key(sample), sample)
+    return list(samples.values())
+
+
+def _of_entry(name: str, entry: str) -> bool:
+    """Whether parameter ``name`` belongs to the ``vary`` entry ``entry``."""
+    return name == entry or name.startswith(f"{entry}.")
