@@ -5,7 +5,7 @@ not used to build it) are timed whole, interleaved in one session, and compared 
 predictions: Kendall's tau, and the share predicted within 10 %.
 
     python -m benchmarks.latency_predictor                       # lightweight at 48 px, 30 designs
-    python -m benchmarks.latency_predictor --quick               # tabular at 32 px, 6 designs
+    python -m benchmarks.latency_predictor --quick               # tabular at 32 px, 4 designs, short timing
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from scipy import stats
 from bench.arch.assemble import build_model, plan_architecture
 from bench.arch.config import resolve_architecture
 from bench.arch.latency import Candidate, Protocol, measure
+from bench.arch import latency_table
 from bench.arch.latency_table import LatencyTable
 from bench.core.errors import BenchError
 from bench.search.block_cover import build_latency_table
@@ -28,6 +29,7 @@ from bench.search.study import sample_overrides
 from .common import parser, write
 
 HELD_OUT = Protocol(max_seconds=1.0)
+QUICK = Protocol(warmup=1, min_repeats=3, max_repeats=5, max_seconds=0.02)
 
 
 def held_out(space, size: int, count: int, seed: int, excluded: set[str]):
@@ -50,7 +52,8 @@ def held_out(space, size: int, count: int, seed: int, excluded: set[str]):
     return list(found.values())
 
 
-def run(space_name: str, size: int, count: int, seed: int, table_path: Path) -> tuple[list[dict], dict]:
+def run(space_name: str, size: int, count: int, seed: int, table_path: Path,
+        protocol: Protocol = HELD_OUT) -> tuple[list[dict], dict]:
     space = load_space(space_name)
     table = LatencyTable()
     started = time.perf_counter()
@@ -61,7 +64,7 @@ def run(space_name: str, size: int, count: int, seed: int, table_path: Path) -> 
     predicted = [table.predict(a, size).ms for a in designs]
     in_channels = int(designs[0].config["in_channels"])
     timed = measure([Candidate(f"design {i}", build_model(a, seed=0)) for i, a in enumerate(designs)],
-                    in_channels, size, HELD_OUT)
+                    in_channels, size, protocol)
     rows = [{"design": a.hash[:12], "predicted_ms": p, "measured_ms": t.median_ms, "error": p / t.median_ms - 1}
             for a, p, t in zip(designs, predicted, timed)]
     tau = stats.kendalltau(predicted, [t.median_ms for t in timed]).statistic
@@ -80,12 +83,14 @@ def main() -> None:
     p.add_argument("--size", type=int, default=48)
     p.add_argument("--designs", type=int, default=30)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="the tabular space at 32 px, 6 held-out designs")
+    p.add_argument("--quick", action="store_true", help="the tabular space at 32 px, 4 held-out designs, short timing")
     args = p.parse_args()
-    if args.quick:
-        args.space, args.size, args.designs = "tabular", 32, 6
+    if args.quick:  # checks the wiring, not the figures: timing cut short
+        args.space, args.size, args.designs = "tabular", 32, 4
+        latency_table.BLOCK_PROTOCOL = latency_table.NETWORK_PROTOCOL = QUICK
     with tempfile.TemporaryDirectory() as tmp:
-        rows, meta = run(args.space, args.size, args.designs, args.seed, Path(tmp) / "table.json")
+        rows, meta = run(args.space, args.size, args.designs, args.seed, Path(tmp) / "table.json",
+                         QUICK if args.quick else HELD_OUT)
     write("latency_predictor" + ("_quick" if args.quick else ""), rows, meta, args.out)
 
 

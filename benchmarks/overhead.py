@@ -1,15 +1,29 @@
 """Overhead per sweep trial: the wall time of one `bench run` trial (Optuna sampling and storage,
-resolving and building, counting both forms, training, test evaluation, MLflow logging) against a
-bare PyTorch loop doing the same computation: the same network, initial weights, batches,
-augmentation, loss, optimiser, schedule, PreciseBN, validation each epoch and test scoring.
+resolving, planning and building, counting both forms, latency, training, test evaluation,
+MLflow logging) against a bare PyTorch loop doing the same computation: the same network,
+initial weights, batches, augmentation, loss, optimiser, schedule, PreciseBN, validation each
+epoch and test scoring.
 
-Harness trials and bare loops alternate (bare first for even configurations, harness first for
-odd ones) so that drift of the machine touches both alike."""
+A trial runs in three modes: ``measured`` (latency timed per design, costs counted: the harness
+before cheap trials), ``predicted`` (latency from the machine's block table, costs counted: a
+design the machine has not seen) and ``predicted+cached`` (costs from the machine's cost cache
+too: a design seen before). The bare loop and the three modes alternate per design, in an order
+that rotates, so that drift of the machine touches all alike. The per-trial fixed cost is a
+trial's wall time less its training (training, validation and test scoring).
+
+Worker start: a fresh process importing the sweep code, timed apart (paid once per worker: a
+worker takes trials until the study is done).
+
+    python -m benchmarks.overhead                  # 64 px, 1 and 3 epochs, CMRF N in 2 4 8 16
+    python -m benchmarks.overhead --quick          # 32 px, 1 epoch, one design
+"""
 from __future__ import annotations
 
 import copy
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -17,17 +31,22 @@ from pathlib import Path
 
 import torch
 
+import bench.arch.cost_cache
+import bench.run.trial
 import bench.search.design
-import bench.run.sweep
-import bench.training.loop
 from bench.arch.assemble import build_model
 from bench.arch.config import resolve_architecture
+from bench.arch.latency_table import LatencyTable
+from bench.core.cache import CACHE_ENV
 from bench.data.transforms import augment
-from bench.training.losses import SegmentationLoss
-from bench.search.study import optimize_one
-from bench.run.sweep import CATCH, Sweep
 from bench.results.tracking import MlflowTracker
-from bench.training.loop import make_optimizer, make_schedule, recompute_bn_statistics, validation_dice
+from bench.run.sweep import CATCH, Sweep
+from bench.search.block_cover import build_latency_table
+from bench.search.space import load_space
+from bench.search.study import optimize_one
+from bench.training.loop import (evaluate, make_optimizer, make_schedule, metric_classes, recompute_bn_statistics,
+                                 training_batch, validation_dice)
+from bench.training.losses import SegmentationLoss
 
 from .common import parser, write
 
@@ -36,11 +55,12 @@ description: overhead benchmark
 architecture: tinyunet
 vary:
   encoder.block.N: {{choices: {choices}}}
-objectives: {{val_dice: maximize, params: minimize}}
+objectives: {{val_dice: maximize, params: minimize, latency_ms: minimize}}
 recipe: {{name: default, epochs: {epochs}, batch: 8}}
 data: {{source: synthetic, size: {size}, count: {count}}}
 study: {{sampler: random, trials: 100, seed: 0}}
 """
+MODES = ("measured", "predicted", "predicted+cached")
 
 
 class Stopwatch:
@@ -66,92 +86,148 @@ class Stopwatch:
         return taken
 
 
-def bare_loop(model, data, recipe, classes: int, watch: Stopwatch) -> None:
+def bare_loop(model, data, recipe, classes: int) -> None:
     """What a user would write by hand for the same trial."""
-    split, dataset = data.split, data.dataset
+    dataset, split = data.dataset, data.split
     train, val, test = (dataset.subset(list(s)) for s in (split.train, split.val, split.test))
     torch.manual_seed(recipe.seed)
     g = torch.Generator().manual_seed(recipe.seed)
-    loss_fn = SegmentationLoss(recipe.loss, classes)
+    loss_fn = SegmentationLoss(recipe.loss, metric_classes(classes))
     optimizer, n = make_optimizer(model, recipe), len(train.stems)
     schedule = make_schedule(optimizer, recipe)
+    batches = -(-n // recipe.batch) - (n % recipe.batch == 1 and n > recipe.batch)
     best, best_state = -1.0, None
     for _ in range(recipe.epochs):
         model.train()
         order = torch.randperm(n, generator=g)
-        for b in range(n // recipe.batch + (n % recipe.batch > 1)):
-            rows = order[b * recipe.batch:(b + 1) * recipe.batch]
-            start = time.perf_counter()
-            x, y = augment(*train.batch(rows.tolist()), g)
-            watch.seconds["augment"] += time.perf_counter() - start
+        for b in range(batches):
+            x, y = training_batch(train, order[b * recipe.batch:(b + 1) * recipe.batch].tolist(), g)
+            x, y = augment(x, y, g)
             loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            loss.item()
         schedule.step()
         recompute_bn_statistics(model, train, recipe.batch)
-        dice, _ = validation_dice(model, val, classes)
+        dice, _ = validation_dice(model, val, metric_classes(classes))
         if dice > best:
             best, best_state = dice, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    bench.run.sweep.evaluate(model, test, classes)
+    evaluate(model, test, classes)
+    evaluate(model, val, classes)
+
+
+def worker_start_seconds(repeats: int = 3) -> float:
+    """Median wall time of a fresh process importing what a sweep worker imports."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import bench.run.sweep, bench.results.tracking"], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(epochs: int, args, watch: Stopwatch, tmp: Path) -> list[dict]:
+    space_file = tmp / f"space-{epochs}.yaml"
+    space_file.write_text(SPACE.format(choices=args.configs, epochs=epochs, size=args.size, count=args.count))
+    table_path = tmp / "latency.json"
+    if not table_path.exists():
+        table = LatencyTable()
+        build_latency_table(load_space(str(space_file)), args.size, table)
+        table.save(table_path)
+    sweeps = {mode: Sweep(str(space_file), study=f"overhead-{epochs}-{mode.replace('+', '-')}", storage=f"sqlite:///{tmp}/optuna.db",
+                          tracking_uri=f"sqlite:///{tmp}/mlflow.db", weights_dir=None,
+                          latency="measured" if mode == "measured" else "predicted", latency_table=table_path)
+              for mode in MODES}
+    for sweep in sweeps.values():
+        sweep.open()
+    data, recipe = sweeps["measured"].trial.data, sweeps["measured"].space.recipe
+    space = sweeps["measured"].space
+    classes = resolve_architecture(space.architecture).config["classes"]
+    warm = resolve_architecture(space.architecture, [f"encoder.block.N={args.configs[0]}"])
+    bare_loop(build_model(warm, seed=0), data, recipe, classes)  # first-use costs, untimed
+    watch.take()
+    rows = []
+    for i, n in enumerate(args.configs):
+        def bare() -> dict:
+            start = time.perf_counter()
+            arch = resolve_architecture(space.architecture, [f"encoder.block.N={n}"])
+            bare_loop(build_model(arch, seed=recipe.seed), data, recipe, classes)
+            return {"wall": time.perf_counter() - start, **watch.take()}
+
+        def harness(mode: str) -> dict:
+            sweep = sweeps[mode]
+            cache = tmp / ("cache-warm" if mode == "predicted+cached" else f"cache-cold-{epochs}-{n}-{mode}")
+            os.environ[CACHE_ENV] = str(cache)
+            if mode == "predicted+cached":  # this design was counted before on this machine
+                arch = resolve_architecture(space.architecture, [f"encoder.block.N={n}"])
+                bench.search.design.Design.build(arch, data.size).cost
+                watch.take()
+            sweep.study.enqueue_trial({"encoder.block.N": n})
+            start = time.perf_counter()
+            record = optimize_one(sweep.study, sweep.objective, CATCH)
+            sweep.listeners.trial_ended(record)
+            if not record.trained:
+                raise RuntimeError(f"trial {record.number} ({mode}) was not trained: {record.status}")
+            return {"wall": time.perf_counter() - start, **watch.take()}
+
+        runs = [("bare", bare)] + [(mode, lambda mode=mode: harness(mode)) for mode in MODES]
+        shift = i % len(runs)
+        done = {label: run() for label, run in runs[shift:] + runs[:shift]}
+        bare_s = done["bare"]["wall"]
+        for mode in MODES:
+            h = done[mode]
+            training = h.get("training", 0.0)
+            rows.append({"epochs": epochs, "N": n, "mode": mode, "harness_s": h["wall"], "bare_s": bare_s,
+                         "ratio": h["wall"] / bare_s, "training_s": training, "fixed_s": h["wall"] - training,
+                         "counting_s": h.get("counting", 0.0), "latency_s": h.get("latency", 0.0),
+                         "mlflow_s": h.get("mlflow", 0.0)})
+    return rows
 
 
 def main() -> None:
-    p = parser(__doc__)
+    p = parser(__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
     p.add_argument("--count", type=int, default=96, help="synthetic images (60 %% train)")
     p.add_argument("--configs", nargs="+", type=int, default=[2, 4, 8, 16], help="CMRF N of each trial")
+    p.add_argument("--quick", action="store_true", help="32 px, 1 epoch, 24 images, N = 2")
     args = p.parse_args()
+    if args.quick:
+        args.size, args.epochs, args.count, args.configs = 32, [1], 24, [2]
     out = args.out.resolve()
     watch = Stopwatch()
-    watch.wrap(bench.search.design, "profile_model", "counting")
+    watch.wrap(bench.arch.cost_cache, "profile_model", "counting")
     watch.wrap(bench.search.design, "forward_peak_memory", "counting")
-    watch.wrap(bench.run.sweep, "train_model", "training")
-    watch.wrap(bench.run.sweep, "evaluate", "test evaluation")
-    watch.wrap(bench.training.loop, "augment", "augment")
+    watch.wrap(bench.search.design, "measure_latency", "latency")
+    watch.wrap(bench.run.trial, "train_seeds", "training")
     watch.wrap(MlflowTracker, "trial_started", "mlflow")
     watch.wrap(MlflowTracker, "trial_ended", "mlflow")
-    rows = []
+    previous, rows = os.environ.get(CACHE_ENV), []
     with tempfile.TemporaryDirectory() as tmp:
+        here = os.getcwd()
         os.chdir(tmp)
-        Path("space.yaml").write_text(SPACE.format(choices=args.configs, epochs=args.epochs, size=args.size,
-                                                   count=args.count))
-        sweep = Sweep("space.yaml", study="overhead", storage="sqlite:///optuna.db", tracking_uri="sqlite:///mlflow.db")
-        sweep.open()
-        space, data = sweep.space, bench.run.sweep.prepare_study_data(sweep.space, None, None, 3)
-        warm = resolve_architecture(space.architecture, [f"encoder.block.N={args.configs[0]}"])
-        bare_loop(build_model(warm, seed=0), data, space.recipe, 2, watch)  # first-use costs, untimed
-        watch.take()
-        for i, n in enumerate(args.configs):
-            def harness() -> dict:
-                sweep.study.enqueue_trial({"encoder.block.N": n})
-                start = time.perf_counter()
-                sweep.listeners.trial_ended(optimize_one(sweep.study, sweep.objective, CATCH))
-                return {"wall": time.perf_counter() - start, **watch.take()}
-
-            def bare() -> dict:
-                start = time.perf_counter()
-                arch = resolve_architecture(space.architecture, [f"encoder.block.N={n}"])
-                bare_loop(build_model(arch, seed=space.recipe.seed), data, space.recipe, 2, watch)
-                return {"wall": time.perf_counter() - start, **watch.take()}
-
-            first, second = (bare, harness) if i % 2 == 0 else (harness, bare)
-            a, b = first(), second()
-            h, l = (b, a) if i % 2 == 0 else (a, b)
-            objective_s = h["training"] + h["counting"] + h["test evaluation"]
-            rows.append({
-                "N": n, "harness_s": h["wall"], "bare_s": l["wall"], "ratio": h["wall"] / l["wall"],
-                "training_s": h["training"], "augment_harness_s": h["augment"], "augment_bare_s": l["augment"],
-                "counting_s": h["counting"], "test_eval_s": h["test evaluation"], "mlflow_s": h["mlflow"],
-                "optuna_and_rest_s": h["wall"] - objective_s - h["mlflow"],
-            })
-        os.chdir("/")
-    ratios = [r["ratio"] for r in rows]
-    write("overhead", rows, {"size": args.size, "epochs": args.epochs, "train_images": len(data.split.train),
-                             "median_ratio": round(statistics.median(ratios), 4),
-                             "threads": torch.get_num_threads()}, out)
+        try:
+            for epochs in args.epochs:
+                rows += measure(epochs, args, watch, Path(tmp))
+        finally:
+            os.chdir(here)
+            if previous is None:
+                os.environ.pop(CACHE_ENV, None)
+            else:
+                os.environ[CACHE_ENV] = previous
+    summary = {}
+    for epochs in args.epochs:
+        for mode in MODES:
+            mine = [r for r in rows if r["epochs"] == epochs and r["mode"] == mode]
+            summary[f"{epochs} epochs, {mode}"] = {
+                "median_ratio": round(statistics.median(r["ratio"] for r in mine), 4),
+                "median_fixed_s": round(statistics.median(r["fixed_s"] for r in mine), 3)}
+    write("overhead" + ("_quick" if args.quick else ""), rows,
+          {"size": args.size, "images": args.count, "threads": torch.get_num_threads(),
+           "worker_start_s": round(worker_start_seconds(1 if args.quick else 3), 2), "summary": summary,
+           "targets": "ratio <= 1.02 at 3 epochs, <= 1.10 at 1 epoch"}, out)
 
 
 if __name__ == "__main__":

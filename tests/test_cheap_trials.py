@@ -8,8 +8,11 @@ import functools
 import json
 import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 
@@ -172,15 +175,18 @@ def test_a_predicted_sweep_measures_no_latency_until_its_front_and_decides_on_th
     built = run_cli("latency-table", "build", "--space", str(timed_space), "--size", "32", "--table", "t.json")
     assert built.exit_code == 0 and "6 designs of timed cover its blocks" in built.output
     table = LatencyTable.load(tmp_path / "t.json")
-    result = Sweep(str(timed_space), storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, trials=3,
-                   latency="predicted", latency_table="t.json", weights_dir=None).run()
+    result = Sweep(str(timed_space), storage=f"sqlite:///{tmp_path}/optuna.db", trials=3, latency="predicted",
+                   tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", latency_table="t.json", weights_dir=None).run()
     trained = [r for r in result.records if r.trained]
     assert len(trained) == 3 and not latency_calls  # predicted: nothing timed per trial
     for r in trained:
-        assert r.latency["figure"] == "predicted"
+        assert r.latency["protocol"]["figure"] == "predicted" and r.latency["stopped"] == "predicted"
         assert r.values["latency_ms"] == table.predict(Architecture(r.config["name"], r.config,
                                                                     timed_space.parent / "tinyunet.yaml"), 32).ms
     assert set(result.front_latency["trials"]) == {str(n) for n in result.front}  # the front is timed
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    tags = [r.data.tags for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert sum(t.get("latency.figure") == "predicted" for t in tags) == 3  # each trial's run says so
 
 
 def test_a_pruned_design_spends_no_latency_measurement(tmp_path, timed_space, latency_calls):
@@ -216,3 +222,23 @@ def _plans(arch) -> bool:
     except BenchError:
         return False
     return True
+
+
+@pytest.mark.slow
+def test_the_overhead_and_latency_predictor_benchmarks_run_in_their_quick_modes(tmp_path):
+    """benchmarks/overhead.py and benchmarks/latency_predictor.py --quick: they run against
+    today's code (overhead.py had rotted into a TypeError) and report every figure they promise."""
+    root = Path(__file__).resolve().parents[1]
+    for name in ("overhead", "latency_predictor"):
+        done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(tmp_path)],
+                              cwd=root, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    overhead = json.loads((tmp_path / "overhead_quick.json").read_text())
+    assert [r["mode"] for r in overhead["rows"]] == ["measured", "predicted", "predicted+cached"]
+    measured, predicted, cached = overhead["rows"]
+    assert measured["latency_s"] > 0 and predicted["latency_s"] == 0 == cached["latency_s"]
+    assert cached["counting_s"] < predicted["counting_s"]  # counted once per machine
+    assert all(r["bare_s"] > 0 and r["fixed_s"] > 0 for r in overhead["rows"]) and overhead["worker_start_s"] > 0
+    predictor = json.loads((tmp_path / "latency_predictor_quick.json").read_text())
+    assert predictor["held_out"] == len(predictor["rows"]) == 4 and predictor["blocks"] > 0
+    assert -1 <= predictor["kendall_tau"] <= 1 and 0 <= predictor["within_10pct"] <= 1

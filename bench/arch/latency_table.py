@@ -85,8 +85,12 @@ class Prediction:
     blocks: float
     constant: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"median_ms": self.ms, "blocks_ms": self.blocks, "constant_ms": self.constant, "figure": "predicted"}
+    def to_dict(self, table: Optional[Path] = None) -> dict[str, Any]:
+        """Shaped like a measured :meth:`bench.arch.latency.Latency.to_dict` record (``median_ms``,
+        ``protocol``, ``stopped``, ``n``), its protocol saying ``figure: predicted``."""
+        return {"median_ms": self.ms, "stopped": "predicted", "n": 0,
+                "protocol": {"figure": "predicted", "blocks_ms": self.blocks, "constant_ms": self.constant,
+                             "table": str(table) if table else None, **machine()}}
 
 
 @dataclass

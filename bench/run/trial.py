@@ -146,7 +146,7 @@ class TrialRun:
         if self.settings.predicts_latency:
             predicted = self.latency_table.predict(arch, self.data.size, plan)
             record.values["latency_ms"] = predicted.ms
-            record.latency = {**predicted.to_dict(), "table": str(self.settings.table_path())}
+            record.latency = predicted.to_dict(self.settings.table_path())
         broken = {q: _violation(record.values[q], b) for q, b in constraints.items() if q in record.values}
         if all(v <= 0 for v in broken.values()):
             return True
