@@ -30,7 +30,9 @@ class MoAshaPruner(RungPruner):
     def after_epoch(self, trial: EpochView, epoch: int, val_dice: float) -> Optional[str]:
         """At a rung epoch: record the value in the trial's record (other workers read it there),
         then rank against every trial that reached the rung on (Dice so far, the cost objectives
-        known before training)."""
+        known before training: counted ones, and latency where it is predicted from the block
+        table; a measured latency comes after training, so no timing is spent on a design this
+        may stop)."""
         if epoch not in rung_epochs(self.min_epochs, self.eta, trial.epochs):
             return None
         record = trial.record
