@@ -274,6 +274,8 @@ def test_verdict_calibration_finds_a_large_gain_from_3_seeds_and_calls_no_differ
     assert pairs.loc[(1, 2), "truth"] == "better" and pairs.loc[(0, 1), "truth"] == "not distinguishable"
     assert result.power() == 1.0 and result.opposite_rate() == 0.0
     assert result.false_rate_when_same() <= 0.1
+    assert result.null["design"].tolist() == [0, 1, 2] and (result.null["seeds"] == 8).all()  # 2 x 3 of 8 seeds
+    assert result.null_rate() <= 0.1 and result.null[["better", "worse", "same"]].sum(axis=1).tolist() == [1.0] * 3
 
 
 def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, tmp_path):
@@ -291,6 +293,7 @@ def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, t
     for heading in ("## 1. Design against seed", "## 2. Fidelity", "## 3. Verdict calibration",
                     "## 4. Zero-cost proxies", "## 5. Search strategies", "## Replay speed"):
         assert heading in text
+    assert "a design against itself (0 designs, disjoint draws of 3 seeds each, no difference by construction): no design has the 6 seeds" in text
     proxies = pd.read_csv(tmp_path / "report" / "proxies.csv").set_index("score")
     assert proxies.loc["synflow", "spearman_final_val_dice"] == pytest.approx(1.0)  # rises with d, as Dice does
 

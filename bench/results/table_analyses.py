@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -74,6 +74,13 @@ class Calibration:
     pairs: pd.DataFrame
     seeds_drawn: int
     draws: int
+    null: pd.DataFrame = field(default_factory=pd.DataFrame)  # per design: itself against itself
+
+    def null_rate(self) -> float:
+        """A design against itself, on disjoint seed draws (no difference by construction): the
+        share of verdicts that call one, the type I error of the rule with no assumption about
+        which pairs truly differ."""
+        return float((self.null["better"] + self.null["worse"]).mean()) if len(self.null) else math.nan
 
     def false_rate(self) -> float:
         """Share of drawn verdicts that call a difference the all-seed verdict does not
@@ -110,7 +117,9 @@ def verdict_calibration(table: BenchmarkTable, seeds: int = 3, draws: int = 200,
                         seed: int = 0, designs: Optional[Sequence[int]] = None) -> Calibration:
     """For every pair of the calibration designs (or ``designs``): the paired verdict on the
     per-image test Dice of all their seeds (the truth), and ``draws`` verdicts each from
-    ``seeds`` seeds drawn without replacement for each design."""
+    ``seeds`` seeds drawn without replacement for each design; and for every design with at
+    least twice ``seeds`` seeds, ``draws`` verdicts of the design against itself on disjoint
+    seed draws (the null: no difference by construction)."""
     frame = table.frame
     chosen = list(designs) if designs is not None else sorted(frame.loc[frame["calibration"], "design"].unique())
     scores = {int(d): np.array([list(v) for v in frame.loc[frame["design"] == d, "test_dice_fg_per_image"]])
@@ -128,7 +137,18 @@ def verdict_calibration(table: BenchmarkTable, seeds: int = 3, draws: int = 200,
         rows.append({"reference": a, "candidate": b, "seeds_a": scores[a].shape[0], "seeds_b": scores[b].shape[0],
                      "truth": truth.verdict, "difference": truth.mean_difference, "p": truth.p_value,
                      "better": counts[BETTER] / draws, "worse": counts[WORSE] / draws, "same": counts[SAME] / draws})
-    return Calibration(pd.DataFrame(rows), seeds, draws)
+    null = []
+    for d in chosen:
+        if scores[d].shape[0] < 2 * seeds:
+            continue
+        counts = {BETTER: 0, WORSE: 0, SAME: 0}
+        for i in range(draws):
+            pick = rng.permutation(scores[d].shape[0])
+            counts[compare_paired(scores[d][pick[:seeds]], scores[d][pick[seeds:2 * seeds]], resamples=resamples,
+                                  seed=i).verdict] += 1
+        null.append({"design": d, "seeds": scores[d].shape[0], "better": counts[BETTER] / draws,
+                     "worse": counts[WORSE] / draws, "same": counts[SAME] / draws})
+    return Calibration(pd.DataFrame(rows), seeds, draws, pd.DataFrame(null))
 
 
 def proxy_correlations(table: BenchmarkTable) -> pd.DataFrame:

@@ -88,8 +88,17 @@ def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
                   f"- among pairs the truth calls the same ({int((calibration.pairs['truth'] == SAME).sum())}): "
                   f"{calibration.false_rate_when_same():.3f} called better or worse (alpha 0.05)",
                   f"- among pairs with a difference: {calibration.opposite_rate():.3f} called the opposite way; "
-                  f"power {calibration.power():.3f}", "",
+                  f"power {calibration.power():.3f}",
+                  f"- a design against itself ({len(calibration.null)} designs, disjoint draws of "
+                  f"{calibration.seeds_drawn} seeds each, no difference by construction): "
+                  + (f"{calibration.null_rate():.3f} called better or worse (alpha 0.05). A pair the truth calls the "
+                     "same may still differ a little (its seeds lack the power to see it), so this line is the "
+                     "type I error proper." if len(calibration.null) else
+                     f"no design has the {2 * calibration.seeds_drawn} seeds two disjoint draws take."), "",
                   calibration.pairs.pipe(_markdown), ""]
+        if len(calibration.null):
+            written.append(_csv(calibration.null, out / "calibration_null.csv"))
+            lines += [calibration.null.pipe(_markdown), ""]
     else:
         lines += ["No calibration designs with more seeds than a draw takes yet.", ""]
 
