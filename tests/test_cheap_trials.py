@@ -225,11 +225,12 @@ def _plans(arch) -> bool:
 
 
 @pytest.mark.slow
-def test_the_overhead_and_latency_predictor_benchmarks_run_in_their_quick_modes(tmp_path):
-    """benchmarks/overhead.py and benchmarks/latency_predictor.py --quick: they run against
-    today's code (overhead.py had rotted into a TypeError) and report every figure they promise."""
+def test_the_cheap_trial_benchmarks_run_in_their_quick_modes(tmp_path):
+    """benchmarks/overhead.py, latency_predictor.py and default_vs_random.py --quick: they run
+    against today's code (overhead.py had rotted into a TypeError) and report every figure they
+    promise."""
     root = Path(__file__).resolve().parents[1]
-    for name in ("overhead", "latency_predictor"):
+    for name in ("overhead", "latency_predictor", "default_vs_random"):
         done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(tmp_path)],
                               cwd=root, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -242,3 +243,6 @@ def test_the_overhead_and_latency_predictor_benchmarks_run_in_their_quick_modes(
     predictor = json.loads((tmp_path / "latency_predictor_quick.json").read_text())
     assert predictor["held_out"] == len(predictor["rows"]) == 4 and predictor["blocks"] > 0
     assert -1 <= predictor["kendall_tau"] <= 1 and 0 <= predictor["within_10pct"] <= 1
+    live = json.loads((tmp_path / "default_vs_random_quick.json").read_text())
+    assert [r["sampler"] for r in live["rows"]] == [live["default"], "random"]
+    assert all(r["designs"] >= 1 and 0 < r["hypervolume"] and 0 < r["share_of_table_front"] for r in live["rows"])
