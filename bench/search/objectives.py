@@ -27,10 +27,12 @@ entry reaches sweeps (objective, tables, MLflow) and, with ``column=True``, ``be
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from ..arch.assemble import Plan, meta_params
 from ..core.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:  # reports read objectives; building networks stays out of their imports
+    from ..arch.assemble import Plan
 
 MINIMIZE, MAXIMIZE = "minimize", "maximize"
 BEFORE_TRAINING, AFTER_TRAINING = "before training", "after training"
@@ -144,8 +146,11 @@ def planned_params(plan: Plan) -> Optional[float]:
     """Parameters of the network ``plan`` describes, counted on the ``meta`` device (no weights
     allocated), equal to the built network's (a test checks every shipped architecture); None
     when it cannot be built there (the real build then says why)."""
+    from ..arch.assemble import meta_params
+
     params = meta_params(plan)
     return None if params is None else float(params)
+
 
 OBJECTIVES.register(Objective(
     "val_dice", MAXIMIZE, AFTER_TRAINING, "Validation Dice", "", 1.0, lambda metrics: metrics["val_dice"],
