@@ -362,3 +362,20 @@ def test_bench_tabulate_build_with_two_workers_shares_the_jobs_and_status_and_ex
     table = read_table(tmp_path / "t.parquet")
     assert sorted(table.frame["design"]) == [0, 1, 2, 3] and table.meta["jobs_done"] == 4
     assert table.meta["data"]["source"] == "synthetic" and table.meta["space"] == "tiny_table"
+
+
+@pytest.mark.parametrize("space", ["lightweight", "tabular"])
+def test_a_space_whose_sampler_the_replay_chose_quotes_the_committed_figure(space):
+    """The space file names the hours to 90 % that chose its sampler; they are the committed report's."""
+    import re
+
+    from bench.search.space import find_space
+
+    text = find_space(space).read_text()
+    sampler = load_space(space).study["sampler"]
+    quoted = re.search(rf"{sampler.upper() if sampler == 'tpe' else sampler} (0\.\d{{3}})", text.replace("\n#", ""))
+    assert "reports/tabular" in text and quoted, f"{space}.yaml does not quote the replay figure for {sampler}"
+    figures = pd.read_csv(Path(__file__).parents[1] / "reports" / "tabular" / "time_to_90.csv")
+    figure = figures[figures.strategy == f"{sampler}, 1 w"].hours_to_90.item()
+    assert quoted.group(1) == f"{figure:.3f}"
+    assert figure <= figures[figures.strategy == "random, 1 w"].hours_to_90.item()
