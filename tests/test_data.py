@@ -204,3 +204,30 @@ def test_augmentation_moves_images_and_labels_together():
     aug_images, aug_labels = augment(images, labels, torch.Generator().manual_seed(0))
     agreement = ((aug_images[:, 0] > 0.5).long() == aug_labels).float().mean()
     assert agreement > 0.97 and not torch.equal(aug_labels, labels)
+
+
+@pytest.mark.parametrize("height, width", [(24, 56), (56, 24), (37, 50)])
+def test_augmentation_of_non_square_batches_keeps_the_shape_and_image_and_mask_aligned(height, width):
+    """Property: over many draws, the augmented image still is its augmented label."""
+    yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    labels = torch.stack([(((yy - height * f) / (height / 4)) ** 2 + ((xx - width * (1 - f)) / (width / 5)) ** 2 <= 1)
+                          for f in (0.3, 0.4, 0.5, 0.6)]).long()
+    images = labels[:, None].float().expand(-1, 3, -1, -1).clone()
+    for seed in range(25):
+        aug_images, aug_labels = augment(images, labels, torch.Generator().manual_seed(seed))
+        assert aug_images.shape == images.shape and aug_labels.shape == labels.shape
+        agreement = ((aug_images[:, 0] > aug_images[:, 0].mean((1, 2), keepdim=True)).long() == aug_labels)
+        assert agreement.float().mean() > 0.97, seed
+
+
+def test_the_affine_is_rigid_in_pixels_on_a_non_square_batch():
+    """A disk stays a disk: its extent along both axes grows alike under rotation, whatever the aspect."""
+    height, width = 40, 120
+    yy, xx = torch.meshgrid(torch.arange(height) - height / 2 + 0.5, torch.arange(width) - width / 2 + 0.5,
+                            indexing="ij")
+    labels = ((yy ** 2 + xx ** 2) <= 12 ** 2).long()[None].repeat(64, 1, 1)
+    images = labels[:, None].float().expand(-1, 3, -1, -1).clone()
+    _, out = augment(images, labels, torch.Generator().manual_seed(0))
+    rows = out.any(2).sum(1).float()  # extent along H
+    cols = out.any(1).sum(1).float()  # extent along W
+    assert (rows - cols).abs().max() <= 3  # squeezed by the aspect (120 / 40) it would differ by far more
