@@ -27,6 +27,9 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.info.end_time
     assert {"space", "data.source", "split.hash", "objectives", "recipe.lr", "repeats"} <= set(parent.data.params)
+    assert parent.data.params["data.test_split"].startswith("random 60/20/20 split, seed 0")
+    [lineage] = parent.inputs.dataset_inputs  # the Datasets column: the data, its split as digest
+    assert (lineage.dataset.name, lineage.dataset.digest) == ("synthetic", parent.data.params["split.hash"][:12])
     assert {"mlflow.source.git.commit", "version.torch", "version.optuna"} <= set(parent.data.tags)
     assert "Pareto front of val_dice, params" in parent.data.tags["mlflow.note.content"]
     assert {"designs_trained", "front_size", "best_val_dice", "hypervolume"} <= set(parent.data.metrics)
@@ -63,6 +66,7 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
         assert metrics["val_dice_best"] == (metrics["val_dice_best/seed_0"] + metrics["val_dice_best/seed_1"]) / 2
         assert {"val_dice_best_std", "val_dice_best_ci95_low", "test_dice/seed_1"} <= set(metrics)
         if "bench.duplicate_of" not in tags:
+            assert [i.dataset.digest for i in child.inputs.dataset_inputs] == [lineage.dataset.digest]
             assert [m.step for m in client.get_metric_history(child.info.run_id, "val_dice")] == [1]
             assert len(client.get_metric_history(child.info.run_id, "train_loss/seed_1")) == 1
             weights = {f.path for f in client.list_artifacts(child.info.run_id, "seed_0")}

@@ -16,6 +16,7 @@ from ..core import interrupts
 from ..arch.assemble import check_budget, check_input_size, meta_params, plan_architecture
 from ..arch.config import Architecture, resolve_architecture
 from ..data.source import FOLDER_KEYS, PROTOCOL_KEYS, DataSource
+from ..data.split import SPLIT_MODES
 from ..core.errors import BenchError
 from ..core.files import ensure_writable
 
@@ -199,7 +200,7 @@ def take_source(kwargs: dict[str, Any], data: Optional[str]) -> DataSource:
     """The data source the folder and protocol options in ``kwargs`` name (removed from it)."""
     from ..data.source import data_source
 
-    chosen = {k: kwargs.pop(k) for k in (*FOLDER_KEYS, *PROTOCOL_KEYS) if k in kwargs}
+    chosen = {k: kwargs.pop(k) for k in (*FOLDER_KEYS, *PROTOCOL_KEYS, "split_mode") if k in kwargs}
     return data_source(data, **chosen)
 
 
@@ -215,6 +216,10 @@ def training_options(command: Callable) -> Callable:
         click.option("--seed", type=int, default=0, show_default=True, help="Split and training seed."),
         click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
                      help="Reuse a split.json (checked against the folder)."),
+        click.option("--split-mode", type=click.Choice(SPLIT_MODES), default=None,
+                     help="official: the test set the data ships (DRIVE's test/, MoNuSeg's Test_Folder, ISIC "
+                     "2018's Test folders); random: 60/20/20 of every image by --seed. Default: official where "
+                     "the data ships a split, else random."),
         click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder."),
         click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
                      help="MLflow tracking URI (default sqlite:///runs/mlflow.db; env MLFLOW_TRACKING_URI)."),
@@ -255,8 +260,7 @@ def recipe_and_data(arch_channels: int, source: DataSource, recipe: str, epochs,
     from ..run.experiment import prepare_data
 
     chosen = recipe_from_options(recipe, epochs, batch, lr, seed, speed)
-    dataset, split = prepare_data(source.folder, source.protocol, arch_channels, seed,
-                                  Path(split_file) if split_file else None, source.layout)
+    dataset, split = prepare_data(source, arch_channels, seed, Path(split_file) if split_file else None)
     return chosen, dataset, split, dataset.input_size
 
 

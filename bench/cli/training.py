@@ -48,7 +48,7 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     net = train_network(arch, dataset, split, chosen, size, out_dir, seed_folders=False,
                         progress=lambda seed: training_progress(arch.name, console), device=where, latency=True)
     run = net.first
-    console.print(metrics_table(f"{arch.name}: test set ({len(split.test)} images; {dataset.protocol.describe()})",
+    console.print(metrics_table(f"{arch.name}: {split.describe()}; {dataset.protocol.describe()}",
                                  run.test, max(2, arch.config["classes"])))
     console.print(f"{net.cost.train.params:,} params, {net.cost.train.flops / 1e9:.3f} G FLOPs, latency "
                   f"{net.latency['median_ms']:.2f} ms; best epoch {run.metrics['best_epoch']}, trained in "

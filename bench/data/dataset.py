@@ -33,7 +33,8 @@ class SegmentationData:
     ``targets`` holds the labels at each image's own size where that differs from the working
     scale (patches with ``scale``): metrics are computed against them. ``source`` is the
     folder, or ``synthetic``; ``content_hash`` identifies the files (stems and byte sizes) or the
-    generator settings; ``notes`` lists what was converted on the way.
+    generator settings; ``notes`` lists what was converted on the way. ``subsets`` maps each
+    stem to its subset (train, val, test) where the download carries an official split.
     """
 
     source: str
@@ -47,6 +48,7 @@ class SegmentationData:
     notes: list[str] = field(default_factory=list)
     targets: Optional[list[torch.Tensor]] = None
     layout: Optional[dict] = None
+    subsets: Optional[dict[str, str]] = None
 
     def subset(self, stems: Sequence[str]) -> "SegmentationData":
         position = {s: i for i, s in enumerate(self.stems)}
@@ -117,11 +119,11 @@ def load_synthetic(count: int, size: int, classes: int = 2, seed: int = 0,
 
 
 def content_hash(index: DatasetIndex) -> str:
-    """SHA-256 over every pair's stem and file sizes: changes when files are added, removed or
-    rewritten with other content length."""
+    """SHA-256 over every pair's stem (and official subset) and file sizes: changes when files are
+    added, removed, moved between subsets or rewritten with other content length."""
     digest = hashlib.sha256()
     for pair in index.pairs:
-        digest.update(pair.stem.encode())
+        digest.update(pair.stem.encode() + (f"@{pair.subset}".encode() if pair.subset else b""))
         for path in (pair.image, *pair.masks, *pair.extra, *([pair.ignore] if pair.ignore else [])):
             digest.update(str(path.stat().st_size).encode())
     return digest.hexdigest()
@@ -219,7 +221,8 @@ def load_folder(root: Path, protocol: Protocol, channels: int = 3,
     reading.check(root)
     data = SegmentationData(str(index.root.resolve()), [p.stem for p in index.pairs], images, labels,
                             reading.classes, reading.describe(), content_hash(index), protocol,
-                            _notes(reading), targets or None, index.layout.to_dict())
+                            _notes(reading), targets or None, index.layout.to_dict(),
+                            {p.stem: p.subset for p in index.pairs} if index.official else None)
     if protocol.mode == "resize" and len(data.sizes()) > 1:
         raise BenchError(f"{root}: images come in {len(data.sizes())} sizes ({_sizes(data.sizes())}); give --size "
                          "to resize them all, or --patch to train on patches at native resolution.")
@@ -311,7 +314,7 @@ def inspect_folder(root: Path, layout: Optional[Layout] = None) -> dict:
         notes.append(f"images come in {len(sizes)} sizes: train with --size (resized) or --patch (native)")
     return {
         "root": str(index.root), "layout": index.layout.name, "folders": index.layout.to_dict(),
-        "pairs": len(index.pairs), "sizes": dict(sizes), "channels": dict(channels),
+        "pairs": len(index.pairs), "splits": index.official, "split_folders": dict(index.parts), "sizes": dict(sizes), "channels": dict(channels),
         "mask_encoding": reading.describe(),
         "mask_files": {kind: len(files) for kind, files in reading.encodings.items()},
         "classes": reading.classes,

@@ -20,6 +20,12 @@ anything (``{stem}_*`` is DRIVE's ``21_training``). Detected from the folder, as
 
 Any other layout: :class:`Layout` given explicitly (``--images``, ``--masks``, ``--mask-pattern``,
 ``--ignore``, ``--ignore-pattern``).
+
+Official splits, where a download carries them: top folders ``train``/``training``/``Train_Folder``,
+``val``/``validation``/``Val_Folder`` and ``test``/``testing``/``Test_Folder`` that each hold the same
+layout (DRIVE's ``training/`` + ``test/``, MoNuSeg's ``Train_Folder``/``Val_Folder``/``Test_Folder``,
+any ``train/`` + ``test/``), or ISIC 2018's ``*_Training_*``, ``*_Validation_*`` and ``*_Test_*``
+input and ground-truth folders side by side. Every pair then carries its subset.
 """
 from __future__ import annotations
 
@@ -83,6 +89,14 @@ class Pair:
     masks: tuple[Path, ...]
     extra: tuple[Path, ...] = ()
     ignore: Optional[Path] = None
+    subset: Optional[str] = None  # train, val or test where the download splits its files
+
+
+SUBSETS = ("train", "val", "test")
+# names of the folders of an official split, lower case, by subset
+SUBSET_FOLDERS = {"train": ("train", "training", "train_folder"), "val": ("val", "valid", "validation", "val_folder"),
+                  "test": ("test", "testing", "test_folder")}
+ISIC_SUBSETS = {"train": "Training", "val": "Validation", "test": "Test"}
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,13 @@ class DatasetIndex:
     root: Path
     layout: Layout
     pairs: tuple[Pair, ...]
+    parts: tuple[tuple[str, str], ...] = ()  # (subset, its folder or folders relative to root) of an official split
+
+    @property
+    def official(self) -> dict[str, int]:
+        """Images per subset of the official split ({} when the download has none)."""
+        counts = {s: sum(p.subset == s for p in self.pairs) for s in SUBSETS}
+        return {s: n for s, n in counts.items() if n} if self.parts else {}
 
 
 def pattern_regex(pattern: str, where: str) -> re.Pattern:
@@ -203,6 +224,9 @@ def index_dataset(root: Path, layout: Optional[Layout] = None) -> DatasetIndex:
     root = Path(root)
     if not root.is_dir():
         raise BenchError(f"{root}: no such dataset folder.")
+    official = official_parts(root, layout)
+    if official:
+        return _index_parts(root, official)
     if layout is None:
         root, layout = detect_layout(root)
     else:
@@ -217,6 +241,62 @@ def index_dataset(root: Path, layout: Optional[Layout] = None) -> DatasetIndex:
         raise BenchError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) matching "
                          f"{layout.image_pattern!r} in {layout.images}/.")
     return DatasetIndex(root, layout, tuple(pairs))
+
+
+def official_parts(root: Path, layout: Optional[Layout] = None) -> list[tuple[str, Path, Layout]]:
+    """(subset, folder, layout) of each part of an official split under ``root``, or [] when it
+    has none: a train and a test part at least, each holding ``layout`` (default: detected, the
+    same in every part)."""
+    folders = {}
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        for subset, names in SUBSET_FOLDERS.items():
+            if child.name.lower() in names:
+                folders.setdefault(subset, child)
+    if "train" in folders and "test" in folders:
+        parts = []
+        for subset in (s for s in SUBSETS if s in folders):
+            try:
+                base, found = (_layout_root(folders[subset], layout), layout) if layout else detect_layout(folders[subset])
+            except BenchError:  # a folder named test/ that holds no dataset: no official split
+                return []
+            if base is None or (parts and parts[0][2].name != found.name):
+                return []
+            parts.append((subset, base, found))
+        return parts
+    return _isic_parts(root, layout)
+
+
+def _isic_parts(root: Path, layout: Optional[Layout]) -> list[tuple[str, Path, Layout]]:
+    """ISIC 2018's subsets as folders side by side: ``*_Training_Input`` with
+    ``*_Training_GroundTruth``, and so on; a subset without ground truth (a test set whose masks
+    were withheld) is no part."""
+    isic = layout or named_layout("isic2018")
+    if isic.name != "isic2018":
+        return []
+    parts = []
+    for subset, word in ISIC_SUBSETS.items():
+        images, masks = f"*{word}_Input", f"*{word}_GroundTruth"
+        if _folder(root, images) and _folder(root, masks):
+            parts.append((subset, root, replace(isic, images=images, masks=masks)))
+    subsets = [p[0] for p in parts]
+    return parts if "train" in subsets and "test" in subsets else []
+
+
+def _index_parts(root: Path, parts: list[tuple[str, Path, Layout]]) -> DatasetIndex:
+    """The pairs of every part, each tagged with its subset; stems that recur across parts
+    (``train/1.png`` and ``test/1.png``) are prefixed with their subset."""
+    found = []
+    for subset, base, layout in parts:
+        pairs = [p for group in _groups(base, layout) for p in _pairs_in(group, layout, strict=True)]
+        if not pairs:
+            raise BenchError(f"{base}: the official {subset} split holds no images.")
+        found.append([replace(p, subset=subset) for p in pairs])
+    stems = [p.stem for pairs in found for p in pairs]
+    if len(set(stems)) != len(stems):
+        found = [[replace(p, stem=f"{p.subset}-{p.stem}") for p in pairs] for pairs in found]
+    return DatasetIndex(root, parts[0][2], tuple(p for pairs in found for p in pairs),
+                        tuple((subset, str(base.relative_to(root)) if base != root else layout.images)
+                              for subset, base, layout in parts))
 
 
 def _pairs_in(root: Path, layout: Layout, strict: bool) -> list[Pair]:

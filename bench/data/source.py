@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,13 +13,15 @@ from ..core.errors import BenchError, ConfigError
 from .dataset import SYNTHETIC, SegmentationData, load_data
 from .layouts import Layout, detect_layout, explicit_layout, named_layout, pattern_regex, with_patterns
 from .protocol import Protocol
+from .split import SPLIT_MODES, Split, split_dataset
 
 FOLDER_KEYS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern", "instances")
 PROTOCOL_KEYS = ("size", "patch", "scale", "oversample")
 
 
 # a space's data: section, beside source and size: every key unset (the instances flag false)
-SECTION_DEFAULTS = {**{k: None for k in (*FOLDER_KEYS, *PROTOCOL_KEYS) if k != "size"}, "instances": False}
+SECTION_DEFAULTS = {**{k: None for k in (*FOLDER_KEYS, *PROTOCOL_KEYS) if k != "size"}, "instances": False,
+                    "split_mode": None}
 
 
 def check_data_section(data: dict[str, Any]) -> None:
@@ -47,6 +49,9 @@ def check_data_section(data: dict[str, Any]) -> None:
                 pattern_regex(data[key], f"data.{key}")
             except BenchError as exc:
                 raise ConfigError(f"data.{key}", str(exc).split(": ", 1)[1]) from None
+    if data["split_mode"] is not None and data["split_mode"] not in SPLIT_MODES:
+        raise ConfigError("data.split_mode", f"must be one of {', '.join(SPLIT_MODES)}, got {data['split_mode']!r} "
+                          "(leave it out for the official split where the data ships one).")
     if not isinstance(data["instances"], bool):
         raise ConfigError("data.instances", f"must be true or false, got {data['instances']!r}.")
     if data["size"] is not None and data["patch"] is not None:
@@ -59,13 +64,15 @@ class DataSource:
     """A dataset folder (None: synthetic) with its layout (None: detected), and the protocol.
 
     ``protocol_given`` says whether the user chose the protocol (else a default applies:
-    a checkpoint's own, or a space's).
+    a checkpoint's own, or a space's). ``split_mode``: official or random (None: official where
+    the data ships a split).
     """
 
     folder: Optional[str] = None
     layout: Optional[Layout] = None
     protocol: Protocol = field(default_factory=Protocol)
     protocol_given: bool = False
+    split_mode: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -75,7 +82,12 @@ class DataSource:
         return load_data(self.folder, self.protocol, channels, self.layout, synthetic_count, seed)
 
     def with_protocol(self, protocol: Protocol) -> "DataSource":
-        return DataSource(self.folder, self.layout, protocol, True)
+        return replace(self, protocol=protocol, protocol_given=True)
+
+    def split(self, dataset: SegmentationData, seed: int) -> Split:
+        """``dataset`` (loaded from this source) split by this source's mode and ``seed``."""
+        return split_dataset(dataset.stems, dataset.source, dataset.content_hash, seed, self.split_mode,
+                             dataset.subsets)
 
 
 def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, images: Optional[str] = None,
@@ -83,7 +95,7 @@ def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, ima
                 mask_pattern: Optional[str] = None, ignore: Optional[str] = None,
                 ignore_pattern: Optional[str] = None, instances: bool = False, size: Optional[int] = None,
                 patch: Optional[int] = None, scale: Optional[float] = None,
-                oversample: Optional[float] = None) -> DataSource:
+                oversample: Optional[float] = None, split_mode: Optional[str] = None) -> DataSource:
     """A :class:`DataSource` from the CLI options / space keys of the same names.
 
     ``images`` and ``masks`` (relative to ``data`` when given, else to the working folder) name
@@ -123,7 +135,9 @@ def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, ima
     given = any(v is not None for v in (size, patch, scale, oversample))
     protocol = Protocol(size=size, patch=patch, scale=1.0 if scale is None else scale,
                         oversample=0.33 if oversample is None else oversample)
-    return DataSource(folder, chosen, protocol, given)
+    if split_mode is not None and split_mode not in SPLIT_MODES:
+        raise BenchError(f"--split-mode {split_mode}: unknown; choose one of {', '.join(SPLIT_MODES)}.")
+    return DataSource(folder, chosen, protocol, given, split_mode)
 
 
 def source_from_space(data: dict[str, Any], folder: Optional[str] = None,
@@ -137,4 +151,4 @@ def source_from_space(data: dict[str, Any], folder: Optional[str] = None,
     if protocol and any(v is not None for v in protocol.values()):
         chosen = {k: protocol.get(k) for k in PROTOCOL_KEYS}
     keys["instances"] = bool(keys["instances"])
-    return data_source(folder or data.get("source"), **keys, **chosen)
+    return data_source(folder or data.get("source"), **keys, **chosen, split_mode=data.get("split_mode"))

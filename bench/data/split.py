@@ -1,4 +1,10 @@
-"""A fixed, seeded train/val/test split, stored as JSON next to the runs that use it."""
+"""A fixed, seeded train/val/test split, stored as JSON next to the runs that use it.
+
+Modes: ``official`` keeps the test set a download ships (DRIVE's ``test/``, MoNuSeg's
+``Test_Folder``, ISIC 2018's Test folders) and its validation set, or draws validation as a seeded
+share of the official training set; ``random`` shuffles every image and cuts 60/20/20 (the TinyU-Net
+paper's protocol). By default a dataset with an official split is split the official way.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,9 +12,12 @@ import json
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..core.errors import BenchError
 from ..core.files import write_text
+
+SPLIT_MODES = ("official", "random")
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,14 @@ class Split:
     train: tuple[str, ...]
     val: tuple[str, ...]
     test: tuple[str, ...]
+    mode: str = "random"
+
+    def describe(self) -> str:
+        """How the test set was made, for tables, runs and reports: ``official test split (20 images)``."""
+        if self.mode == "official":
+            return f"official test split ({len(self.test)} images)"
+        shares = "/".join(f"{round(100 * f)}" for f in self.fractions)
+        return f"random {shares} split, seed {self.seed} ({len(self.test)} test images)"
 
     @property
     def hash(self) -> str:
@@ -30,7 +47,7 @@ class Split:
         return hashlib.sha256(lists.encode()).hexdigest()
 
     def save(self, path: Path) -> None:
-        record = {**asdict(self), "hash": self.hash}
+        record = {**asdict(self), "hash": self.hash, "description": self.describe()}
         write_text(path, json.dumps(record, indent=1) + "\n")
 
 
@@ -52,6 +69,43 @@ def make_split(stems: list[str], source: str, content_hash: str, seed: int = 0,
                  tuple(order[n_train:n_train + n_val]), tuple(order[n_train + n_val:]))
 
 
+def split_dataset(stems: list[str], source: str, content_hash: str, seed: int = 0, mode: Optional[str] = None,
+                  subsets: Optional[dict[str, str]] = None) -> Split:
+    """The split of a dataset's ``stems`` by ``mode`` (None: official where ``subsets``, the
+    official subset of each stem, are given; else random).
+
+    Raises:
+        BenchError: an unknown mode, or ``official`` for a dataset that ships no split.
+    """
+    if mode is not None and mode not in SPLIT_MODES:
+        raise BenchError(f"split mode {mode!r}: unknown; choose one of {', '.join(SPLIT_MODES)}.")
+    if mode == "official" and not subsets:
+        raise BenchError(f"{source}: the dataset ships no official split (no train/ and test/ folders, nor "
+                         "Train_Folder/ and Test_Folder/, nor ISIC 2018's Training and Test folders); use "
+                         "--split-mode random.")
+    if mode == "random" or not subsets:
+        return make_split(stems, source, content_hash, seed)
+    return official_split(stems, subsets, source, content_hash, seed)
+
+
+def official_split(stems: list[str], subsets: dict[str, str], source: str, content_hash: str, seed: int = 0,
+                   val_share: float = 0.25) -> Split:
+    """The official test set; the official validation set, or else ``val_share`` of the official
+    training set drawn with ``seed`` (a quarter: 60/20/20 of train plus validation)."""
+    part = {name: sorted(s for s in stems if subsets.get(s) == name) for name in ("train", "val", "test")}
+    train, val = part["train"], part["val"]
+    if not val:
+        if len(train) < 2:
+            raise BenchError(f"{source}: the official training set has {len(train)} image(s), too few to draw "
+                             "validation from; use --split-mode random.")
+        random.Random(seed).shuffle(train)
+        n_val = max(1, round(val_share * len(train)))
+        train, val = sorted(train[n_val:]), sorted(train[:n_val])
+    n = len(train) + len(val) + len(part["test"])
+    shares = tuple(round(len(p) / n, 3) for p in (train, val, part["test"]))
+    return Split(source, content_hash, seed, shares, tuple(train), tuple(val), tuple(part["test"]), "official")
+
+
 def load_split(path: Path, stems: list[str], content_hash: str) -> Split:
     """The split saved at ``path``, checked against the dataset's current ``stems``.
 
@@ -63,7 +117,7 @@ def load_split(path: Path, stems: list[str], content_hash: str) -> Split:
         record = json.loads(Path(path).read_text())
         split = Split(record["source"], record["content_hash"], record["seed"],
                       tuple(record["fractions"]), tuple(record["train"]), tuple(record["val"]),
-                      tuple(record["test"]))
+                      tuple(record["test"]), record.get("mode", "random"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BenchError(f"{path}: not a readable split file ({exc}).") from None
     listed = set(split.train) | set(split.val) | set(split.test)

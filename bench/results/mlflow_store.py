@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import sqlalchemy
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -233,6 +233,13 @@ class MlflowStore:
         for start in range(0, max(len(entries), 1), 1000):  # MLflow takes at most 1000 metrics a batch
             self.client.log_batch(run_id, metrics=entries[start:start + 1000],
                                   params=params_ if start == 0 else [], tags=tags_ if start == 0 else [])
+
+    def log_dataset(self, run_id: str, lineage: dict[str, Any], context: str = "training") -> None:
+        """The run's data as an MLflow dataset input (:func:`bench.data.lineage.lineage`), so the
+        runs table's Datasets column and filter show it."""
+        dataset = Dataset(lineage["name"], lineage["digest"], lineage["source_type"], lineage["source"],
+                          lineage.get("schema"), lineage.get("profile"))
+        self.client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
 
     def describe(self, run_id: str, text: str) -> None:
         """The run's description, as the UI shows it."""

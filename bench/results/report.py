@@ -74,9 +74,13 @@ def _table_caption(result: SweepResult) -> str:
     info = result.info
     seeds = f"mean ± std over {info.repeats} seeds" if info.repeats > 1 else "one seed per design"
     return (f"Pareto front of study {info.study} ({', '.join(info.objectives)}) on "
-            f"{Path(str(info.data['source'])).name} {info.data_at()}, test split of {info.data['test']} "
-            f"images; {seeds}. P(front): the share of 1,000 resamples of the designs' seeds and timings in "
+            f"{Path(str(info.data['source'])).name} {info.data_at()}, {_test_split(info.data)}; {seeds}. P(front): the share of 1,000 resamples of the designs' seeds and timings in "
             f"which the design is on the front (bench.results.membership).")
+
+
+def _test_split(data: dict) -> str:
+    """How the test images were chosen; a study recorded before split modes made a random split."""
+    return data.get("split") or f"random split ({data['test']} test images)"
 
 
 def report_page(result: SweepResult, plotted: bool) -> str:
@@ -94,7 +98,8 @@ def report_page(result: SweepResult, plotted: bool) -> str:
                  + (f"; constraints: {bounds}" if bounds else "") + ".")
     data = info.data
     lines.append(f"- Data: {Path(str(data['source'])).name} at {data['size']} px: {data['train']} training, "
-                 f"{data['val']} validation and {data['test']} test images (split {data['split_hash'][:12]}).")
+                 f"{data['val']} validation and {data['test']} test images ({_test_split(data)}, "
+                 f"split {data['split_hash'][:12]}).")
     lines.append(f"- Recipe: {recipe['optimizer']}, learning rate {recipe['lr']:g}, {recipe['schedule']} schedule, "
                  f"{recipe['epochs']} epochs, batch {recipe['batch']}, loss {recipe['loss']}; {seeds}.")
     settings = "".join(f", {k} {v}" for k, v in info.sampler_settings.items())  # the sampler's own

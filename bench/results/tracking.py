@@ -141,11 +141,13 @@ class MlflowTracker(SweepListener):
         # known before anything below can fail, so that the end of the sweep closes it
         self.store.log(parent, params={
             "space": info.space_file or info.space, "data.source": info.data["source"], "data.size": info.data["size"],
-            "split.hash": info.data["split_hash"],
+            "split.hash": info.data["split_hash"], "data.test_split": info.data.get("split", "random split"),
             "objectives": ",".join(f"{k}:{v}" for k, v in info.objectives.items()),
             "repeats": info.repeats, "sampler": info.sampler, "seed": info.seed,
             **{f"recipe.{k}": v for k, v in info.recipe.items()}, **{f"vary.{k}": v for k, v in info.vary.items()}})
         self.store.describe(parent, f"{info.description or info.space} (study running)")
+        if info.data.get("lineage"):
+            self.store.log_dataset(parent, info.data["lineage"])
         if info.space_file and Path(info.space_file).is_file():
             self.store.upload(parent, info.space_file)
         return parent
@@ -234,6 +236,8 @@ class MlflowTracker(SweepListener):
         series = curves([run.history for run in record.seeds], [run.seed for run in record.seeds], False) \
             if len(record.seeds) > 1 and record.duplicate_of is None else []
         self.store.log(run_id, values, self._new_params(run_id, params), tags, series)
+        if info is not None and record.trained and info.data.get("lineage") and record.duplicate_of is None:
+            self.store.log_dataset(run_id, info.data["lineage"])
         self.store.describe(run_id, describe_trial(record))
         if record.config is not None:
             self.client.log_text(run_id, yaml.safe_dump(record.config, sort_keys=False), "architecture.yaml")
@@ -296,12 +300,16 @@ def track_networks(tracking_uri: str, experiment: str, networks: Sequence[dict[s
     if parent is not None:
         parent_id = store.create_run(experiment_id, parent["name"], {"bench.role": "comparison", **source_tags()})
         store.log(parent_id, params=parent.get("params"))
+        if parent.get("dataset"):
+            store.log_dataset(parent_id, parent["dataset"])
         store.describe(parent_id, parent.get("description", ""))
     ids = []
     for net in networks:
         run_id = store.create_run(experiment_id, net["name"], {"bench.role": "network", **source_tags(),
                                                                **net.get("tags", {})}, parent=parent_id)
         store.log(run_id, net.get("metrics"), net.get("params"), series=curves(net["histories"], net["seeds"]))
+        if net.get("dataset"):
+            store.log_dataset(run_id, net["dataset"])
         store.describe(run_id, net.get("description", ""))
         store.client.log_text(run_id, yaml.safe_dump(net["config"], sort_keys=False), "architecture.yaml")
         for folder, paths in net.get("artifacts", {}).items():

@@ -26,6 +26,7 @@ from ..core.errors import BenchError
 from ..core.files import write_text
 from ..core.stats import RULE, PairedComparison, adjust, compare_paired
 from ..data.dataset import SegmentationData
+from ..data.lineage import lineage
 from ..data.source import DataSource, data_source
 from ..data.split import Split
 from ..results.tables import results_table, write_tables
@@ -96,8 +97,8 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
     archs = distinct_architectures(architectures)
     source = data if isinstance(data, DataSource) else data_source(data)
     chosen = recipe if isinstance(recipe, Recipe) else get_recipe(recipe, seed=seed)
-    dataset, split = prepare_data(source.folder, source.protocol, archs[0].config["in_channels"], chosen.seed,
-                                  Path(split_file) if split_file else None, source.layout)
+    dataset, split = prepare_data(source, archs[0].config["in_channels"], chosen.seed,
+                                  Path(split_file) if split_file else None)
     size, out_dir = dataset.input_size, Path(out_dir)
     for arch in archs:  # refuse a mismatch before any training starts
         check_classes(arch, dataset)
@@ -115,11 +116,11 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
     recipe_name = recipe if isinstance(recipe, str) else recipe_name or "custom"
     caption = (f"{', '.join(a.name for a in archs)} on {Path(dataset.source).name} ({dataset.protocol.describe()}), "
                f"recipe {recipe_name}, "
-               f"{chosen.epochs} epochs, test split of {len(split.test)} images; mean ± std over {repeats} seed(s); "
+               f"{chosen.epochs} epochs, {split.describe()}; mean ± std over {repeats} seed(s); "
                f"paired per-image test of foreground Dice against {archs[0].name}. {RULE}")
     paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
     write_text(out_dir / "comparison.json", json.dumps({
-        "seeds": reference.seeds, "split": split.hash, "data": dataset.source, "size": size,
+        "seeds": reference.seeds, "split": split.hash, "split_description": split.describe(), "data": dataset.source, "size": size,
         "protocol": dataset.protocol.to_dict(),
         "recipe": chosen.to_dict(), "networks": {n.name: {k: e.to_dict() for k, e in n.estimates().items()}
                                                  for n in networks},
@@ -132,7 +133,7 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
         url, _ = track_networks(tracking_uri, experiment or out_dir.name, entries, parent={
             "name": f"compare {' '.join(a.name for a in archs)}", "description": caption,
             "params": {"data.source": dataset.source, "data.size": size, "data.split": split.hash[:12],
-                       "seeds": ",".join(map(str, reference.seeds)), "networks": ",".join(a.name for a in archs)},
-            "artifacts": [*paths, out_dir / "comparison.json"]})
+                       "data.test_split": split.describe(), "seeds": ",".join(map(str, reference.seeds)), "networks": ",".join(a.name for a in archs)},
+            "artifacts": [*paths, out_dir / "comparison.json"], "dataset": lineage(dataset, split)})
         result.links["mlflow_runs_url"] = url
     return result

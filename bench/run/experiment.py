@@ -14,10 +14,10 @@ import torch
 from ..arch.assemble import build_checked
 from ..training.checkpoint import save_checkpoint
 from ..arch.config import Architecture
-from ..data.dataset import SegmentationData, load_data
-from ..data.layouts import Layout
-from ..data.protocol import Protocol
-from ..data.split import Split, load_split, make_split
+from ..data.dataset import SegmentationData
+from ..data.lineage import lineage
+from ..data.source import DataSource
+from ..data.split import Split, load_split
 from ..data.transforms import DESCRIPTION as AUGMENTATION
 from ..core.device import describe_device
 from ..core.errors import BenchError
@@ -32,15 +32,15 @@ from ..training.seeds import SeedRun, Splits, train_seeds
 from ..training.trained import TrainedNetwork
 
 
-def prepare_data(data: Optional[str], protocol: Protocol, channels: int, seed: int,
-                 split_file: Optional[Path] = None, layout: Optional[Layout] = None
+def prepare_data(source: DataSource, channels: int, seed: int, split_file: Optional[Path] = None
                  ) -> tuple[SegmentationData, Split]:
-    """The dataset by ``protocol`` and its split: loaded from ``split_file`` (checked against the
-    folder), or made with ``seed`` (60/20/20)."""
-    dataset = load_data(data, protocol, channels, layout)
+    """The dataset ``source`` names and its split: loaded from ``split_file`` (checked against the
+    folder), or made by the source's split mode with ``seed`` (the official test set where the
+    data ships one, else 60/20/20)."""
+    dataset = source.load(channels)
     if split_file is not None:
         return dataset, load_split(split_file, dataset.stems, dataset.content_hash)
-    return dataset, make_split(dataset.stems, dataset.source, dataset.content_hash, seed)
+    return dataset, source.split(dataset, seed)
 
 
 def check_classes(arch: Architecture, data: SegmentationData) -> None:
@@ -89,8 +89,10 @@ def tracking_entry(net: TrainedNetwork, recipe: Recipe, dataset: SegmentationDat
         "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
                    "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
                    "data.protocol": dataset.protocol.describe(),
-                   "data.split": split.hash[:12], "config_hash": net.arch.hash},
+                   "data.split": split.hash[:12], "data.test_split": split.describe(),
+                   "config_hash": net.arch.hash},
         "metrics": metrics, "config": net.arch.config, "description": description + ".", "tags": tags,
+        "dataset": lineage(dataset, split),
         "artifacts": {folder.name if len(net.runs) > 1 else "": [folder / "model.pt", folder / "metrics.json"]
                       for folder in net.out_dirs},
     }
@@ -127,7 +129,8 @@ def train_network(arch: Architecture, dataset: SegmentationData, split: Split, r
                   "device": {**describe_device(device), "deterministic": torch.are_deterministic_algorithms_enabled()},
                   "augmentation": AUGMENTATION if recipe.augment else "none",
                   "data": dataset.record(),
-                  "split": {"hash": split.hash, "file": "split.json",
+                  "split": {"hash": split.hash, "file": "split.json", "mode": split.mode,
+                            "description": split.describe(),
                             "sizes": [len(split.train), len(split.val), len(split.test)]},
                   "metric_conventions": METRIC_CONVENTIONS}
         folder.mkdir(parents=True, exist_ok=True)

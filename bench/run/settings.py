@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Optional
 from ..core.defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
 from ..core.errors import BenchError
 from ..core.files import plain_name
+from ..data.lineage import lineage
 from ..search.objectives import OBJECTIVES, Objective
 from ..search.records import StudyInfo
 from ..search.samplers import sampler_settings
@@ -133,6 +134,7 @@ class SweepSettings:
             study=self.study, space=space.name, description=space.description, objectives=dict(space.objectives),
             constraints=dict(space.constraints), architecture=space.architecture, reference_hash=reference_hash,
             data={"source": data.dataset.source, "size": data.size, "split_hash": data.split.hash,
+                  "split": data.split.describe(), "lineage": lineage(data.dataset, data.split),
                   "mode": data.dataset.protocol.mode, "protocol": data.dataset.protocol.describe(),
                   "classes": data.dataset.classes, "train": len(data.split.train), "val": len(data.split.val),
                   "test": len(data.split.test)},

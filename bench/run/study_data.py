@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..data.dataset import SegmentationData
 from ..data.source import DataSource
-from ..data.split import Split, make_split
+from ..data.split import Split
 from ..search.space import SearchSpace
 from ..training.seeds import Splits
 
@@ -23,7 +23,7 @@ class StudyData:
 
 
 def prepare_study_data(space: SearchSpace, source: DataSource, in_channels: int) -> StudyData:
-    """The data ``source`` names, split by the study seed."""
+    """The data ``source`` names, split by its mode and the study seed."""
     dataset = source.load(in_channels, synthetic_count=int(space.data["count"]), seed=int(space.study["seed"]))
-    split = make_split(dataset.stems, dataset.source, dataset.content_hash, int(space.study["seed"]))
+    split = source.split(dataset, int(space.study["seed"]))
     return StudyData(dataset, split, dataset.input_size)

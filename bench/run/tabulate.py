@@ -26,7 +26,7 @@ from ..arch.cost_cache import cached_profile
 from ..core.errors import BenchError
 from ..data.dataset import SegmentationData
 from ..data.source import DataSource
-from ..data.split import Split, make_split
+from ..data.split import Split
 from ..search.space import SearchSpace
 from ..search.study import FixedTrial, sample_overrides
 from ..search.table_study import Job, TableStudy
@@ -64,9 +64,9 @@ def table_data(space: SearchSpace, source: DataSource, in_channels: int) -> Tabl
     wanted = space.table.images if space.table else None
     if wanted is not None and wanted < len(dataset.stems):
         dataset = dataset.subset(sorted(random.Random(seed).sample(sorted(dataset.stems), wanted)))
-    split = make_split(dataset.stems, dataset.source, dataset.content_hash, seed)
+    split = source.split(dataset, seed)
     parts = Splits(*(dataset.subset(list(p)) for p in (split.train, split.val, split.test)))
-    record = {**dataset.record(), "images": len(dataset.stems), "split_hash": split.hash,
+    record = {**dataset.record(), "images": len(dataset.stems), "split_hash": split.hash, "split": split.describe(),
               "train": len(split.train), "val": len(split.val), "test": len(split.test)}
     return TableData(parts, split, dataset.input_size, record)
 
