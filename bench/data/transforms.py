@@ -43,7 +43,10 @@ def augment(images: torch.Tensor, labels: torch.Tensor, g: torch.Generator) -> t
     # affine_grid works in coordinates normalised per axis: a rotation in pixels becomes
     # diag(2/W, 2/H) R diag(W/2, H/2) there, which is R itself only for square inputs
     theta[apply, 0, 0], theta[apply, 0, 1], theta[apply, 1, 0], theta[apply, 1, 1] = (
-        cos[apply], -sin[apply] * h / w, sin[apply] * w / h, cos[apply])
+        cos[apply], -sin[apply], sin[apply], cos[apply])
+    if h != w:
+        theta[:, 0, 1] *= h / w
+        theta[:, 1, 0] *= w / h
     theta[apply, :, 2] = shift[apply]
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
