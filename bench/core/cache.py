@@ -79,18 +79,28 @@ class JsonCache:
     def trim(self) -> int:
         """Remove the least recently used entries until the kind holds at most ``max_bytes``;
         returns how many were removed."""
-        entries = []
-        with os.scandir(self.folder) as found:
-            for entry in found:
-                if entry.name.endswith(".json"):
-                    stat = entry.stat()
-                    entries.append((stat.st_mtime, stat.st_size, entry.path))
-        total = sum(size for _, size, _ in entries)
-        removed = 0
-        for _, size, path in sorted(entries):
-            if total <= self.max_bytes:
-                break
+        return trim_lru(self.folder, self.max_bytes, (".json",))
+
+
+def trim_lru(folder: Path, max_bytes: int, suffixes: tuple[str, ...]) -> int:
+    """Remove the least recently used entries of ``folder`` (an entry: the files of one stem with
+    these ``suffixes``; used: the newest modification time among them) until its entries hold at
+    most ``max_bytes``; returns how many entries were removed."""
+    entries: dict[str, list] = {}  # stem -> [last used, bytes, paths]
+    with os.scandir(folder) as found:
+        for entry in found:
+            if entry.name.endswith(suffixes) and not entry.name.startswith("."):  # "." : being written
+                stat = entry.stat()
+                group = entries.setdefault(entry.name.split(".")[0], [0.0, 0, []])
+                group[0], group[1] = max(group[0], stat.st_mtime), group[1] + stat.st_size
+                group[2].append(entry.path)
+    total = sum(size for _, size, _ in entries.values())
+    removed = 0
+    for _, size, paths in sorted(entries.values()):
+        if total <= max_bytes:
+            break
+        for path in paths:
             Path(path).unlink(missing_ok=True)
-            total -= size
-            removed += 1
-        return removed
+        total -= size
+        removed += 1
+    return removed

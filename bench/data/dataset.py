@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..core.errors import BenchError
 from .images import IGNORE, MaskEncoding, mask_encoding, read_image, read_mask
+from .decode_cache import DecodeCache, Decoded, decode_key
 from .layouts import DatasetIndex, Layout, Pair, index_dataset
 from .protocol import Protocol
 from .synthetic import synthetic_sample
@@ -206,6 +207,27 @@ def load_folder(root: Path, protocol: Protocol, channels: int = 3,
             sizes in resize mode without a size.
     """
     index = index_dataset(root, layout)
+    cache, key = DecodeCache(), decode_key(index, protocol, channels)
+    decoded = cache.get(key)
+    if decoded is None:
+        decoded = decode(index, protocol, channels)
+        cache.put(key, decoded)
+    data = SegmentationData(str(index.root.resolve()), [p.stem for p in index.pairs], decoded.images, decoded.labels,
+                            decoded.classes, decoded.encoding, content_hash(index), protocol,
+                            decoded.notes, decoded.targets, index.layout.to_dict(),
+                            {p.stem: p.subset for p in index.pairs} if index.official else None)
+    if protocol.mode == "resize" and len(data.sizes()) > 1:
+        raise BenchError(f"{root}: images come in {len(data.sizes())} sizes ({_sizes(data.sizes())}); give --size "
+                         "to resize them all, or --patch to train on patches at native resolution.")
+    return data
+
+
+def decode(index: DatasetIndex, protocol: Protocol, channels: int) -> Decoded:
+    """Every pair of ``index`` read, checked and brought to the working scale of ``protocol``.
+
+    Raises:
+        BenchError: see :func:`load_folder`.
+    """
     reading, images, labels, targets = _Reading(), [], [], []
     for pair in index.pairs:
         image = read_image(pair.image)
@@ -218,15 +240,8 @@ def load_folder(root: Path, protocol: Protocol, channels: int = 3,
         if protocol.patch is not None and target != image.shape[:2]:
             targets.append(torch.from_numpy(label))
         del image, label
-    reading.check(root)
-    data = SegmentationData(str(index.root.resolve()), [p.stem for p in index.pairs], images, labels,
-                            reading.classes, reading.describe(), content_hash(index), protocol,
-                            _notes(reading), targets or None, index.layout.to_dict(),
-                            {p.stem: p.subset for p in index.pairs} if index.official else None)
-    if protocol.mode == "resize" and len(data.sizes()) > 1:
-        raise BenchError(f"{root}: images come in {len(data.sizes())} sizes ({_sizes(data.sizes())}); give --size "
-                         "to resize them all, or --patch to train on patches at native resolution.")
-    return data
+    reading.check(index.root)
+    return Decoded(images, labels, targets or None, reading.classes, reading.describe(), _notes(reading))
 
 
 def working_size(shape: tuple[int, int], protocol: Protocol) -> tuple[int, int]:
