@@ -112,8 +112,10 @@ def test_official_mode_on_a_set_that_ships_no_split_says_so(tmp_path):
     assert data_source(str(root)).split(data, 0).mode == "random"
     with pytest.raises(BenchError, match="ships no official split.*--split-mode random"):
         data_source(str(root), split_mode="official").split(data, 0)
-    with pytest.raises(BenchError, match="--split-mode kfold: unknown"):
-        data_source(str(root), split_mode="kfold")
+    with pytest.raises(BenchError, match="--split-mode folds: unknown.*official, random, kfold"):
+        data_source(str(root), split_mode="folds")
+    with pytest.raises(BenchError, match="several splits: give --folds K"):
+        data_source(str(root), split_mode="kfold").split(data, 0)
 
 
 def test_stems_that_recur_across_subsets_are_told_apart(tmp_path):
@@ -167,3 +169,76 @@ def test_a_space_names_its_split_mode_and_a_bad_one_is_refused_at_its_key(write_
     assert source_from_space(space.data).split_mode == "random"
     with pytest.raises(ConfigError, match="data.split_mode.*official, random"):
         load_space(str(write_yaml("bad.yaml", text.format(mode="folds"))))
+
+
+# ------------------------------------------------------------------------------------- k folds
+def test_folds_are_disjoint_cover_every_image_once_and_follow_the_seed():
+    from bench.data.split import kfold_splits
+
+    stems = [f"{k:03d}" for k in range(23)]
+    folds = kfold_splits(stems, "set", "hash", folds=5, seed=7)
+    tests = [set(s.test) for s in folds]
+    assert sorted(s for t in tests for s in t) == stems  # every image tested exactly once
+    assert {len(t) for t in tests} <= {4, 5}
+    for split in folds:
+        assert not set(split.train) & set(split.val) and not (set(split.train) | set(split.val)) & set(split.test)
+        assert len(split.train) + len(split.val) + len(split.test) == 23 and split.mode == "kfold"
+    assert kfold_splits(stems, "set", "hash", folds=5, seed=7) == folds
+    assert [s.test for s in kfold_splits(stems, "set", "hash", folds=5, seed=8)] != [s.test for s in folds]
+    assert folds[1].describe() == f"fold 2 of 5, seed 7 ({len(folds[1].test)} test images)"
+
+
+def test_too_few_images_or_folds_are_refused_with_the_fix():
+    from bench.data.split import kfold_splits
+
+    with pytest.raises(BenchError, match="7 images are too few for 5 folds.*--folds 3"):
+        kfold_splits([str(k) for k in range(7)], "set", "hash", folds=5)
+    with pytest.raises(BenchError, match="at least 2 folds"):
+        kfold_splits([str(k) for k in range(7)], "set", "hash", folds=1)
+    with pytest.raises(BenchError, match="--folds 3 and --split-mode random exclude each other"):
+        data_source(None, folds=3, split_mode="random")
+
+
+def test_a_cross_validated_comparison_scores_every_image_once_per_fold_and_pooled(tmp_path):
+    import mlflow
+
+    from bench.arch.config import resolve_architecture
+    from bench.run.compare import compare
+    from bench.training.recipe import get_recipe
+
+    archs = [resolve_architecture("tinyunet", ["width_multiplier=0.25"]),
+             resolve_architecture("tinyunet", ["width_multiplier=0.25", "encoder.block.N=2", "name=tinyunet_n2"])]
+    store, root = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "set"
+    for k in range(14):
+        save(root / "image" / f"{k}.png", photo())
+        save(root / "label" / f"{k}.png", blob())
+    result = compare(archs, data_source(str(root), size=32, folds=3), recipe=get_recipe("default", epochs=1, batch=4),
+                     out_dir=tmp_path / "cmp", max_seconds=0.2, tracking_uri=store)
+    folds = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["folds"]
+    tested = [s for fold in folds for s in fold["test"]]
+    assert len(folds) == 3 and sorted(tested) == sorted(result.dataset.stems)  # 14 images, each once
+    assert result.versus[1].n == 14 and len(result.networks[1].seed_scores()[0]) == 14
+    table = result.folds
+    assert list(table.fold) == [1, 1, 2, 2, 3, 3, "pooled", "pooled"]
+    assert table[table.fold == "pooled"].test_images.tolist() == [14, 14]
+    assert table[table.fold != "pooled"].groupby("network").test_images.sum().tolist() == [14, 14]
+    assert (tmp_path / "cmp" / "folds.csv").exists() and "3-fold cross-validation" in result.caption
+    for fold_folder in ("fold_1", "fold_2", "fold_3"):
+        assert (tmp_path / "cmp" / archs[0].name / fold_folder / "seed_0" / "model.pt").exists()
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    roles = sorted(r.data.tags["bench.role"] for r in runs)
+    assert roles == ["comparison"] + ["fold"] * 6 + ["network"] * 2
+    networks = {r.info.run_id for r in runs if r.data.tags["bench.role"] == "network"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs if r.data.tags["bench.role"] == "fold"} == networks
+
+
+def test_bench_train_with_folds_trains_once_per_fold_and_pools(tmp_path, run_cli):
+    root = numbered(tmp_path / "set") / "train"  # 5 images, no official split
+    result = run_cli("train", "tinyunet", "--set", "width_multiplier=0.25", "--data", str(root), "--size", "32",
+                     "--epochs", "1", "--batch", "2", "--folds", "2", "--no-tracking", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "fold 1 of 2" in text and "fold 2 of 2" in text and "2-fold cross-validation, seed 0 (5 images" in text
+    tested = [json.loads((tmp_path / "run" / f"fold_{k}" / "split.json").read_text())["test"] for k in (1, 2)]
+    assert sorted(tested[0] + tested[1]) == ["0", "1", "2", "3", "4"]

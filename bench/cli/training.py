@@ -14,6 +14,7 @@ from ..arch.assemble import check_input_size, plan_architecture
 from ..data.source import DataSource
 from ..core.errors import BenchError
 
+from ..data.split import describe_splits
 from .common import (Finite, architecture_options, apply_deterministic, check_outputs, cli, console, device_option,
                      folder_options, metrics_table, protocol_options, recipe_and_data,
                      recipe_from_options, resolve, run_dir, speed_overrides, take_source,
@@ -30,10 +31,11 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     """Train an architecture on a dataset (default: synthetic) and evaluate it on the test split.
 
     Writes split.json, model.pt (weights + resolved config) and metrics.json to --out, and logs
-    the run to MLflow (curves, metrics, cost, weights).
+    the run to MLflow (curves, metrics, cost, weights). With --folds K: once per fold (under
+    --out/fold_<k>), each scored on the fold it did not see, figures per fold and pooled.
     """
     from ..core.device import resolve_device
-    from ..run.experiment import tracking_entry, train_network
+    from ..run.experiment import tracking_entry, train_network, train_splits
     from ..results.progress import training_progress
 
     where, speed = resolve_device(device), speed_overrides(options)
@@ -43,8 +45,26 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
     tracking = tracking_store(tracking_uri, no_tracking)
     out_dir = Path(out) if out else run_dir(arch.name, source)
     check_outputs(out_dir, [arch], 1, source.protocol.input_size)
-    chosen, dataset, split, size = recipe_and_data(arch.config["in_channels"], source, recipe, epochs, batch, lr,
-                                                    seed, split_file, speed)
+    chosen, dataset, splits, size = recipe_and_data(arch.config["in_channels"], source, recipe, epochs, batch, lr,
+                                                     seed, split_file, speed)
+    if len(splits) > 1:
+        net = train_splits(arch, dataset, splits, chosen, size, out_dir, seed_folders=False, device=where,
+                           progress=lambda seed: training_progress(arch.name, console), latency=True)
+        for fold, fold_split in zip(net.folds, splits):
+            console.print(f"{fold_split.describe()}: test foreground Dice {fold.first.test['dice_mean_fg']:.4f}",
+                          highlight=False)
+        dice = net.estimates()["dice_mean_fg"]
+        pooled = sum(net.per_image()) / len(net.per_image())
+        console.print(f"{arch.name}, {describe_splits(splits)}: test foreground Dice {dice.text()} over the folds; "
+                      f"{pooled:.4f} over every image once; wrote {out_dir}/", highlight=False)
+        if tracking:
+            from ..results.tracking import track_networks
+
+            url, _ = track_networks(tracking, experiment or "bench train",
+                                    [tracking_entry(net, chosen, dataset, splits, size)])
+            console.print(f"MLflow: {url}", highlight=False, soft_wrap=True)
+        return
+    split = splits[0]
     net = train_network(arch, dataset, split, chosen, size, out_dir, seed_folders=False,
                         progress=lambda seed: training_progress(arch.name, console), device=where, latency=True)
     run = net.first
@@ -150,16 +170,23 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
         device=where, max_seconds=max_seconds, tracking_uri=tracking, experiment=experiment,
         progress=lambda name, s: training_progress(f"{name} seed {s}", console),
         timing=lambda: console.status("timing the networks together") if console.is_terminal else nullcontext())
-    dataset, split = result.dataset, result.split
+    dataset = result.dataset
     shown = display_table(result.table).set_index("Model").T  # a figure per row: fits a terminal
     seeds = ", ".join(map(str, result.seeds))
     rich_table = Table("", *shown.columns, title=f"{dataset.source} ({dataset.protocol.describe()}), recipe {recipe}, "
-                       f"{chosen.epochs} epochs, seeds {seeds}, split {split.hash[:12]}")
+                       f"{chosen.epochs} epochs, seeds {seeds}, {describe_splits(result.splits)}")
     for figure, row in shown.iterrows():
         rich_table.add_row(figure, *row)
     console.print(rich_table)
+    if result.folds is not None:
+        folds = Table("fold", "network", "images", "test Dice (fg)", "verdict", title="per fold, and pooled")
+        for row in result.folds.itertuples():
+            folds.add_row(str(row.fold), row.network, str(row.test_images),
+                          f"{row.test_dice_fg:.4f} ± {row.test_dice_fg_std:.4f}", row.verdict)
+        console.print(folds)
     for test in result.versus[1:]:
-        console.print(f"{test.candidate} against {test.reference}, paired over {test.n} test images and "
+        over = f"{len(result.splits)} folds, every image once" if len(result.splits) > 1 else "one split"
+        console.print(f"{test.candidate} against {test.reference}, paired over {test.n} test images ({over}) and "
                       f"{repeats} seed(s) (foreground Dice): {test.text()}", highlight=False)
     if len(result.versus) > 1:
         console.print(RULE, highlight=False)

@@ -13,7 +13,7 @@ from ..core.errors import BenchError, ConfigError
 from .dataset import SYNTHETIC, SegmentationData, load_data
 from .layouts import Layout, detect_layout, explicit_layout, named_layout, pattern_regex, with_patterns
 from .protocol import Protocol
-from .split import SPLIT_MODES, Split, split_dataset
+from .split import DEFAULT_FOLDS, ONE_SPLIT_MODES, SPLIT_MODES, Split, kfold_splits, split_dataset
 
 FOLDER_KEYS = ("layout", "images", "masks", "image_pattern", "mask_pattern", "ignore", "ignore_pattern", "instances")
 PROTOCOL_KEYS = ("size", "patch", "scale", "oversample")
@@ -49,9 +49,10 @@ def check_data_section(data: dict[str, Any]) -> None:
                 pattern_regex(data[key], f"data.{key}")
             except BenchError as exc:
                 raise ConfigError(f"data.{key}", str(exc).split(": ", 1)[1]) from None
-    if data["split_mode"] is not None and data["split_mode"] not in SPLIT_MODES:
-        raise ConfigError("data.split_mode", f"must be one of {', '.join(SPLIT_MODES)}, got {data['split_mode']!r} "
-                          "(leave it out for the official split where the data ships one).")
+    if data["split_mode"] is not None and data["split_mode"] not in ONE_SPLIT_MODES:
+        raise ConfigError("data.split_mode", f"must be one of {', '.join(ONE_SPLIT_MODES)}, got {data['split_mode']!r} "
+                          "(leave it out for the official split where the data ships one; a sweep ranks its "
+                          "designs on one split, so k-fold belongs to `bench compare --folds K`).")
     if not isinstance(data["instances"], bool):
         raise ConfigError("data.instances", f"must be true or false, got {data['instances']!r}.")
     if data["size"] is not None and data["patch"] is not None:
@@ -73,6 +74,7 @@ class DataSource:
     protocol: Protocol = field(default_factory=Protocol)
     protocol_given: bool = False
     split_mode: Optional[str] = None
+    folds: Optional[int] = None
 
     @property
     def name(self) -> str:
@@ -86,8 +88,17 @@ class DataSource:
 
     def split(self, dataset: SegmentationData, seed: int) -> Split:
         """``dataset`` (loaded from this source) split by this source's mode and ``seed``."""
+        if self.folds is not None:
+            raise BenchError(f"--folds {self.folds}: this command trains on one split; k-fold cross-validation is "
+                             "for `bench train` and `bench compare`.")
         return split_dataset(dataset.stems, dataset.source, dataset.content_hash, seed, self.split_mode,
                              dataset.subsets)
+
+    def splits(self, dataset: SegmentationData, seed: int) -> list[Split]:
+        """The k-fold splits of ``dataset`` (``folds``, or 5 with mode kfold), else its one split."""
+        if self.folds is None and self.split_mode != "kfold":
+            return [self.split(dataset, seed)]
+        return kfold_splits(dataset.stems, dataset.source, dataset.content_hash, self.folds or DEFAULT_FOLDS, seed)
 
 
 def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, images: Optional[str] = None,
@@ -95,7 +106,8 @@ def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, ima
                 mask_pattern: Optional[str] = None, ignore: Optional[str] = None,
                 ignore_pattern: Optional[str] = None, instances: bool = False, size: Optional[int] = None,
                 patch: Optional[int] = None, scale: Optional[float] = None,
-                oversample: Optional[float] = None, split_mode: Optional[str] = None) -> DataSource:
+                oversample: Optional[float] = None, split_mode: Optional[str] = None,
+                folds: Optional[int] = None) -> DataSource:
     """A :class:`DataSource` from the CLI options / space keys of the same names.
 
     ``images`` and ``masks`` (relative to ``data`` when given, else to the working folder) name
@@ -137,7 +149,10 @@ def data_source(data: Optional[str] = None, *, layout: Optional[str] = None, ima
                         oversample=0.33 if oversample is None else oversample)
     if split_mode is not None and split_mode not in SPLIT_MODES:
         raise BenchError(f"--split-mode {split_mode}: unknown; choose one of {', '.join(SPLIT_MODES)}.")
-    return DataSource(folder, chosen, protocol, given, split_mode)
+    if folds is not None and split_mode in ONE_SPLIT_MODES:
+        raise BenchError(f"--folds {folds} and --split-mode {split_mode} exclude each other: folds are k-fold "
+                         "cross-validation (--split-mode kfold).")
+    return DataSource(folder, chosen, protocol, given, split_mode, folds)
 
 
 def source_from_space(data: dict[str, Any], folder: Optional[str] = None,

@@ -3,7 +3,9 @@
 Modes: ``official`` keeps the test set a download ships (DRIVE's ``test/``, MoNuSeg's
 ``Test_Folder``, ISIC 2018's Test folders) and its validation set, or draws validation as a seeded
 share of the official training set; ``random`` shuffles every image and cuts 60/20/20 (the TinyU-Net
-paper's protocol). By default a dataset with an official split is split the official way.
+paper's protocol); ``kfold`` cuts every image into K folds with the seed (nnU-Net reports 5-fold
+cross-validation), each fold the test set of one split whose validation is a seeded quarter of the
+other folds. By default a dataset with an official split is split the official way.
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from typing import Optional
 from ..core.errors import BenchError
 from ..core.files import write_text
 
-SPLIT_MODES = ("official", "random")
+SPLIT_MODES = ("official", "random", "kfold")
+ONE_SPLIT_MODES = ("official", "random")  # what a sweep ranks on
+DEFAULT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,14 @@ class Split:
     val: tuple[str, ...]
     test: tuple[str, ...]
     mode: str = "random"
+    fold: Optional[tuple[int, int]] = None  # (index from 0, folds) of a k-fold split
 
     def describe(self) -> str:
         """How the test set was made, for tables, runs and reports: ``official test split (20 images)``."""
         if self.mode == "official":
             return f"official test split ({len(self.test)} images)"
+        if self.fold is not None:
+            return f"fold {self.fold[0] + 1} of {self.fold[1]}, seed {self.seed} ({len(self.test)} test images)"
         shares = "/".join(f"{round(100 * f)}" for f in self.fractions)
         return f"random {shares} split, seed {self.seed} ({len(self.test)} test images)"
 
@@ -83,6 +90,9 @@ def split_dataset(stems: list[str], source: str, content_hash: str, seed: int = 
         raise BenchError(f"{source}: the dataset ships no official split (no train/ and test/ folders, nor "
                          "Train_Folder/ and Test_Folder/, nor ISIC 2018's Training and Test folders); use "
                          "--split-mode random.")
+    if mode == "kfold":
+        raise BenchError("k-fold cross-validation makes several splits: give --folds K to `bench train` or "
+                         "`bench compare` (a sweep ranks on one split: data.split_mode official or random).")
     if mode == "random" or not subsets:
         return make_split(stems, source, content_hash, seed)
     return official_split(stems, subsets, source, content_hash, seed)
@@ -106,6 +116,44 @@ def official_split(stems: list[str], subsets: dict[str, str], source: str, conte
     return Split(source, content_hash, seed, shares, tuple(train), tuple(val), tuple(part["test"]), "official")
 
 
+def kfold_splits(stems: list[str], source: str, content_hash: str, folds: int = DEFAULT_FOLDS, seed: int = 0,
+                 val_share: float = 0.25) -> list[Split]:
+    """``folds`` splits of the sorted ``stems`` shuffled with ``seed``: fold k (sizes differ by one
+    at most) is split k's test set, and a quarter of the other folds, drawn with ``seed`` and k,
+    its validation set. Every image is tested exactly once.
+
+    Raises:
+        BenchError: fewer than 2 folds, or too few images for ``folds`` test sets and a validation set.
+    """
+    if folds < 2:
+        raise BenchError(f"--folds {folds}: cross-validation needs at least 2 folds.")
+    if len(stems) < 2 * folds:
+        raise BenchError(f"{source}: {len(stems)} images are too few for {folds} folds (each fold needs a test "
+                         f"image, and training a validation image); use --folds {max(2, len(stems) // 2)} or fewer.")
+    order = sorted(stems)
+    random.Random(seed).shuffle(order)
+    bounds = [round(k * len(order) / folds) for k in range(folds + 1)]
+    parts = [order[bounds[k]:bounds[k + 1]] for k in range(folds)]
+    splits = []
+    for k, test in enumerate(parts):
+        rest = sorted(s for j, part in enumerate(parts) if j != k for s in part)
+        random.Random(f"{seed}/{k}").shuffle(rest)
+        n_val = max(1, round(val_share * len(rest)))
+        shares = tuple(round(n / len(order), 3) for n in (len(rest) - n_val, n_val, len(test)))
+        splits.append(Split(source, content_hash, seed, shares, tuple(sorted(rest[n_val:])), tuple(sorted(rest[:n_val])),
+                            tuple(sorted(test)), "kfold", (k, folds)))
+    return splits
+
+
+def describe_splits(splits: list[Split]) -> str:
+    """One split as :meth:`Split.describe` says it; k folds as ``5-fold cross-validation, seed 0 (30
+    images, each tested once)``."""
+    if len(splits) == 1:
+        return splits[0].describe()
+    images = sum(len(s.test) for s in splits)
+    return f"{len(splits)}-fold cross-validation, seed {splits[0].seed} ({images} images, each tested once)"
+
+
 def load_split(path: Path, stems: list[str], content_hash: str) -> Split:
     """The split saved at ``path``, checked against the dataset's current ``stems``.
 
@@ -117,7 +165,8 @@ def load_split(path: Path, stems: list[str], content_hash: str) -> Split:
         record = json.loads(Path(path).read_text())
         split = Split(record["source"], record["content_hash"], record["seed"],
                       tuple(record["fractions"]), tuple(record["train"]), tuple(record["val"]),
-                      tuple(record["test"]), record.get("mode", "random"))
+                      tuple(record["test"]), record.get("mode", "random"),
+                      tuple(record["fold"]) if record.get("fold") else None)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BenchError(f"{path}: not a readable split file ({exc}).") from None
     listed = set(split.train) | set(split.val) | set(split.test)

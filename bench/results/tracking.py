@@ -286,6 +286,26 @@ def describe_trial(record: TrialRecord) -> str:
             f"mean over seeds); {params}.")
 
 
+def _log_network(store: MlflowStore, experiment_id: str, net: dict[str, Any], parent_id: Optional[str],
+                 role: str = "network") -> str:
+    """One network's run (see :func:`track_networks`), with a child run for each of its
+    ``children`` (the folds of a cross-validation)."""
+    run_id = store.create_run(experiment_id, net["name"], {"bench.role": role, **source_tags(), **net.get("tags", {})},
+                              parent=parent_id)
+    store.log(run_id, net.get("metrics"), net.get("params"), series=curves(net["histories"], net["seeds"]))
+    if net.get("dataset"):
+        store.log_dataset(run_id, net["dataset"])
+    store.describe(run_id, net.get("description", ""))
+    store.client.log_text(run_id, yaml.safe_dump(net["config"], sort_keys=False), "architecture.yaml")
+    for folder, paths in net.get("artifacts", {}).items():
+        for path in paths:
+            store.upload(run_id, path, folder or None)
+    for child in net.get("children", []):
+        _log_network(store, experiment_id, child, run_id, role="fold")
+    store.finish(run_id)
+    return run_id
+
+
 def track_networks(tracking_uri: str, experiment: str, networks: Sequence[dict[str, Any]],
                    parent: Optional[dict[str, Any]] = None) -> tuple[str, list[str]]:
     """Log ``bench train`` / ``bench compare``: a run per network (and, for a comparison, a
@@ -303,20 +323,7 @@ def track_networks(tracking_uri: str, experiment: str, networks: Sequence[dict[s
         if parent.get("dataset"):
             store.log_dataset(parent_id, parent["dataset"])
         store.describe(parent_id, parent.get("description", ""))
-    ids = []
-    for net in networks:
-        run_id = store.create_run(experiment_id, net["name"], {"bench.role": "network", **source_tags(),
-                                                               **net.get("tags", {})}, parent=parent_id)
-        store.log(run_id, net.get("metrics"), net.get("params"), series=curves(net["histories"], net["seeds"]))
-        if net.get("dataset"):
-            store.log_dataset(run_id, net["dataset"])
-        store.describe(run_id, net.get("description", ""))
-        store.client.log_text(run_id, yaml.safe_dump(net["config"], sort_keys=False), "architecture.yaml")
-        for folder, paths in net.get("artifacts", {}).items():
-            for path in paths:
-                store.upload(run_id, path, folder or None)
-        store.finish(run_id)
-        ids.append(run_id)
+    ids = [_log_network(store, experiment_id, net, parent_id) for net in networks]
     if parent_id is not None:
         for path in parent.get("artifacts", []):
             store.upload(parent_id, path)

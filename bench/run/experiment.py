@@ -17,7 +17,7 @@ from ..arch.config import Architecture
 from ..data.dataset import SegmentationData
 from ..data.lineage import lineage
 from ..data.source import DataSource
-from ..data.split import Split, load_split
+from ..data.split import Split, describe_splits, load_split
 from ..data.transforms import DESCRIPTION as AUGMENTATION
 from ..core.device import describe_device
 from ..core.errors import BenchError
@@ -29,18 +29,21 @@ from ..training.recipe import Recipe
 from ..search.objectives import OBJECTIVES, Objective
 from ..training.metrics import CONVENTIONS as METRIC_CONVENTIONS
 from ..training.seeds import SeedRun, Splits, train_seeds
-from ..training.trained import TrainedNetwork
+from ..training.trained import TrainedNetwork, cross_validated
 
 
 def prepare_data(source: DataSource, channels: int, seed: int, split_file: Optional[Path] = None
-                 ) -> tuple[SegmentationData, Split]:
-    """The dataset ``source`` names and its split: loaded from ``split_file`` (checked against the
-    folder), or made by the source's split mode with ``seed`` (the official test set where the
-    data ships one, else 60/20/20)."""
+                 ) -> tuple[SegmentationData, list[Split]]:
+    """The dataset ``source`` names and its splits: one loaded from ``split_file`` (checked against
+    the folder), or made by the source's split mode with ``seed`` (the official test set where the
+    data ships one, else 60/20/20; K folds with ``folds``)."""
     dataset = source.load(channels)
     if split_file is not None:
-        return dataset, load_split(split_file, dataset.stems, dataset.content_hash)
-    return dataset, source.split(dataset, seed)
+        if source.folds is not None:
+            raise BenchError(f"--split {split_file} and --folds {source.folds} exclude each other: a split file holds "
+                             "one split; the folds are made from --seed.")
+        return dataset, [load_split(split_file, dataset.stems, dataset.content_hash)]
+    return dataset, source.splits(dataset, seed)
 
 
 def check_classes(arch: Architecture, data: SegmentationData) -> None:
@@ -55,12 +58,13 @@ def check_classes(arch: Architecture, data: SegmentationData) -> None:
     )
 
 
-def tracking_entry(net: TrainedNetwork, recipe: Recipe, dataset: SegmentationData, split: Split, size: int,
-                   versus: Optional[Any] = None) -> dict[str, Any]:
+def tracking_entry(net: TrainedNetwork, recipe: Recipe, dataset: SegmentationData, split: Split | list[Split],
+                   size: int, versus: Optional[Any] = None) -> dict[str, Any]:
     """What :func:`bench.results.tracking.track_networks` logs of one network trained with its
     seeds: recipe, data and seeds as parameters; cost, test metrics (mean over seeds, with
     spread), the objectives known after training, per-epoch curves; the resolved architecture;
-    every seed's weights and metrics."""
+    every seed's weights and metrics. Cross-validated (``split`` the list of folds): the pooled
+    figures, and one child entry per fold."""
     figures = net.estimates()
     metrics: dict[str, Any] = {"n_params": net.cost.train.params, "flops": net.cost.train.flops,
                                "macs": net.cost.train.macs, "deploy_n_params": net.cost.deploy.params}
@@ -78,6 +82,20 @@ def tracking_entry(net: TrainedNetwork, recipe: Recipe, dataset: SegmentationDat
             metrics["latency_ratio"] = net.latency["ratio"]
     dice = figures["dice_mean"]
     seeds = ", ".join(map(str, net.seeds))
+    if net.folds:  # the pooled figures here; each fold's run, weights and curves beneath
+        children = [tracking_entry(fold, recipe, dataset, fold_split, size) for fold, fold_split in zip(net.folds, split)]
+        for child, fold_split in zip(children, split):
+            child["name"] = f"{net.name} · fold {fold_split.fold[0] + 1}"
+        description = (f"{net.name}, {describe_splits(split)}, seed(s) {seeds}, on {Path(dataset.source).name} at {size} "
+                       f"px: test Dice {dice.text()} over folds and seeds, {net.cost.train.params / 1e6:.3f} M params")
+        tags = {"bench.vs_reference": versus.text()} if versus is not None else {}
+        return {"name": net.name, "seeds": [], "histories": [], "metrics": metrics, "config": net.arch.config,
+                "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
+                           "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
+                           "data.protocol": dataset.protocol.describe(), "data.test_split": describe_splits(split),
+                           "folds": len(net.folds), "config_hash": net.arch.hash},
+                "description": description + (f"; against {versus.reference}: {versus.text()}." if versus else "."),
+                "tags": tags, "children": children, "artifacts": {}, "dataset": lineage(dataset, list(split))}
     description = (f"{net.name} trained with seed(s) {seeds} on {Path(dataset.source).name} at {size} px: test Dice "
                    f"{dice.text()}, {net.cost.train.params / 1e6:.3f} M params")
     tags = {}
@@ -138,6 +156,20 @@ def train_network(arch: Architecture, dataset: SegmentationData, split: Split, r
         save_checkpoint(folder / "model.pt", run.model, arch, record)
         write_text(folder / "metrics.json", json.dumps(record, indent=1, default=str) + "\n")
     return net
+
+
+def train_splits(arch: Architecture, dataset: SegmentationData, splits: list[Split], recipe: Recipe, size: int,
+                 out_dir: Path, repeats: int = 1, seed_folders: bool = True,
+                 progress: Callable[[int], Any] = lambda seed: nullcontext(),
+                 device: torch.device = torch.device("cpu"), latency: bool = False) -> TrainedNetwork:
+    """:func:`train_network` on one split, or on each of k folds (under ``out_dir/fold_<k>``,
+    :func:`bench.training.trained.cross_validated`)."""
+    if len(splits) == 1:
+        return train_network(arch, dataset, splits[0], recipe, size, out_dir, repeats, seed_folders, progress, device,
+                             latency)
+    return cross_validated([train_network(arch, dataset, split, recipe, size, out_dir / f"fold_{split.fold[0] + 1}",
+                                          repeats, seed_folders, progress, device, latency and k == 0)
+                            for k, split in enumerate(splits)])
 
 
 def seed_summary(net: TrainedNetwork, run: SeedRun) -> dict[str, Any]:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:  # types only: tables read a trained network without loading t
 class TrainedNetwork:
     """``runs``: one :class:`SeedRun` per seed (each with its trained model); ``out_dirs``: the
     folder each run's files went to; ``latency``: the deploy form's timing, once measured
-    (:meth:`bench.arch.latency.Latency.to_dict`, with ``ratio`` when timed against a reference)."""
+    (:meth:`bench.arch.latency.Latency.to_dict`, with ``ratio`` when timed against a reference).
+    Cross-validated (:func:`cross_validated`): ``folds`` holds the network of each fold, and
+    ``runs`` every fold's runs."""
 
     name: str
     arch: "Architecture"
@@ -28,10 +30,11 @@ class TrainedNetwork:
     runs: list[SeedRun]
     out_dirs: list[Path] = field(default_factory=list)
     latency: Optional[dict[str, Any]] = None
+    folds: list["TrainedNetwork"] = field(default_factory=list)
 
     @property
     def seeds(self) -> list[int]:
-        return [run.seed for run in self.runs]
+        return self.folds[0].seeds if self.folds else [run.seed for run in self.runs]
 
     @property
     def first(self) -> SeedRun:
@@ -53,5 +56,22 @@ class TrainedNetwork:
         return mean_over_runs(self.seed_scores())
 
     def seed_scores(self) -> list[list[float]]:
-        """(runs, images) per-image test foreground Dice of each seed, for paired comparisons."""
+        """(seeds, images) per-image test foreground Dice of each seed, for paired comparisons;
+        cross-validated, every image once, scored by the fold that held it out (folds in order)."""
+        if self.folds:
+            return [[v for fold in self.folds for v in fold.seed_scores()[k]] for k in range(len(self.seeds))]
         return [run.test_dice_fg_per_image for run in self.runs]
+
+    def images_without_foreground(self) -> int:
+        """Test images with no foreground (their Dice is a convention), over every fold."""
+        if self.folds:
+            return sum(fold.images_without_foreground() for fold in self.folds)
+        return self.first.test_images_without_foreground
+
+
+def cross_validated(folds: list[TrainedNetwork]) -> TrainedNetwork:
+    """One network trained on each fold of a k-fold split, as one: figures over every fold and
+    seed, per-image scores over every image once (each from the fold that held it out)."""
+    first = folds[0]
+    return TrainedNetwork(first.name, first.arch, first.cost, [run for fold in folds for run in fold.runs],
+                          [folder for fold in folds for folder in fold.out_dirs], folds=folds)
