@@ -84,3 +84,21 @@ def test_the_cache_stays_under_its_size_bound(folder, monkeypatch):
         load_folder(folder, Protocol(size=size))
     kept = (Path(os.environ["BENCH_CACHE_DIR"]) / "decoded").glob("*.bin")
     assert sorted(p.stat().st_size for p in kept) == [6 * 4 * 16 * 16, 6 * 4 * 24 * 24]  # the oldest went first
+
+
+def test_the_decode_cache_benchmark_runs_in_its_quick_mode(tmp_path):
+    """benchmarks/decode_cache.py --quick: a cold and a warm load of two small sets, in fresh processes."""
+    import json
+    import subprocess
+    import sys
+
+    from needs import need
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018_96"
+    need("SHARED_DATA", shared.is_dir(), "../shared/data/dsb2018_96")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "benchmarks.decode_cache", "--quick", "--data", str(shared),
+                           "--out", str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "decode_cache_quick.json").read_text())["rows"]
+    assert [r["images"] for r in rows] == [24, 12] and all(r["cache_mib"] > 0 for r in rows)
