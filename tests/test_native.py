@@ -221,3 +221,28 @@ study: {sampler: random, trials: 1, seed: 0}
     assert result.records[0].state == "COMPLETE"
     with pytest.raises(BenchError, match="--size 64 and --patch 32 exclude each other"):
         Sweep(str(space), storage=f"sqlite:///{tmp_path}/other.db", tracking_uri=None, size=64, patch=32).open()
+
+
+def test_an_epoch_of_patches_covers_the_training_area_once_unless_iterations_say_otherwise():
+    from bench.training.loop import steps_per_epoch, train_model
+    from bench.training.recipe import get_recipe
+
+    def images(count: int, height: int, width: int, protocol: Protocol) -> SegmentationData:
+        labels = [torch.zeros(height, width, dtype=torch.uint8) for _ in range(count)]
+        for label in labels:
+            label[height // 4:height // 2, width // 4:width // 2] = 1
+        pictures = [torch.full((3, height, width), 128, dtype=torch.uint8) for _ in range(count)]
+        return SegmentationData("x", [str(k) for k in range(count)], pictures, labels, 2, "binary", "h", protocol)
+
+    recipe = get_recipe("default", batch=8)
+    assert steps_per_epoch(images(20, 584, 565, Protocol(patch=96)), recipe) == math.ceil(20 * 584 * 565 / 96 ** 2 / 8)
+    assert steps_per_epoch(images(2000, 96, 96, Protocol(patch=96)), recipe) == 250  # small images: one pass
+    assert steps_per_epoch(images(58, 32, 32, Protocol(size=32)), recipe) == 8  # whole images: one pass, as ever
+    assert steps_per_epoch(images(57, 32, 32, Protocol(size=32)), recipe) == 7  # a last batch of one dropped
+    assert steps_per_epoch(images(57, 32, 32, Protocol(size=32)), get_recipe("default", iterations=3)) == 3
+
+    model = build_model(resolve_architecture("tinyunet", ["width_multiplier=0.25"]), seed=0)
+    train = images(4, 40, 40, Protocol(patch=32))
+    result = train_model(model, train, images(2, 40, 40, Protocol(patch=32)),
+                         get_recipe("default", epochs=1, batch=2, iterations=7, precise_bn=False), 2)
+    assert result.history[0]["steps"] == 7  # four images, seven steps: the permutation repeats

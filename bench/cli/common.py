@@ -139,9 +139,10 @@ def speed_options(command: Callable) -> Callable:
 
 
 def speed_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    """Pops the speed options' recipe overrides (None: the recipe's); --deterministic stays."""
+    """Pops the recipe overrides of the speed options and --iterations (None: the recipe's);
+    --deterministic stays."""
     return {"precision": options.pop("precision"), "channels_last": options.pop("channels_last") or None,
-            "compile": options.pop("compile_") or None}
+            "compile": options.pop("compile_") or None, "iterations": options.pop("iterations", None)}
 
 
 def apply_deterministic(options: dict[str, Any]) -> None:
@@ -214,6 +215,9 @@ def training_options(command: Callable) -> Callable:
         click.option("--batch", type=click.IntRange(1, 100_000), default=None),
         click.option("--lr", type=float, default=None),
         click.option("--seed", type=int, default=0, show_default=True, help="Split and training seed."),
+        click.option("--iterations", type=click.IntRange(1, 10**7), default=None,
+                     help="Optimisation steps per epoch (nnU-Net's epoch). Default: one pass over the training "
+                     "images; with --patch, enough steps for the patches to cover their area once."),
         click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
                      help="Reuse a split.json (checked against the folder)."),
         click.option("--split-mode", type=click.Choice(SPLIT_MODES), default=None,

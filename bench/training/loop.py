@@ -83,6 +83,23 @@ def evaluate(model: nn.Module, data: SegmentationData, model_classes: int) -> Se
     return segmentation_metrics(predict(model, data), data.scoring_labels(), metric_classes(model_classes))
 
 
+def steps_per_epoch(train: SegmentationData, recipe: Recipe) -> int:
+    """Optimisation steps in one epoch: ``recipe.iterations`` where set; else one pass over the
+    training images (a last batch of one sample dropped: BatchNorm cannot train on it), and in
+    patch mode at least enough steps for the patches to cover the training images' area (at the
+    working scale) once."""
+    if recipe.iterations is not None:
+        return recipe.iterations
+    n = len(train.stems)
+    batches = math.ceil(n / recipe.batch)
+    if n % recipe.batch == 1 and batches > 1:
+        batches -= 1
+    if train.protocol.patch is None:
+        return batches
+    area = sum(int(label.numel()) for label in train.labels)
+    return max(batches, math.ceil(area / train.protocol.patch ** 2 / recipe.batch))
+
+
 def training_batch(data: SegmentationData, rows: Sequence[int],
                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Float images (B, C, S, S) and labels (B, S, S) of samples ``rows``: whole (resize mode)
@@ -172,10 +189,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
     optimizer = make_optimizer(model, recipe)
     step = TrainingStep(model, SegmentationLoss(recipe.loss, classes, weights), optimizer, recipe, device)
     schedule = make_schedule(optimizer, recipe)
-    n = len(train.stems)
-    batches = math.ceil(n / recipe.batch)
-    if n % recipe.batch == 1 and batches > 1:
-        batches -= 1  # drop a final batch of one sample: BN cannot train on it
+    n, batches = len(train.stems), steps_per_epoch(train, recipe)
     result, best_state, started = TrainResult(), None, time.perf_counter()
     identity = {"format": 2,  # 2: histories hold foreground val_dice and val_dice_all
                 "recipe": recipe.to_dict(), "train": train.stems, "val": val.stems,
@@ -200,7 +214,10 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
                 progress("epoch", record["epoch"], recipe.epochs, record)
     for epoch in range(first, recipe.epochs + 1):
         model.train()
-        order, total, epoch_started = torch.randperm(n, generator=g), 0.0, time.perf_counter()
+        # one shuffled pass, as ever; more, end to end, where the epoch holds more steps than a pass
+        passes = 1 if batches <= math.ceil(n / recipe.batch) else math.ceil(batches * recipe.batch / n)
+        order = torch.cat([torch.randperm(n, generator=g) for _ in range(passes)])
+        total, epoch_started = 0.0, time.perf_counter()
         for b in range(batches):
             checkpoint_interrupts()  # a Ctrl-C whose KeyboardInterrupt a finaliser swallowed stops here
             rows = order[b * recipe.batch:(b + 1) * recipe.batch]
@@ -225,7 +242,7 @@ def train_model(model: nn.Module, train: SegmentationData, val: SegmentationData
         validated = time.perf_counter()
         # the epoch's own training and validation times apart: a tabulated benchmark replays them
         record = {"epoch": epoch, "train_loss": total / batches, "val_dice": val_dice, "val_dice_all": val_dice_all,
-                  "lr": lr, "seconds": validated - started, "train_seconds": trained - epoch_started,
+                  "lr": lr, "steps": batches, "seconds": validated - started, "train_seconds": trained - epoch_started,
                   "val_seconds": validated - trained}
         if epoch == resumed:
             record["resumed_after_epoch"] = epoch - 1

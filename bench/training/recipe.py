@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Optional
 
 from ..core.errors import BenchError, did_you_mean
 
@@ -34,6 +34,10 @@ class Recipe:
     pass under autocast (fp16 with a gradient scaler; bf16 works on CPUs too); ``channels_last``
     trains in NHWC memory format; ``compile`` trains through ``torch.compile``. fp32 eager (the
     default) keeps figures comparable with earlier runs.
+    iterations: optimisation steps per epoch (nnU-Net's notion of an epoch). Unset: one pass
+    over the training images; in patch mode at least as many steps as it takes for the patches
+    to cover the training images' area once (:func:`bench.training.loop.steps_per_epoch`), so
+    that an epoch of 20 large images trains as long as an epoch of 2,000 small ones.
     """
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
@@ -52,6 +56,7 @@ class Recipe:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    iterations: Optional[int] = None
 
     def __post_init__(self) -> None:
         for name, ok, wanted in _CHECKS:
@@ -100,6 +105,7 @@ _CHECKS = (
     ("precision", lambda v: v in PRECISIONS, "fp32, bf16 or fp16"),
     ("channels_last", lambda v: isinstance(v, bool), "true or false"),
     ("compile", lambda v: isinstance(v, bool), "true or false"),
+    ("iterations", lambda v: v is None or _whole(1)(v), "a whole number of at least 1, or unset"),
 )
 
 
