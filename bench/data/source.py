@@ -65,8 +65,8 @@ class DataSource:
     """A dataset folder (None: synthetic) with its layout (None: detected), and the protocol.
 
     ``protocol_given`` says whether the user chose the protocol (else a default applies:
-    a checkpoint's own, or a space's). ``split_mode``: official or random (None: official where
-    the data ships a split).
+    a checkpoint's own, or a space's). ``split_mode``: official, random or kfold (None: official
+    where the data ships a split, else random); ``folds``: K of a k-fold cross-validation.
     """
 
     folder: Optional[str] = None
