@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -181,8 +182,9 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     if result.folds is not None:
         folds = Table("fold", "network", "images", "test Dice (fg)", "verdict", title="per fold, and pooled")
         for row in result.folds.itertuples():
-            folds.add_row(str(row.fold), row.network, str(row.test_images),
-                          f"{row.test_dice_fg:.4f} ± {row.test_dice_fg_std:.4f}", row.verdict)
+            spread = "" if math.isnan(row.test_dice_fg_std) else f" ± {row.test_dice_fg_std:.4f}"
+            folds.add_row(str(row.fold), row.network, str(row.test_images), f"{row.test_dice_fg:.4f}{spread}",
+                          row.verdict)
         console.print(folds)
     for test in result.versus[1:]:
         over = f"{len(result.splits)} folds, every image once" if len(result.splits) > 1 else "one split"
@@ -190,8 +192,9 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
                       f"{repeats} seed(s) (foreground Dice): {test.text()}", highlight=False)
     if len(result.versus) > 1:
         console.print(RULE, highlight=False)
+    over = f"{len(result.splits)} folds x {repeats} seed(s)" if len(result.splits) > 1 else f"{repeats} seed(s)"
     console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
-                  f"{repeats} seed(s); wrote {', '.join(map(str, result.paths))}", highlight=False)
+                  f"{over}; wrote {', '.join(map(str, result.paths))}", highlight=False)
     if "mlflow_runs_url" in result.links:
         console.print(f"MLflow: {result.links['mlflow_runs_url']}", highlight=False, soft_wrap=True)
 

@@ -35,7 +35,7 @@ def results_table(networks: Sequence[TrainedNetwork], classes: int, class_names:
     rows = []
     for i, net in enumerate(networks):
         figures = net.estimates()
-        row: dict[str, object] = {"Model": net.name, "Seeds": len(net.runs), "Params (M)": net.cost.train.params / 1e6,
+        row: dict[str, object] = {"Model": net.name, "Seeds": len(net.seeds), "Params (M)": net.cost.train.params / 1e6,
                                   "FLOPs (G)": net.cost.train.flops / 1e9}
         if net.latency is not None:
             row["Latency (ms)"] = net.latency["median_ms"]
