@@ -82,38 +82,32 @@ def tracking_entry(net: TrainedNetwork, recipe: Recipe, dataset: SegmentationDat
             metrics["latency_ratio"] = net.latency["ratio"]
     dice = figures["dice_mean"]
     seeds = ", ".join(map(str, net.seeds))
+    splits = split if isinstance(split, list) else [split]
+    params = {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
+              "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
+              "data.protocol": dataset.protocol.describe(), "data.test_split": describe_splits(splits),
+              "config_hash": net.arch.hash}
+    entry = {"name": net.name, "params": params, "metrics": metrics, "config": net.arch.config, "tags": {},
+             "dataset": lineage(dataset, splits)}
     if net.folds:  # the pooled figures here; each fold's run, weights and curves beneath
-        children = [tracking_entry(fold, recipe, dataset, fold_split, size) for fold, fold_split in zip(net.folds, split)]
-        for child, fold_split in zip(children, split):
-            child["name"] = f"{net.name} · fold {fold_split.fold[0] + 1}"
-        description = (f"{net.name}, {describe_splits(split)}, seed(s) {seeds}, on {Path(dataset.source).name} at {size} "
-                       f"px: test Dice {dice.text()} over folds and seeds, {net.cost.train.params / 1e6:.3f} M params")
-        tags = {"bench.vs_reference": versus.text()} if versus is not None else {}
-        return {"name": net.name, "seeds": [], "histories": [], "metrics": metrics, "config": net.arch.config,
-                "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
-                           "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
-                           "data.protocol": dataset.protocol.describe(), "data.test_split": describe_splits(split),
-                           "folds": len(net.folds), "config_hash": net.arch.hash},
-                "description": description + (f"; against {versus.reference}: {versus.text()}." if versus else "."),
-                "tags": tags, "children": children, "artifacts": {}, "dataset": lineage(dataset, list(split))}
-    description = (f"{net.name} trained with seed(s) {seeds} on {Path(dataset.source).name} at {size} px: test Dice "
-                   f"{dice.text()}, {net.cost.train.params / 1e6:.3f} M params")
-    tags = {}
+        params["folds"] = len(net.folds)
+        description = (f"{net.name}, {describe_splits(splits)}, seed(s) {seeds}, on {Path(dataset.source).name} at "
+                       f"{size} px: test Dice {dice.text()} over folds and seeds")
+        entry.update(seeds=[], histories=[], artifacts={}, children=[
+            {**tracking_entry(fold, recipe, dataset, fold_split, size), "name": f"{net.name} · fold {fold_split.fold[0] + 1}"}
+            for fold, fold_split in zip(net.folds, splits)])
+    else:
+        params["data.split"] = splits[0].hash[:12]
+        description = f"{net.name} trained with seed(s) {seeds} on {Path(dataset.source).name} at {size} px: test Dice {dice.text()}"
+        entry.update(seeds=net.seeds, histories=[run.history for run in net.runs], artifacts={
+            folder.name if len(net.runs) > 1 else "": [folder / "model.pt", folder / "metrics.json"]
+            for folder in net.out_dirs})
+    description += f", {net.cost.train.params / 1e6:.3f} M params"
     if versus is not None:
-        tags["bench.vs_reference"] = versus.text()
+        entry["tags"]["bench.vs_reference"] = versus.text()
         description += f"; against {versus.reference}: {versus.text()}"
-    return {
-        "name": net.name, "seeds": net.seeds, "histories": [run.history for run in net.runs],
-        "params": {**{f"recipe.{k}": v for k, v in recipe.to_dict().items() if k != "seed"},
-                   "seeds": ",".join(map(str, net.seeds)), "data.source": dataset.source, "data.size": size,
-                   "data.protocol": dataset.protocol.describe(),
-                   "data.split": split.hash[:12], "data.test_split": split.describe(),
-                   "config_hash": net.arch.hash},
-        "metrics": metrics, "config": net.arch.config, "description": description + ".", "tags": tags,
-        "dataset": lineage(dataset, split),
-        "artifacts": {folder.name if len(net.runs) > 1 else "": [folder / "model.pt", folder / "metrics.json"]
-                      for folder in net.out_dirs},
-    }
+    entry["description"] = description + "."
+    return entry
 
 
 def compared_objectives() -> list[Objective]:
