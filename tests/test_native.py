@@ -165,7 +165,7 @@ def test_train_on_patches_then_evaluate_by_the_same_protocol(run_cli, tmp_path):
                 (root / "training" / sub / name.format(21)).read_bytes())
     out = tmp_path / "run"
     result = run_cli("train", "tinyunet", "--set", "width_multiplier=0.25", "--data", str(root), "--patch", "64",
-                     "--epochs", "1", "--batch", "2", "--out", str(out), "--no-tracking")
+                     "--epochs", "1", "--batch", "2", "--iterations", "2", "--out", str(out), "--no-tracking")
     assert result.exit_code == 0, result.output
     record = json.loads((out / "metrics.json").read_text())
     assert record["data"]["protocol"]["mode"] == "patch" and record["data"]["layout"]["name"] == "drive"
