@@ -224,25 +224,35 @@ def _plans(arch) -> bool:
     return True
 
 
-@pytest.mark.slow
-def test_the_cheap_trial_benchmarks_run_in_their_quick_modes(tmp_path):
-    """benchmarks/overhead.py, latency_predictor.py and default_vs_random.py --quick: they run
-    against today's code (overhead.py had rotted into a TypeError) and report every figure they
-    promise."""
+def quick_benchmark(name: str, out: Path) -> dict:
+    """``python -m benchmarks.NAME --quick`` against today's code; its JSON record."""
     root = Path(__file__).resolve().parents[1]
-    for name in ("overhead", "latency_predictor", "default_vs_random"):
-        done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(tmp_path)],
-                              cwd=root, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-    overhead = json.loads((tmp_path / "overhead_quick.json").read_text())
+    done = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--quick", "--out", str(out)],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads((out / f"{name}_quick.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_overhead_benchmark_quick_mode_reports_every_mode(tmp_path):
+    """benchmarks/overhead.py --quick (it had rotted into a TypeError): every figure it promises."""
+    overhead = quick_benchmark("overhead", tmp_path)
     assert [r["mode"] for r in overhead["rows"]] == ["measured", "predicted", "predicted+cached"]
     measured, predicted, cached = overhead["rows"]
     assert measured["latency_s"] > 0 and predicted["latency_s"] == 0 == cached["latency_s"]
     assert cached["counting_s"] < predicted["counting_s"]  # counted once per machine
     assert all(r["bare_s"] > 0 and r["fixed_s"] > 0 for r in overhead["rows"]) and overhead["worker_start_s"] > 0
-    predictor = json.loads((tmp_path / "latency_predictor_quick.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_latency_predictor_benchmark_quick_mode_scores_held_out_designs(tmp_path):
+    predictor = quick_benchmark("latency_predictor", tmp_path)
     assert predictor["held_out"] == len(predictor["rows"]) == 4 and predictor["blocks"] > 0
     assert -1 <= predictor["kendall_tau"] <= 1 and 0 <= predictor["within_10pct"] <= 1
-    live = json.loads((tmp_path / "default_vs_random_quick.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_default_against_random_benchmark_quick_mode_runs_both_live(tmp_path):
+    live = quick_benchmark("default_vs_random", tmp_path)
     assert [r["sampler"] for r in live["rows"]] == [live["default"], "random"]
     assert all(r["designs"] >= 1 and 0 < r["hypervolume"] and 0 < r["share_of_table_front"] for r in live["rows"])
