@@ -329,7 +329,8 @@ def inspect_folder(root: Path, layout: Optional[Layout] = None) -> dict:
         notes.append(f"images come in {len(sizes)} sizes: train with --size (resized) or --patch (native)")
     return {
         "root": str(index.root), "layout": index.layout.name, "folders": index.layout.to_dict(),
-        "pairs": len(index.pairs), "splits": index.official, "split_folders": dict(index.parts), "sizes": dict(sizes), "channels": dict(channels),
+        "pairs": len(index.pairs), "splits": index.official, "split_folders": dict(index.parts),
+        "sizes": dict(sizes), "channels": dict(channels),
         "mask_encoding": reading.describe(),
         "mask_files": {kind: len(files) for kind, files in reading.encodings.items()},
         "classes": reading.classes,

@@ -108,12 +108,8 @@ def official_split(stems: list[str], subsets: dict[str, str], source: str, conte
         if len(train) < 2:
             raise BenchError(f"{source}: the official training set has {len(train)} image(s), too few to draw "
                              "validation from; use --split-mode random.")
-        random.Random(seed).shuffle(train)
-        n_val = max(1, round(val_share * len(train)))
-        train, val = sorted(train[n_val:]), sorted(train[:n_val])
-    n = len(train) + len(val) + len(part["test"])
-    shares = tuple(round(len(p) / n, 3) for p in (train, val, part["test"]))
-    return Split(source, content_hash, seed, shares, tuple(train), tuple(val), tuple(part["test"]), "official")
+        train, val = _draw_validation(train, random.Random(seed), val_share)
+    return _split(source, content_hash, seed, train, val, part["test"], "official")
 
 
 def kfold_splits(stems: list[str], source: str, content_hash: str, folds: int = DEFAULT_FOLDS, seed: int = 0,
@@ -136,13 +132,26 @@ def kfold_splits(stems: list[str], source: str, content_hash: str, folds: int = 
     parts = [order[bounds[k]:bounds[k + 1]] for k in range(folds)]
     splits = []
     for k, test in enumerate(parts):
-        rest = sorted(s for j, part in enumerate(parts) if j != k for s in part)
-        random.Random(f"{seed}/{k}").shuffle(rest)
-        n_val = max(1, round(val_share * len(rest)))
-        shares = tuple(round(n / len(order), 3) for n in (len(rest) - n_val, n_val, len(test)))
-        splits.append(Split(source, content_hash, seed, shares, tuple(sorted(rest[n_val:])), tuple(sorted(rest[:n_val])),
-                            tuple(sorted(test)), "kfold", (k, folds)))
+        rest = [s for j, part in enumerate(parts) if j != k for s in part]
+        train, val = _draw_validation(rest, random.Random(f"{seed}/{k}"), val_share)
+        splits.append(_split(source, content_hash, seed, train, val, test, "kfold", (k, folds)))
     return splits
+
+
+def _draw_validation(pool: list[str], rng: random.Random, share: float) -> tuple[list[str], list[str]]:
+    """(train, validation) of ``pool``: ``share`` of it (at least one) drawn by ``rng``, each sorted."""
+    order = sorted(pool)
+    rng.shuffle(order)
+    n_val = max(1, round(share * len(order)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _split(source: str, content_hash: str, seed: int, train: list[str], val: list[str], test: list[str], mode: str,
+           fold: Optional[tuple[int, int]] = None) -> Split:
+    """A split of these stems, its fractions the shares they hold."""
+    n = len(train) + len(val) + len(test)
+    shares = tuple(round(len(p) / n, 3) for p in (train, val, test))
+    return Split(source, content_hash, seed, shares, tuple(train), tuple(val), tuple(sorted(test)), mode, fold)
 
 
 def describe_splits(splits: list[Split]) -> str:

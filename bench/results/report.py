@@ -74,13 +74,8 @@ def _table_caption(result: SweepResult) -> str:
     info = result.info
     seeds = f"mean ± std over {info.repeats} seeds" if info.repeats > 1 else "one seed per design"
     return (f"Pareto front of study {info.study} ({', '.join(info.objectives)}) on "
-            f"{Path(str(info.data['source'])).name} {info.data_at()}, {_test_split(info.data)}; {seeds}. P(front): the share of 1,000 resamples of the designs' seeds and timings in "
-            f"which the design is on the front (bench.results.membership).")
-
-
-def _test_split(data: dict) -> str:
-    """How the test images were chosen; a study recorded before split modes made a random split."""
-    return data.get("split") or f"random split ({data['test']} test images)"
+            f"{Path(str(info.data['source'])).name} {info.data_at()}, {info.test_split()}; {seeds}. P(front): the "
+            f"share of 1,000 resamples of the designs' seeds and timings in which the design is on the front (bench.results.membership).")
 
 
 def report_page(result: SweepResult, plotted: bool) -> str:
@@ -98,7 +93,7 @@ def report_page(result: SweepResult, plotted: bool) -> str:
                  + (f"; constraints: {bounds}" if bounds else "") + ".")
     data = info.data
     lines.append(f"- Data: {Path(str(data['source'])).name} at {data['size']} px: {data['train']} training, "
-                 f"{data['val']} validation and {data['test']} test images ({_test_split(data)}, "
+                 f"{data['val']} validation and {data['test']} test images ({info.test_split()}, "
                  f"split {data['split_hash'][:12]}).")
     lines.append(f"- Recipe: {recipe['optimizer']}, learning rate {recipe['lr']:g}, {recipe['schedule']} schedule, "
                  f"{recipe['epochs']} epochs, batch {recipe['batch']}, loss {recipe['loss']}; {seeds}.")

@@ -141,7 +141,7 @@ class MlflowTracker(SweepListener):
         # known before anything below can fail, so that the end of the sweep closes it
         self.store.log(parent, params={
             "space": info.space_file or info.space, "data.source": info.data["source"], "data.size": info.data["size"],
-            "split.hash": info.data["split_hash"], "data.test_split": info.data.get("split", "random split"),
+            "split.hash": info.data["split_hash"], "data.test_split": info.test_split(),
             "objectives": ",".join(f"{k}:{v}" for k, v in info.objectives.items()),
             "repeats": info.repeats, "sampler": info.sampler, "seed": info.seed,
             **{f"recipe.{k}": v for k, v in info.recipe.items()}, **{f"vary.{k}": v for k, v in info.vary.items()}})

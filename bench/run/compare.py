@@ -93,14 +93,14 @@ def paired_verdicts(reference: TrainedNetwork, candidates: Sequence[TrainedNetwo
 FOLD_FIGURES = {"dice_mean_fg": "test_dice_fg", "iou_mean_fg": "test_iou_fg", "hd95_mean_fg": "test_hd95_fg"}
 
 
-def fold_table(networks: Sequence[TrainedNetwork], splits: Sequence[Split]) -> pd.DataFrame:
-    """Per fold and pooled: each network's foreground test Dice, IoU and HD95 (mean and std over
-    the seeds; pooled over folds and seeds) and its paired verdict against the first network on
-    that fold's test images (pooled: on every image once)."""
+def fold_table(networks: Sequence[TrainedNetwork], pooled: Sequence[Optional[PairedComparison]]) -> pd.DataFrame:
+    """Per fold and pooled: each cross-validated network's foreground test Dice, IoU and HD95 (mean
+    and std over the seeds; pooled over folds and seeds) and its paired verdict against the first
+    network on that fold's test images (pooled: ``pooled``, the verdicts on every image once)."""
     rows = []
-    for k, split in [*enumerate(splits), (None, None)]:
+    for k in [*range(len(networks[0].folds)), None]:
         nets = list(networks) if k is None else [n.folds[k] for n in networks]
-        verdicts = [None, *paired_verdicts(nets[0], nets[1:])]
+        verdicts = list(pooled) if k is None else [None, *paired_verdicts(nets[0], nets[1:])]
         for net, verdict in zip(nets, verdicts):
             estimates = net.estimates()
             row = {"fold": "pooled" if k is None else k + 1, "network": net.name,
@@ -155,7 +155,7 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
                f"{f'{len(splits)} folds x ' if len(splits) > 1 else ''}{repeats} seed(s); "
                f"paired per-image test of foreground Dice against {archs[0].name}. {RULE}")
     paths = write_tables(table, out_dir, caption=caption, label="tab:compare")
-    folds = fold_table(networks, splits) if len(splits) > 1 else None
+    folds = fold_table(networks, versus) if len(splits) > 1 else None
     if folds is not None:
         folds.to_csv(out_dir / "folds.csv", index=False)
         paths.append(out_dir / "folds.csv")

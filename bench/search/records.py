@@ -74,6 +74,10 @@ class StudyInfo:
             return f"in {self.data['size']} px patches (sliding windows, scored at native size)"
         return f"at {self.data['size']} px"
 
+    def test_split(self) -> str:
+        """How the test images were chosen; a study recorded before split modes made a random split."""
+        return self.data.get("split") or f"random split ({self.data['test']} test images)"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
