@@ -92,9 +92,8 @@ def report_page(result: SweepResult, plotted: bool) -> str:
     lines.append("- Objectives: " + ", ".join(f"`{k}` ({v})" for k, v in info.objectives.items())
                  + (f"; constraints: {bounds}" if bounds else "") + ".")
     data = info.data
-    lines.append(f"- Data: {Path(str(data['source'])).name} at {data['size']} px: {data['train']} training, "
-                 f"{data['val']} validation and {data['test']} test images ({info.test_split()}, "
-                 f"split {data['split_hash'][:12]}).")
+    lines.append(f"- Data: {Path(str(data['source'])).name} at {data['size']} px, {info.test_split()}: {data['train']} "
+                 f"training and {data['val']} validation images (split {data['split_hash'][:12]}).")
     lines.append(f"- Recipe: {recipe['optimizer']}, learning rate {recipe['lr']:g}, {recipe['schedule']} schedule, "
                  f"{recipe['epochs']} epochs, batch {recipe['batch']}, loss {recipe['loss']}; {seeds}.")
     settings = "".join(f", {k} {v}" for k, v in info.sampler_settings.items())  # the sampler's own
