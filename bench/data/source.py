@@ -21,7 +21,7 @@ PROTOCOL_KEYS = ("size", "patch", "scale", "oversample")
 
 # a space's data: section, beside source and size: every key unset (the instances flag false)
 SECTION_DEFAULTS = {**{k: None for k in (*FOLDER_KEYS, *PROTOCOL_KEYS) if k != "size"}, "instances": False,
-                    "split_mode": None}
+                    "split_mode": None, "folds": None, "rank_folds": None}
 
 
 def check_data_section(data: dict[str, Any]) -> None:
@@ -49,15 +49,41 @@ def check_data_section(data: dict[str, Any]) -> None:
                 pattern_regex(data[key], f"data.{key}")
             except BenchError as exc:
                 raise ConfigError(f"data.{key}", str(exc).split(": ", 1)[1]) from None
-    if data["split_mode"] is not None and data["split_mode"] not in ONE_SPLIT_MODES:
-        raise ConfigError("data.split_mode", f"must be one of {', '.join(ONE_SPLIT_MODES)}, got {data['split_mode']!r} "
-                          "(leave it out for the official split where the data ships one; a sweep ranks its "
-                          "designs on one split, so k-fold belongs to `bench compare --folds K`).")
+    if data["split_mode"] is not None and data["split_mode"] not in SPLIT_MODES:
+        raise ConfigError("data.split_mode", f"must be one of {', '.join(SPLIT_MODES)}, got {data['split_mode']!r} "
+                          "(leave it out for the official split where the data ships one).")
+    check_folds(data["folds"], data["rank_folds"], data["split_mode"], "data.")
     if not isinstance(data["instances"], bool):
         raise ConfigError("data.instances", f"must be true or false, got {data['instances']!r}.")
     if data["size"] is not None and data["patch"] is not None:
         raise ConfigError("data.patch", "data.size and data.patch exclude each other: size resizes whole images, "
                           "patch trains on crops at native resolution. Give one.")
+
+
+def check_folds(folds: Optional[int], rank_folds: Optional[int], split_mode: Optional[str], prefix: str = "--") -> None:
+    """A sweep's folds: ``folds`` K (2 to 100) with ``split_mode`` unset or kfold, and ``rank_folds``
+    (the folds every design trains on, 1 to K) only with folds. ``prefix``: ``--`` names the CLI's
+    options, ``data.`` a space's keys.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range, or keys that contradict each other.
+    """
+    def named(key: str) -> str:
+        return prefix + (key.replace("_", "-") if prefix == "--" else key)
+
+    for key, value, low in (("folds", folds, 2), ("rank_folds", rank_folds, 1)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 100):
+            raise ConfigError(named(key), f"must be a whole number from {low} to 100, got {value!r}.")
+    if folds is not None and split_mode in ONE_SPLIT_MODES:
+        raise ConfigError(named("folds"), f"{named('split_mode')} {split_mode} makes one split; folds are k-fold "
+                          f"cross-validation. Leave out {named('split_mode')} (or give kfold).")
+    if rank_folds is not None:
+        total = folds or (DEFAULT_FOLDS if split_mode == "kfold" else None)
+        if total is None:
+            raise ConfigError(named("rank_folds"), f"ranks designs on some of k folds: give {named('folds')} K too.")
+        if rank_folds > total:
+            raise ConfigError(named("rank_folds"), f"{rank_folds} is more than the {total} folds; choose 1 to {total} "
+                              "(the front is re-evaluated on all folds at the end).")
 
 
 @dataclass(frozen=True)
@@ -90,7 +116,7 @@ class DataSource:
         """``dataset`` (loaded from this source) split by this source's mode and ``seed``."""
         if self.folds is not None:
             raise BenchError(f"--folds {self.folds}: this command trains on one split; k-fold cross-validation is "
-                             "for `bench train` and `bench compare`.")
+                             "for `bench train`, `bench compare` and `bench run`.")
         return split_dataset(dataset.stems, dataset.source, dataset.content_hash, seed, self.split_mode,
                              dataset.subsets)
 

@@ -20,7 +20,7 @@ from ..core.errors import BenchError
 from ..core.files import write_text
 
 SPLIT_MODES = ("official", "random", "kfold")
-ONE_SPLIT_MODES = ("official", "random")  # what a sweep ranks on
+ONE_SPLIT_MODES = ("official", "random")  # the modes that make one split
 DEFAULT_FOLDS = 5
 
 
@@ -91,8 +91,8 @@ def split_dataset(stems: list[str], source: str, content_hash: str, seed: int = 
                          "Train_Folder/ and Test_Folder/, nor ISIC 2018's Training and Test folders); use "
                          "--split-mode random.")
     if mode == "kfold":
-        raise BenchError("k-fold cross-validation makes several splits: give --folds K to `bench train` or "
-                         "`bench compare` (a sweep ranks on one split: data.split_mode official or random).")
+        raise BenchError("k-fold cross-validation makes several splits: give --folds K to `bench train`, "
+                         "`bench compare` or `bench run` (data.folds in a space).")
     if mode == "random" or not subsets:
         return make_split(stems, source, content_hash, seed)
     return official_split(stems, subsets, source, content_hash, seed)

@@ -8,6 +8,7 @@ from itertools import combinations
 from typing import Optional
 
 from ..search.records import SweepResult, TrialRecord
+from ..training.runs import pooled_scores
 from ..core.stats import SAME, PairedComparison, adjust, compare_paired
 
 
@@ -24,8 +25,8 @@ def label(record: TrialRecord) -> str:
 def seed_scores(record: TrialRecord) -> list[list[float]]:
     """(runs, images) per-image test foreground Dice of each seed (the seed means where a record
     holds no per-seed scores)."""
-    runs = [run.test_dice_fg_per_image for run in record.seeds if run.test_dice_fg_per_image]
-    return runs or [record.per_image]
+    runs = pooled_scores([run for run in record.seeds if run.test_dice_fg_per_image])
+    return runs if runs and runs[0] else [record.per_image]
 
 
 def without_foreground(record: TrialRecord) -> int:

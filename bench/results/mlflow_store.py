@@ -134,10 +134,10 @@ def source_tags() -> dict[str, str]:
             **{f"version.{p}": metadata.version(p) for p in ("torch", "optuna", "mlflow", "fvcore")}}
 
 
-def curves(histories: Sequence[Sequence[dict]], seeds: Sequence[int], per_seed: bool = True) -> list[Metric]:
+def curves(histories: Sequence[Sequence[dict]], seeds: Sequence[int | str], per_seed: bool = True) -> list[Metric]:
     """Per-epoch ``train_loss``, ``val_dice`` (foreground) and ``val_dice_all`` (step = epoch): the
     mean over the seeds, and (``per_seed``) each seed's as ``<name>/seed_<s>`` when there are
-    several. A curve the histories do not hold (studies from before it existed) is left out."""
+    several (``<name>/<s>`` for a label such as ``fold_2/seed_0``). A curve the histories do not hold (studies from before it existed) is left out."""
     out: list[Metric] = []
     now = int(time.time() * 1000)
     epochs = min(len(h) for h in histories) if histories else 0
@@ -148,7 +148,8 @@ def curves(histories: Sequence[Sequence[dict]], seeds: Sequence[int], per_seed: 
             step, values = int(histories[0][e]["epoch"]), [h[e][source] for h in histories]
             out.append(Metric(target, float(sum(values) / len(values)), now, step))
             if per_seed and len(histories) > 1:
-                out += [Metric(f"{target}/seed_{s}", float(v), now, step) for s, v in zip(seeds, values)]
+                out += [Metric(f"{target}/{s if isinstance(s, str) else f'seed_{s}'}", float(v), now, step)
+                        for s, v in zip(seeds, values)]
     return out
 
 

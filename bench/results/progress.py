@@ -116,6 +116,15 @@ class SweepProgress(SweepListener):
                             f"val Dice fg {epoch['val_dice']:.3f}")
             self.live.update(self._render())
 
+    def noted(self, line: str) -> None:
+        if self.quiet:
+            return
+        if self.live is not None:
+            self.current = line
+            self.live.update(self._render())
+        else:
+            self.console.print(self.prefix + line, soft_wrap=True, markup=False, highlight=False)
+
     def trial_ended(self, record: TrialRecord) -> None:
         self.records[record.number] = record
         if self.quiet:
@@ -147,6 +156,14 @@ class SweepProgress(SweepListener):
         if same:
             self.console.print("front members the paired test on test Dice cannot tell apart: " + ", ".join(
                 f"{c.reference} and {c.candidate} (p {c.p:.2g})" for c in same), highlight=False)
+        if result.all_folds:
+            folds = result.info.data["folds"]
+            self.console.print(f"on all {folds} folds (test Dice fg, mean ± std over folds and seeds):", highlight=False)
+            for number, figures in result.all_folds.items():
+                test = result.all_folds_versus_stock.get(number)
+                role = " (stock)" if number == result.stock else f"; against the stock: {test.short()}" if test else ""
+                self.console.print(f"  trial {number} {result.record(number).label}: {figures.pooled().text()}{role}",
+                                   highlight=False, soft_wrap=True)
         timed = result.front_latency
         if timed:
             self.console.print(

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .evidence import indistinguishable
+from .folds import fold_rows
 from ..core.files import atomic, write_text
 from ..search.objectives import OBJECTIVES
 from .plots import write_plots
@@ -66,8 +67,13 @@ def write_report(result: SweepResult, out_dir: Path) -> list[Path]:
     tables = write_tables(front_table(result), out_dir, "table", _table_caption(result),
                           f"tab:{info.study}") if result.front else []
     plots = write_plots(result, out_dir)
+    folds = []
+    if result.all_folds:
+        with atomic(out_dir / "folds.csv") as tmp:
+            fold_rows(result).to_csv(tmp, index=False)
+        folds.append(out_dir / "folds.csv")
     write_text(out_dir / "report.md", report_page(result, bool(plots)))
-    return [out_dir / "report.md", out_dir / "results.csv", out_dir / "pareto.csv", *tables, *plots]
+    return [out_dir / "report.md", out_dir / "results.csv", out_dir / "pareto.csv", *folds, *tables, *plots]
 
 
 def _table_caption(result: SweepResult) -> str:
@@ -132,9 +138,39 @@ def report_page(result: SweepResult, plotted: bool) -> str:
         if result.hypervolume is not None:
             lines.append(f"Hypervolume of the front: {result.hypervolume:.4f} ({SweepResult.HYPERVOLUME}).")
     lines += ["", "## Against the stock network", "", _evidence(result)]
+    if result.all_folds:
+        lines += ["## On every fold", "", _all_folds(result)]
     lines += ["## Files", "", "`results.csv` holds every trial at full precision (sample, values, metrics with "
               "std and interval, status and reasons), `pareto.csv` the front, `table.tex` the front for LaTeX "
               "(booktabs)."]
+    return "\n".join(lines) + "\n"
+
+
+def _all_folds(result: SweepResult) -> str:
+    """The front and the stock network on every fold, in words and one table."""
+    info = result.info
+    folds, rank = info.data["folds"], info.data.get("rank_folds", 1)
+    ranked = "fold 1" if rank == 1 else f"folds 1 to {rank}"
+    table = fold_rows(result)
+    shown = table[["trial", "design", "role", *[f"fold_{k + 1}" for k in range(folds)]]].copy()
+    shown["pooled"] = [f"{m:.4f} ± {s:.4f}" if n > 1 else f"{m:.4f}"
+                       for m, s, n in zip(table["test_dice_fg"], table["test_dice_fg_std"], table["runs"])]
+    shown["against the stock"] = [result.all_folds_versus_stock[n].short() if n in result.all_folds_versus_stock
+                                  else "" for n in table["trial"]]
+    missing = [n for n, f in result.all_folds.items() if not f.complete]
+    others = "the other folds" if rank < folds else "them"
+    if result.stock is None:
+        tested = ("The study did not train the stock network, so nothing here is tested against it.")
+    else:
+        tested = (f"The paired test against the stock network covers every image once, each scored by the fold that "
+                  f"held it out, Holm-adjusted over the {len(result.all_folds_versus_stock)} comparison(s) here.")
+    lines = [f"Every design was trained and ranked on {ranked} of {folds}; the front and the stock network were "
+             f"trained on {others} as well, with the same seeds. Test foreground Dice per fold (mean over seeds) and "
+             f"pooled over folds and seeds. {tested} `folds.csv` holds the figures at full precision.", "",
+             shown.to_markdown(index=False, floatfmt=".4f"), ""]
+    if missing:
+        lines.append("Not yet trained on every fold (the sweep stopped before): "
+                     + ", ".join(f"trial {n}" for n in missing) + "; run the same command again to finish.")
     return "\n".join(lines) + "\n"
 
 

@@ -79,7 +79,8 @@ class MlflowTracker(SweepListener):
         run_id = record.links.get("mlflow_run_id")
         if not run_id:
             return
-        suffix = f"/seed_{epoch['seed']}" if epoch.get("runs", 1) > 1 else ""
+        fold = f"/fold_{epoch['fold'] + 1}" if epoch.get("fold") is not None else ""
+        suffix = f"{fold}/seed_{epoch['seed']}" if epoch.get("runs", 1) > 1 else ""
         self.store.log(run_id, {f"train_loss{suffix}": epoch["train_loss"],
                                 f"val_dice{suffix}": epoch["val_dice"],
                                 f"val_dice_all{suffix}": epoch["val_dice_all"]}, step=int(epoch["epoch"]))
@@ -120,6 +121,9 @@ class MlflowTracker(SweepListener):
                 if not math.isnan(test.p_better):
                     metrics["p_better_than_stock"] = test.p_better
             self.store.log(run_id, metrics, tags=tags)
+        for number, figures in result.all_folds.items():  # cross-validated: the front on every fold
+            if number in logged:
+                self._log_all_folds(logged[number], figures, result.all_folds_versus_stock.get(number))
         timed = result.front_latency
         if timed:
             for number, figures in timed["trials"].items():
@@ -127,6 +131,24 @@ class MlflowTracker(SweepListener):
                     self.store.log(logged[int(number)], {"latency_interleaved_ms": figures["median_ms"],
                                                          "latency_ratio": figures["ratio"]})
         self._finish_parent(result)
+
+    def _log_all_folds(self, run_id: str, figures, versus) -> None:
+        """A front member's (or the stock network's) figures over every fold, on its trial's run:
+        ``cv_test_dice_fg`` pooled over folds and seeds, with spread, and one per fold; the verdict
+        against the stock network over every image; the weights of the folds trained at the end."""
+        pooled = figures.pooled()
+        metrics = {"cv_test_dice_fg": pooled.mean, **{f"cv_test_dice_fg/fold_{k + 1}": v
+                                                      for k, v in enumerate(figures.per_fold) if not math.isnan(v)}}
+        if pooled.n > 1:
+            metrics.update({"cv_test_dice_fg_std": pooled.std, "cv_test_dice_fg_ci95_low": pooled.ci_low,
+                            "cv_test_dice_fg_ci95_high": pooled.ci_high})
+        tags = {"bench.cv_folds": f"{sum(not math.isnan(v) for v in figures.per_fold)} of {figures.folds}"}
+        if versus is not None:
+            tags["bench.cv_vs_stock"] = versus.text()
+        self.store.log(run_id, metrics, tags=tags)
+        for artifact, path in figures.artifacts.items():
+            if Path(path).is_file():
+                self.store.upload(run_id, path, str(Path(artifact).parent))
 
     # ------------------------------------------------------------------------------ runs
 
@@ -194,7 +216,7 @@ class MlflowTracker(SweepListener):
         name = f"trial {record.number}" + (f" · {record.label}" if record.sample else "")
         tags = {"bench.trial": str(record.number), "bench.state": record.state, "bench.status": record.status,
                 "bench.trained": str(record.trained), "bench.config_hash": record.config_hash,
-                "bench.seeds": ",".join(str(run.seed) for run in record.seeds), "mlflow.runName": name,
+                "bench.seeds": ",".join(map(str, dict.fromkeys(run.seed for run in record.seeds))), "mlflow.runName": name,
                 **{f"block.{k}": v for k, v in record.blocks.items()}}
         if record.latency:
             tags.update(latency_tags(record.latency))
@@ -223,17 +245,17 @@ class MlflowTracker(SweepListener):
         if record.pruned:  # its figures when it was stopped; no val_dice_best, which means trained
             values.update({"pruned_at_epoch": record.pruned["epoch"], "val_dice_so_far": record.pruned["val_dice"]})
         for run in record.seeds if len(record.seeds) > 1 else []:
-            values.update({f"{RENAMED.get(k, k)}/seed_{run.seed}": v for k, v in run.metrics.items()})
+            values.update({f"{RENAMED.get(k, k)}/{run.label}": v for k, v in run.metrics.items()})
         info = self.info
         params = dict(record.sample)
         if info is not None and record.trained:
             params.update({**{f"recipe.{k}": v for k, v in info.recipe.items() if k != "seed"},
                            "data.source": info.data["source"], "data.size": info.data["size"],
                            "data.split": info.data["split_hash"][:12],
-                           "seeds": ",".join(str(run.seed) for run in record.seeds)})
+                           "seeds": ",".join(map(str, dict.fromkeys(run.seed for run in record.seeds)))})
         # epochs were logged live (epoch_ended): one seed's as the run's curves, several seeds' each
         # under its own name; the mean over several seeds only exists now
-        series = curves([run.history for run in record.seeds], [run.seed for run in record.seeds], False) \
+        series = curves([run.history for run in record.seeds], [run.label for run in record.seeds], False) \
             if len(record.seeds) > 1 and record.duplicate_of is None else []
         self.store.log(run_id, values, self._new_params(run_id, params), tags, series)
         if info is not None and record.trained and info.data.get("lineage") and record.duplicate_of is None:

@@ -12,6 +12,8 @@ from ..core.defaults import DEFAULT_STORAGE, DEFAULT_TRACKING
 from ..core.errors import BenchError
 from ..core.files import plain_name
 from ..data.lineage import lineage
+from ..data.source import check_folds
+from ..data.split import DEFAULT_FOLDS
 from ..search.objectives import OBJECTIVES, Objective
 from ..search.records import StudyInfo
 from ..search.samplers import sampler_settings
@@ -59,6 +61,8 @@ class SweepSettings:
     deterministic: bool = False
     latency: str = "measured"
     latency_table: Optional[Path] = None
+    folds: Optional[int] = None
+    rank_folds: int = 1
 
     @classmethod
     def of(cls, space: str | Path | SearchSpace, *, study: Optional[str] = None, storage: Optional[str] = None,
@@ -68,11 +72,12 @@ class SweepSettings:
            max_retry: int = 2, repeats: Optional[int] = None, report_dir: Optional[str | Path] = None,
            weights_dir: Optional[str | Path] = "runs/{study}/weights", device: str = "auto",
            deterministic: bool = False, latency: str = "measured",
-           latency_table: Optional[str | Path] = None) -> "SweepSettings":
+           latency_table: Optional[str | Path] = None, folds: Optional[int] = None,
+           rank_folds: Optional[int] = None) -> "SweepSettings":
         """The settings, with the space's defaults filled in and checked.
 
         Raises:
-            BenchError: no trials or repeats; ConfigError: a bad space or study name.
+            BenchError: no trials or repeats; ConfigError: a bad space or study name, bad folds.
         """
         space = space if isinstance(space, SearchSpace) else load_space(str(space))
         name = plain_name(study or space.name, "study name")
@@ -81,11 +86,20 @@ class SweepSettings:
             raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {trials}, repeats {repeats}")
         if latency not in LATENCY_MODES:
             raise BenchError(f"latency {latency!r}: choose {' or '.join(LATENCY_MODES)}")
+        if folds is not None:
+            check_folds(folds, None, space.data["split_mode"])
+        folds = folds or space.data["folds"] or (DEFAULT_FOLDS if space.data["split_mode"] == "kfold" else None)
+        if rank_folds is not None:
+            check_folds(folds, rank_folds, None)
+        rank_folds = rank_folds or space.data["rank_folds"] or 1
+        if folds is not None and rank_folds > folds:  # --folds below the space's rank_folds
+            check_folds(folds, rank_folds, None)
         return cls(space, name, storage or DEFAULT_STORAGE, tracking_uri, data, size, patch, trials, repeats, workers,
                    threads or default_threads(workers), timeout, heartbeat, max_retry,
                    Path(report_dir) if report_dir is not None else None,
                    Path(str(weights_dir).format(study=name)) if weights_dir is not None else None,
-                   device, deterministic, latency, Path(latency_table) if latency_table else None)
+                   device, deterministic, latency, Path(latency_table) if latency_table else None, folds,
+                   rank_folds if folds else 1)
 
     @property
     def measures(self) -> list[Objective]:
@@ -133,8 +147,9 @@ class SweepSettings:
         return StudyInfo(
             study=self.study, space=space.name, description=space.description, objectives=dict(space.objectives),
             constraints=dict(space.constraints), architecture=space.architecture, reference_hash=reference_hash,
-            data={"source": data.dataset.source, "size": data.size, "split_hash": data.split.hash,
-                  "split": data.split.describe(), "lineage": lineage(data.dataset, data.split),
+            data={"source": data.dataset.source, "size": data.size, "split_hash": data.hash,
+                  "split": data.describe(), "lineage": lineage(data.dataset, data.splits),
+                  **({"folds": data.folds, "rank_folds": data.rank} if data.folds else {}),
                   "mode": data.dataset.protocol.mode, "protocol": data.dataset.protocol.describe(),
                   "classes": data.dataset.classes, "train": len(data.split.train), "val": len(data.split.val),
                   "test": len(data.split.test)},

@@ -43,6 +43,8 @@ from ..search.study import (STALL, WORKER, FixedTrial, all_under_way, bind, draw
                             open_study, optimize_one, reap, sample_overrides, stock_sample)
 from ..search.study import records as study_records
 from .settings import SweepSettings
+from ..results.evidence import stock_record
+from .front_folds import cross_validate_front, networks_to_cross_validate
 from .study_data import StudyData, prepare_study_data
 from .trial import CATCH, TrialRun
 from .workers import run_workers
@@ -210,7 +212,8 @@ class Sweep:
             check_tracking(self.settings.tracking_uri)
         if self.settings.predicts_latency:
             check_latency_table(self.settings.table_path(), self.space, size)
-        self._data = prepare_study_data(self.space, source, reference.config["in_channels"])
+        self._data = prepare_study_data(self.space, source, reference.config["in_channels"], self.settings.folds,
+                                        self.settings.rank_folds)
         with interrupts.deferred():  # the study and its MLflow run are created whole, or not at all
             settings = self.settings
             study = open_study(self.space, self.name, settings.storage, settings.heartbeat, settings.grace, settings.max_retry,
@@ -349,6 +352,11 @@ class Sweep:
         result.exhausted = self.exhausted or self._shortfall()
         if self.settings.timed and result.front:
             self._time_front(result)
+        if self._data.folds and self._data.rank < self._data.folds and result.front:
+            networks = networks_to_cross_validate(result.front_records, stock_record(result))
+            cross_validate_front(self.study, self.settings, self._data, networks, self.device, self.trial.keep_weights,
+                                 self.listeners.noted)
+            result = self._reloaded(result)
         if self.settings.report_dir is not None:
             from ..results.report import write_report
 
@@ -359,6 +367,12 @@ class Sweep:
             self.listeners.study_ended(result)
             self._closed = True
         return result
+
+    def _reloaded(self, result: SweepResult) -> SweepResult:
+        """The result read again from the study (what was stored since), with this run's own notes."""
+        fresh = self.result()
+        fresh.exhausted, fresh.front_latency = result.exhausted, result.front_latency
+        return fresh
 
     def _time_front(self, result: SweepResult) -> None:
         """Time the front's networks and the stock architecture again, interleaved in one session

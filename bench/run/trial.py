@@ -33,6 +33,7 @@ from ..search.records import INTERRUPTED, TrialRecord
 from ..search.study import (WORKER, RecordWriter, TrialEpochs, TrialPruned, ahead, sample_overrides, sampler_seed,
                             set_constraint, trained_by)
 from ..training.checkpoint import save_checkpoint
+from ..training.runs import SeedRun, pooled_scores
 from ..training.seeds import TrainingStopped, train_seeds
 from .experiment import check_classes
 from .settings import SweepSettings
@@ -197,36 +198,37 @@ class TrialRun:
     def _train(self, record: TrialRecord, design: Design, trial, save: RecordWriter) -> None:
         """Train the design ``repeats`` times (:func:`bench.training.seeds.train_seeds`: seeds
         seed, seed+1, ...; initial weights, batch order and augmentation change, the split does
-        not) and score each run. The pruner watches the first seed; a design it stops keeps that
-        seed's history and its figures so far in ``record.pruned``."""
-        recipe = self.settings.space.recipe
+        not) on the study's split, or on each fold that ranks designs, and score each run. The
+        pruner watches the first run; a design it stops keeps that run's history and its figures
+        so far in ``record.pruned``."""
+        recipe, repeats = self.settings.space.recipe, self.settings.repeats
+        folds = self.data.ranked if self.data.folds else [None]
+        runs_in_all = repeats * len(folds)
+        record.seeds = []
+        for k, fold in enumerate(folds):
+            def progress(j: int, seed: int, k: int = k):
+                so_far: list[float] = []
 
-        def progress(k: int, seed: int):
-            so_far: list[float] = []
+                def report(event: str, done: int, total: int, values: dict) -> None:
+                    if event == "epoch":
+                        so_far.append(values["val_dice"])
+                        self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed, "fold": k if fold else None,
+                                                            "run": k * repeats + j + 1, "runs": runs_in_all})
+                        if k == 0 and j == 0:
+                            self._judge(record, trial, save, done, max(so_far))
+                return nullcontext(report)
 
-            def report(event: str, done: int, total: int, values: dict) -> None:
-                if event == "epoch":
-                    so_far.append(values["val_dice"])
-                    self.listeners.epoch_ended(record, {**values, "epochs": total, "seed": seed,
-                                                        "run": k + 1, "runs": self.settings.repeats})
-                    if k == 0:
-                        self._judge(record, trial, save, done, max(so_far))
-            return nullcontext(report)
-
-        record.seeds = train_seeds(design.arch, self.data.parts(), recipe, self.settings.repeats, self.device, progress,
-                                   self.settings.weights_dir / "resume" if self.settings.weights_dir else None, design.model)
-        last = record.seeds[-1]
-        if not last.complete:
-            record.pruned = {"epoch": last.metrics["epochs_trained"], "val_dice": last.metrics["val_dice"],
-                             "pruner": self.settings.space.pruner.name, "reason": last.stopped}
-            return
-        for run in record.seeds if self.settings.weights_dir is not None else []:
-            path = self.settings.weights_dir / f"trial_{record.number}" / f"seed_{run.seed}" / "model.pt"
-            save_checkpoint(path, run.model, design.arch, {
-                "recipe": replace(recipe, seed=run.seed).to_dict(), "test": run.test,
-                "best_epoch": run.metrics["best_epoch"], "data": self.data.dataset.record(),
-                "split": {"hash": self.data.split.hash}, "study": self.settings.study, "trial": record.number})
-            record.artifacts[f"seed_{run.seed}/model.pt"] = str(path.resolve())
+            resume = self.settings.weights_dir / "resume" if self.settings.weights_dir else None
+            runs = train_seeds(design.arch, self.data.parts(k), recipe, repeats, self.device, progress,
+                               resume / f"fold_{k + 1}" if resume and fold else resume,
+                               design.model if k == 0 else None)
+            record.seeds += [replace(run, fold=k) if fold else run for run in runs]
+            if not runs[-1].complete:
+                last = runs[-1]
+                record.pruned = {"epoch": last.metrics["epochs_trained"], "val_dice": last.metrics["val_dice"],
+                                 "pruner": self.settings.space.pruner.name, "reason": last.stopped}
+                return
+        record.artifacts.update(self.keep_weights(record, record.seeds, design.arch))
         runs = [run.metrics for run in record.seeds]
         samples = {name: [run[name] for run in runs] for name in runs[0]}
         samples.update({o.name: [float(o.compute(run.scores())) for run in record.seeds] for o in self.settings.scores})
@@ -234,8 +236,25 @@ class TrialRun:
         record.estimates = {name: e.to_dict() for name, e in estimates.items()}
         record.metrics = {name: estimates[name].mean for name in runs[0]}
         record.values.update({o.name: estimates[o.name].mean for o in self.settings.scores})
-        record.per_image = mean_over_runs([run.test_dice_fg_per_image for run in record.seeds])
+        record.per_image = mean_over_runs(pooled_scores(record.seeds))
         record.trained = True
+
+    def keep_weights(self, record: TrialRecord, runs: Sequence[SeedRun], arch: Architecture) -> dict[str, str]:
+        """Each run's weights saved under ``weights_dir/trial_<n>/<fold_k/>seed_<s>/model.pt``;
+        returns them as artifacts (name in the run -> path), which the MLflow tracker uploads."""
+        if self.settings.weights_dir is None:
+            return {}
+        recipe, artifacts = self.settings.space.recipe, {}
+        for run in runs:
+            path = self.settings.weights_dir / f"trial_{record.number}" / run.label / "model.pt"
+            split = self.data.splits[run.fold or 0]
+            save_checkpoint(path, run.model, arch, {
+                "recipe": replace(recipe, seed=run.seed).to_dict(), "test": run.test,
+                "best_epoch": run.metrics["best_epoch"], "data": self.data.dataset.record(),
+                "split": {"hash": split.hash, "description": split.describe()}, "study": self.settings.study,
+                "trial": record.number})
+            artifacts[f"{run.label}/model.pt"] = str(path.resolve())
+        return artifacts
 
     def _judge(self, record: TrialRecord, trial, save: RecordWriter, epoch: int, val_dice: float) -> None:
         """The pruner's decision after ``epoch`` of the first seed (best validation Dice so far

@@ -1,6 +1,6 @@
 """What a sweep tells its observers: the terminal display, the MLflow tracker, your own code.
 
-A listener overrides any of five events (the others do nothing), in the spirit of Optuna's
+A listener overrides any of six events (the others do nothing), in the spirit of Optuna's
 ``callbacks``, but with bench's typed records::
 
     class Printer(SweepListener):
@@ -37,6 +37,9 @@ class SweepListener:
         """The trial finished: COMPLETE, PRUNED or FAIL (also a trial of a dead worker, found
         stale by this one)."""
 
+    def noted(self, line: str) -> None:
+        """A step of the sweep outside any trial (the front trained on the folds that did not rank it)."""
+
     def study_ended(self, result: SweepResult) -> None:
         """The sweep is over (this process coordinated it): front, timing and report done."""
 
@@ -66,6 +69,10 @@ class Listeners(SweepListener):
     def trial_ended(self, record: TrialRecord) -> None:
         for listener in self.listeners:
             listener.trial_ended(record)
+
+    def noted(self, line: str) -> None:
+        for listener in self.listeners:
+            listener.noted(line)
 
     def study_ended(self, result: SweepResult) -> None:
         for listener in self.listeners:

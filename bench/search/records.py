@@ -16,6 +16,7 @@ from ..training.runs import SeedRun
 
 if TYPE_CHECKING:
     from ..core.stats import Estimate, PairedComparison
+    from ..results.folds import FoldFigures
 
 RUNNING, WAITING, COMPLETE, PRUNED, FAIL = "RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"
 DIED = "its worker stopped without recording a reason (killed, or its heartbeats stopped)"
@@ -207,7 +208,8 @@ class SweepResult:
     network (``front_latency``: reference, reference_ms, protocol, trials -> figures); and the
     paired evidence (:mod:`bench.results.evidence`): each front member against the stock network, when
     the study trained it, and the front members against each other; and each trained design's
-    probability of being on the front (:mod:`bench.results.membership`)."""
+    probability of being on the front (:mod:`bench.results.membership`). Cross-validated, the front
+    and the stock network on every fold (:mod:`bench.results.folds`)."""
 
     info: StudyInfo
     records: list[TrialRecord]
@@ -223,6 +225,8 @@ class SweepResult:
     front_probability: dict[int, float] = field(default_factory=dict)  # trial -> P(on the front), bench.results.membership
     links: dict[str, str] = field(default_factory=dict)  # set by listeners, e.g. mlflow_runs_url
     exhausted: Optional[str] = None  # why the sweep stopped short of its trials (the space holds no more)
+    all_folds: dict[int, "FoldFigures"] = field(default_factory=dict)  # cross-validated: front and stock on every fold
+    all_folds_versus_stock: dict[int, "PairedComparison"] = field(default_factory=dict)  # over every fold's images
 
     HYPERVOLUME = ("objectives min-max normalised over the trained designs (0 best, 1 worst), "
                    "reference point 1.1 in each")

@@ -217,7 +217,8 @@ def bind(study: optuna.Study, info: StudyInfo) -> None:
     """Record what the study is (:class:`StudyInfo`); refuse a resume on another split.
 
     Raises:
-        BenchError: the study was run on data that gives another split, or with other repeats.
+        BenchError: the study was run on data that gives another split, with other repeats, or ranked on
+            other folds.
     """
     recorded = study.user_attrs.get("info", {})
     split = recorded.get("data", {}).get("split_hash")
@@ -229,6 +230,12 @@ def bind(study: optuna.Study, info: StudyInfo) -> None:
         raise BenchError(f"study {study.study_name!r} trains each design {recorded.get('repeats', 1)} time(s); "
                          f"--repeats {info.repeats} would mix figures of different precision. Use --repeats "
                          f"{recorded.get('repeats', 1)}, or another --study name.")
+    ranked = recorded.get("data", {}).get("rank_folds")
+    if recorded and ranked != info.data.get("rank_folds"):
+        raise BenchError(f"study {study.study_name!r} ranks designs on {ranked or 'no'} fold(s); --rank-folds "
+                         f"{info.data.get('rank_folds')} would rank on others. Use --rank-folds {ranked}, or another "
+                         "--study name." if ranked else f"study {study.study_name!r} was not cross-validated; use "
+                         "another --study name for folds.")
     study.set_user_attr("info", info.to_dict())
 
 
@@ -249,6 +256,14 @@ def front_latency(study: optuna.Study, timed: Optional[dict] = None) -> Optional
     if timed is not None:
         study.set_user_attr("front_latency", timed)
     return study.user_attrs.get("front_latency")
+
+
+def front_folds(study: optuna.Study, stored: Optional[dict] = None) -> dict:
+    """The front's training runs on the folds that did not rank designs, of a cross-validated study:
+    ``{trial number: {fold: [SeedRun.to_dict()]}}`` (as strings; stored when ``stored`` is given)."""
+    if stored is not None:
+        study.set_user_attr("front_folds", stored)
+    return study.user_attrs.get("front_folds", {})
 
 
 def records(study: optuna.Study, states: Optional[Sequence[TrialState]] = None) -> list[TrialRecord]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 if TYPE_CHECKING:
     from torch import nn
@@ -18,7 +18,8 @@ class SeedRun:
     ``train_seconds``; a stopped run has ``val_dice`` and ``epochs_trained`` only). ``val`` and
     ``test``: every metric on those splits (:meth:`bench.training.metrics.SegmentationMetrics.summary`).
     ``test_dice_fg_per_image``: per-image foreground Dice on the test split (split order), for
-    paired comparisons. ``model`` (the trained network) is not stored.
+    paired comparisons. ``fold``: the fold (from 0) it trained on, in a cross-validated study.
+    ``model`` (the trained network) is not stored.
     """
 
     seed: int
@@ -30,11 +31,17 @@ class SeedRun:
     test_images_without_foreground: int = 0
     device: Optional[str] = None
     stopped: Optional[str] = None  # why a listener stopped it (a pruner), if one did
+    fold: Optional[int] = None
     model: Optional["nn.Module"] = field(default=None, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:
         return self.stopped is None
+
+    @property
+    def label(self) -> str:
+        """``seed_0``, or ``fold_2/seed_0`` in a cross-validated study: its folder and metric suffix."""
+        return f"seed_{self.seed}" if self.fold is None else f"fold_{self.fold + 1}/seed_{self.seed}"
 
     def scores(self) -> dict[str, float]:
         """What an objective known after training computes from: ``metrics``, and every
@@ -46,12 +53,23 @@ class SeedRun:
         plain = {"seed": self.seed, "history": self.history, "metrics": self.metrics, "val": self.val,
                  "test": self.test, "test_dice_fg_per_image": self.test_dice_fg_per_image,
                  "test_images_without_foreground": self.test_images_without_foreground}
-        plain.update({k: v for k, v in (("device", self.device), ("stopped", self.stopped)) if v is not None})
+        plain.update({k: v for k, v in (("device", self.device), ("stopped", self.stopped), ("fold", self.fold))
+                      if v is not None})
         return plain
 
     @classmethod
     def from_dict(cls, plain: dict[str, Any]) -> "SeedRun":
         """From :meth:`to_dict` (or a record stored before ``val``/``test`` existed)."""
         known = {"seed", "history", "metrics", "val", "test", "test_dice_fg_per_image",
-                 "test_images_without_foreground", "device", "stopped"}
+                 "test_images_without_foreground", "device", "stopped", "fold"}
         return cls(**{k: v for k, v in plain.items() if k in known})
+
+
+def pooled_scores(runs: Sequence[SeedRun]) -> list[list[float]]:
+    """(seeds, images) per-image test foreground Dice of each seed, for paired comparisons; over k
+    folds, every image once, scored by the fold that held it out (folds in order, then split order)."""
+    folds: dict[Optional[int], list[SeedRun]] = {}
+    for run in runs:
+        folds.setdefault(run.fold, []).append(run)
+    seeds = min(len(fold) for fold in folds.values())
+    return [[v for fold in folds.values() for v in fold[k].test_dice_fg_per_image] for k in range(seeds)]

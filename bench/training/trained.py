@@ -2,14 +2,14 @@
 compare`` produce, and what their tables and MLflow runs are made from."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from typing import TYPE_CHECKING
 
 from ..core.stats import Estimate, estimate, mean_over_runs
-from .runs import SeedRun
+from .runs import SeedRun, pooled_scores
 
 if TYPE_CHECKING:  # types only: tables read a trained network without loading the builders
     from ..arch.config import Architecture
@@ -58,9 +58,7 @@ class TrainedNetwork:
     def seed_scores(self) -> list[list[float]]:
         """(seeds, images) per-image test foreground Dice of each seed, for paired comparisons;
         cross-validated, every image once, scored by the fold that held it out (folds in order)."""
-        if self.folds:
-            return [[v for fold in self.folds for v in fold.seed_scores()[k]] for k in range(len(self.seeds))]
-        return [run.test_dice_fg_per_image for run in self.runs]
+        return pooled_scores(self.runs)
 
     def images_without_foreground(self) -> int:
         """Test images with no foreground (their Dice is a convention), over every fold."""
@@ -73,5 +71,6 @@ def cross_validated(folds: list[TrainedNetwork]) -> TrainedNetwork:
     """One network trained on each fold of a k-fold split, as one: figures over every fold and
     seed, per-image scores over every image once (each from the fold that held it out)."""
     first = folds[0]
-    return TrainedNetwork(first.name, first.arch, first.cost, [run for fold in folds for run in fold.runs],
+    return TrainedNetwork(first.name, first.arch, first.cost,
+                          [replace(run, fold=k) for k, fold in enumerate(folds) for run in fold.runs],
                           [folder for fold in folds for folder in fold.out_dirs], folds=folds)
