@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from bench.search.records import TrialRecord
 from bench.search.study import load_study
 from bench.results.loading import load_result
+from bench.results.logged_models import load_logged
 from needs import need
 from signalling import default_dispositions
 
@@ -60,8 +61,11 @@ def epochs_done(folder: Path) -> bool:
 
 
 def final_weights(folder: Path, number: int) -> dict[str, torch.Tensor]:
-    return torch.load(folder / "runs" / "slow" / "weights" / f"trial_{number}" / "seed_0" / "model.pt",
-                      weights_only=True)["state_dict"]
+    """The trained network's weights, from its MLflow model (the sweep keeps them there, once)."""
+    kept = load_result(load_study("slow", f"sqlite:///{folder}/runs/optuna.db")).weights[number]
+    assert kept["kept"] and kept["where"][0].startswith("models:/")
+    model, _, _ = load_logged(kept["where"][0], f"sqlite:///{folder}/runs/mlflow.db")
+    return model.state_dict()
 
 
 def stop_mid_training(folder: Path, signal_number: int) -> tuple[str, TrialRecord]:

@@ -223,10 +223,15 @@ def test_a_cross_validated_comparison_scores_every_image_once_per_fold_and_poole
     assert table[table.fold == "pooled"].test_images.tolist() == [14, 14]
     assert table[table.fold != "pooled"].groupby("network").test_images.sum().tolist() == [14, 14]
     assert (tmp_path / "cmp" / "folds.csv").exists() and "3-fold cross-validation" in result.caption
-    for fold_folder in ("fold_1", "fold_2", "fold_3"):
-        assert (tmp_path / "cmp" / archs[0].name / fold_folder / "seed_0" / "model.pt").exists()
     client = mlflow.MlflowClient(store)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    fold_runs = {r.info.run_id for r in runs if r.data.tags["bench.role"] == "fold"}
+    for fold_folder in ("fold_1", "fold_2", "fold_3"):  # each fold's weights moved into its run, once
+        record = json.loads((tmp_path / "cmp" / archs[0].name / fold_folder / "seed_0" / "metrics.json").read_text())
+        assert record["model"].startswith("models:/")
+        assert not (tmp_path / "cmp" / archs[0].name / fold_folder / "seed_0" / "model.pt").exists()
+    models = client.search_logged_models([e.experiment_id for e in client.search_experiments()])
+    assert sorted(m.source_run_id for m in models) == sorted(fold_runs)
     roles = sorted(r.data.tags["bench.role"] for r in runs)
     assert roles == ["comparison"] + ["fold"] * 6 + ["network"] * 2
     networks = {r.info.run_id for r in runs if r.data.tags["bench.role"] == "network"}

@@ -64,8 +64,11 @@ def test_a_cross_validated_sweep_ranks_on_one_fold_and_tests_its_front_on_every_
     for number, figures in result.all_folds.items():
         assert figures.complete and len(figures.per_fold) == 3
         assert len(pooled_scores(figures.runs)[0]) == 12  # every image once, from the fold that held it out
-        for name, path in figures.artifacts.items():
-            assert name.startswith(("fold_2/", "fold_3/")) and Path(path).is_file()
+        assert {name.split("/")[0] for name in figures.artifacts} == {"fold_2", "fold_3"}
+        kept = result.weights[number]  # every fold's weights moved into the trial's MLflow run, once
+        assert kept["kept"] and not any(Path(path).exists() for path in figures.artifacts.values())
+        assert sorted(where.split("/model.pt")[0].split("/", 2)[-1] for where in kept["where"][1:]) == [
+            "fold_2/seed_0", "fold_3/seed_0"]
     members = [n for n in result.front if n != result.stock]
     assert sorted(result.all_folds_versus_stock) == sorted(members)
     for test in result.all_folds_versus_stock.values():

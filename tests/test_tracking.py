@@ -69,8 +69,15 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
             assert [i.dataset.digest for i in child.inputs.dataset_inputs] == [lineage.dataset.digest]
             assert [m.step for m in client.get_metric_history(child.info.run_id, "val_dice")] == [1]
             assert len(client.get_metric_history(child.info.run_id, "train_loss/seed_1")) == 1
-            weights = {f.path for f in client.list_artifacts(child.info.run_id, "seed_0")}
-            assert weights == {"seed_0/model.pt"}
+            # the front's weights once, in the run: seed 0 as its MLflow model, seed 1 as a checkpoint
+            models = [m for m in client.search_logged_models([child.info.experiment_id])
+                      if m.source_run_id == child.info.run_id]
+            seeds = {f.path for f in client.list_artifacts(child.info.run_id, "seed_1")}
+            if tags["bench.on_front"] == "yes":
+                assert tags["bench.weights"].startswith("kept (on the front)") and [m.name for m in models] == ["model"]
+                assert seeds == {"seed_1/model.pt"}
+            else:
+                assert tags["bench.weights"].startswith("deleted (") and not models and not seeds
 
     candidates = [c for c in children if c.data.tags["bench.state"] == "COMPLETE"
                   and c.data.tags["bench.trained"] == "True" and "bench.duplicate_of" not in c.data.tags]

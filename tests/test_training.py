@@ -3,6 +3,7 @@ and the train / evaluate / compare commands."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -66,10 +67,12 @@ def test_train_writes_checkpoint_that_evaluate_reproduces(run_cli, tmp_path):
     record = json.loads((out / "metrics.json").read_text())
     assert record["split"]["hash"] == json.loads((out / "split.json").read_text())["hash"]
     assert record["recipe"]["epochs"] == 1 and record["data"]["source"] == "synthetic"
-    again = run_cli("evaluate", str(out / "model.pt"), "--split", str(out / "split.json"),
-                    "--format", "json")
+    assert not (out / "model.pt").exists() and record["model"].startswith("models:/")  # kept once, in MLflow
+    run_id = re.search(r"runs:/(\w+)/model", result.output).group(1)
+    again = run_cli("evaluate", f"runs:/{run_id}/model", "--split", "recorded", "--format", "json",
+                    "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output)["dice_mean"] == pytest.approx(record["test"]["dice_mean"])
+    assert json.loads(again.output[again.output.index("{"):])["dice_mean"] == pytest.approx(record["test"]["dice_mean"])
 
 
 def test_class_count_that_disagrees_with_the_masks(run_cli):

@@ -29,6 +29,9 @@ from .common import (COUNT, Finite, Registered, SIZE, cli, console, pruner_names
               "on the first --rank-folds folds, the front and the stock network on all K at the end.")
 @click.option("--rank-folds", type=int, default=None,
               help="With --folds: how many folds every design trains on and is ranked by (default 1).")
+@click.option("--keep-weights", type=click.Choice(["front", "all", "none"]), default=None,
+              help="Which trained networks keep their weights (default: the space's study.keep_weights, front): the "
+              "front's and the stock network's, kept once (as MLflow models in their runs, with tracking); all; none.")
 @click.option("--storage", default=None, envvar="BENCH_STORAGE",
               help="Optuna storage: sqlite:///FILE (default sqlite:///runs/optuna.db), "
               "postgresql://USER:PASSWORD@HOST/DB, mysql+pymysql://..., or journal:FILE. Env: BENCH_STORAGE.")
@@ -60,7 +63,7 @@ from .common import (COUNT, Finite, Registered, SIZE, cli, console, pruner_names
 @click.option("--quiet", is_flag=True, help="Only the final front.")
 def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: Optional[str],
         size: Optional[int], patch: Optional[int], folds: Optional[int], rank_folds: Optional[int],
-        storage: Optional[str], tracking_uri: Optional[str], workers: int,
+        keep_weights: Optional[str], storage: Optional[str], tracking_uri: Optional[str], workers: int,
         threads: Optional[int], timeout: Optional[float], heartbeat: int, max_retry: int, repeats: Optional[int],
         sampler: Optional[str], pruner: Optional[str], latency: str, latency_table: Optional[str], device: str,
         quiet: bool, **options: Any) -> None:
@@ -82,7 +85,8 @@ def run(space_ref: str, study_name: Optional[str], trials: Optional[int], data: 
           size=size, patch=patch, trials=trials, workers=workers, threads=threads, timeout=timeout, heartbeat=heartbeat,
           max_retry=max_retry, repeats=repeats, listeners=[SweepProgress(console, quiet)],
           report_dir=Path("reports") / (study_name or space.name), device=device, deterministic=deterministic,
-          latency=latency, latency_table=latency_table, folds=folds, rank_folds=rank_folds).run()
+          latency=latency, latency_table=latency_table, folds=folds, rank_folds=rank_folds,
+          keep_weights=keep_weights).run()
 
 
 @cli.command()

@@ -79,34 +79,51 @@ def train(architecture: str, classes: Optional[int], overrides: Sequence[str], d
 
         entry = tracking_entry(net, chosen, dataset, split, size)
         entry["artifacts"][""].append(out_dir / "split.json")
-        url, _ = track_networks(tracking, experiment or "bench train", [entry])
+        url, ids = track_networks(tracking, experiment or "bench train", [entry])
         console.print(f"MLflow: {url}", highlight=False, soft_wrap=True)
+        console.print(f"weights: the MLflow model runs:/{ids[0]}/model (kept once, in MLflow; `bench evaluate "
+                      f"runs:/{ids[0]}/model --split recorded` scores it again; --no-tracking keeps model.pt here)",
+                      highlight=False, soft_wrap=True)
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True))
+@click.argument("checkpoint")
 @click.option("--data", default=None, help="Dataset folder (default: the checkpoint's).")
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help="Where a runs:/ or models:/ CHECKPOINT was logged (default sqlite:///runs/mlflow.db; env "
+              "MLFLOW_TRACKING_URI).")
 @folder_options
 @protocol_options
-@click.option("--split", "split_file", type=click.Path(dir_okay=False), default=None,
-              help="Evaluate only the --subset of this split (default: every image).")
+@click.option("--split", "split_file", default=None,
+              help="Evaluate only the --subset of this split.json, or of the split the network was trained on "
+              "('recorded', stored with it). Default: every image.")
 @click.option("--subset", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @device_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], subset: str, device: str, fmt: str,
-             **options: Any) -> None:
-    """Re-evaluate a checkpoint written by `bench train` on a dataset, by the protocol it was
-    trained with (resized, or patches with sliding windows at native size) unless told otherwise."""
+def evaluate(checkpoint: str, data: Optional[str], tracking_uri: Optional[str], split_file: Optional[str], subset: str,
+             device: str, fmt: str, **options: Any) -> None:
+    """Re-evaluate a trained network on a dataset, by the protocol it was trained with (resized, or
+    patches with sliding windows at native size) unless told otherwise. CHECKPOINT: a model.pt
+    written by `bench train`, `bench compare` or a sweep, or the MLflow model of a tracked run
+    (runs:/<run id>/model, models:/<name>/<version>)."""
     from ..training.checkpoint import load_checkpoint
+    from ..results.logged_models import is_model_uri, load_logged
     from ..data.layouts import Layout
     from ..data.protocol import Protocol
-    from ..data.split import load_split
+    from ..data.split import check_split, load_split, split_from_record
     from ..core.device import resolve_device
     from ..run.experiment import check_classes
     from ..training.loop import evaluate as evaluate_model
 
     where = resolve_device(device)
-    model, arch, record = load_checkpoint(Path(checkpoint))
+    if is_model_uri(checkpoint):
+        from ..core.defaults import DEFAULT_TRACKING
+
+        model, arch, record = load_logged(checkpoint, tracking_uri or DEFAULT_TRACKING)
+    elif not Path(checkpoint).is_file():
+        raise BenchError(f"{checkpoint}: no such file. Give a model.pt, or a runs:/<run id>/model URI of a tracked run.")
+    else:
+        model, arch, record = load_checkpoint(Path(checkpoint))
     stored = record.get("data") if isinstance(record.get("data"), dict) else {}
     source = take_source(options, data or stored.get("source"))
     if source.folder is None and not stored.get("source"):
@@ -124,7 +141,14 @@ def evaluate(checkpoint: str, data: Optional[str], split_file: Optional[str], su
         check_input_size(arch, plan_architecture(arch), int(size))
     dataset = source.load(arch.config["in_channels"])
     check_classes(arch, dataset)
-    if split_file:
+    if split_file == "recorded":
+        try:
+            split = check_split(split_from_record(record["split"]), checkpoint, dataset.stems)
+        except (KeyError, TypeError, ValueError):
+            raise BenchError(f"{checkpoint} does not carry the split it was trained on (written before bench stored "
+                             "it); give --split with its split.json.") from None
+        dataset = dataset.subset(list(getattr(split, subset)))
+    elif split_file:
         split = load_split(Path(split_file), dataset.stems, dataset.content_hash)
         dataset = dataset.subset(list(getattr(split, subset)))
     test = evaluate_model(model.to(where), dataset, arch.config["classes"]).summary()

@@ -53,9 +53,12 @@ class Split:
         lists = json.dumps([list(self.train), list(self.val), list(self.test)])
         return hashlib.sha256(lists.encode()).hexdigest()
 
+    def to_record(self) -> dict:
+        """The split as ``split.json`` holds it (and checkpoints and MLflow models carry it)."""
+        return {**asdict(self), "hash": self.hash, "description": self.describe()}
+
     def save(self, path: Path) -> None:
-        record = {**asdict(self), "hash": self.hash, "description": self.describe()}
-        write_text(path, json.dumps(record, indent=1) + "\n")
+        write_text(path, json.dumps(self.to_record(), indent=1) + "\n")
 
 
 def make_split(stems: list[str], source: str, content_hash: str, seed: int = 0,
@@ -171,13 +174,25 @@ def load_split(path: Path, stems: list[str], content_hash: str) -> Split:
             new samples the split does not cover.
     """
     try:
-        record = json.loads(Path(path).read_text())
-        split = Split(record["source"], record["content_hash"], record["seed"],
-                      tuple(record["fractions"]), tuple(record["train"]), tuple(record["val"]),
-                      tuple(record["test"]), record.get("mode", "random"),
-                      tuple(record["fold"]) if record.get("fold") else None)
+        split = split_from_record(json.loads(Path(path).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BenchError(f"{path}: not a readable split file ({exc}).") from None
+    return check_split(split, path, stems)
+
+
+def split_from_record(record: dict) -> Split:
+    """A split from :meth:`Split.to_record` (KeyError, TypeError or ValueError when it is not one)."""
+    return Split(record["source"], record["content_hash"], record["seed"], tuple(record["fractions"]),
+                 tuple(record["train"]), tuple(record["val"]), tuple(record["test"]), record.get("mode", "random"),
+                 tuple(record["fold"]) if record.get("fold") else None)
+
+
+def check_split(split: Split, path: Path | str, stems: list[str]) -> Split:
+    """``split`` (read from ``path``) if it covers exactly the dataset's ``stems``.
+
+    Raises:
+        BenchError: samples in the split that the folder no longer has, or new samples it does not cover.
+    """
     listed = set(split.train) | set(split.val) | set(split.test)
     missing, new = sorted(listed - set(stems)), sorted(set(stems) - listed)
     if missing or new:

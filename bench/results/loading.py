@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from ..search.pareto import front_records, hypervolume
 from ..search.records import SweepResult
-from ..search.study import front_folds, front_latency, study_info
+from ..search.study import front_folds, front_latency, study_info, weights_decisions
 from ..search.study import records as study_records
 from .evidence import weigh_front
 from .folds import weigh_folds
@@ -22,6 +22,7 @@ def load_result(study: Any) -> SweepResult:
     result = SweepResult(info, found, front_records(found, info.objectives), front_latency(study))
     weigh_front(result)
     weigh_folds(result, front_folds(study))
+    result.weights = weights_decisions(study)
     result.hypervolume = front_hypervolume(result)
     result.front_probability = front_membership(found, info.objectives)
     return result

@@ -127,6 +127,8 @@ def report_page(result: SweepResult, plotted: bool) -> str:
                                                                for why, n in failures.items()) + ".")
     if counts["skipped"]:
         lines.append(f"- {counts['skipped']} skipped: the study already had enough trials under way.")
+    if result.weights:
+        lines.append(f"- {_weights(result)}")
     lines += ["", "## Pareto front", ""]
     if not result.front:
         lines.append("No design reached the front: none was trained.")
@@ -144,6 +146,21 @@ def report_page(result: SweepResult, plotted: bool) -> str:
               "std and interval, status and reasons), `pareto.csv` the front, `table.tex` the front for LaTeX "
               "(booktabs)."]
     return "\n".join(lines) + "\n"
+
+
+def _weights(result: SweepResult) -> str:
+    """What the weights policy kept, where, and what it freed."""
+    kept = {n: w for n, w in result.weights.items() if w["kept"]}
+    dropped = {n: w for n, w in result.weights.items() if not w["kept"]}
+    in_mlflow = all(where.startswith(("runs:/", "models:/")) for w in kept.values() for where in w["where"])
+    where = "as MLflow models in the trials' runs (`runs:/<run id>/model`)" if in_mlflow else "in the weights folder"
+    text = (f"Weights (`--keep-weights {result.info.keep_weights}`): kept for {len(kept)} network(s) "
+            f"({', '.join(f'trial {n}: ' + w['why'] for n, w in kept.items()) or 'none'}; "
+            f"{sum(w['bytes'] for w in kept.values()) / 1e6:.1f} MB, {where})")
+    if dropped:
+        text += (f"; deleted for {len(dropped)} network(s) not on the front "
+                 f"({sum(w['bytes'] for w in dropped.values()) / 1e6:.1f} MB freed)")
+    return text + "."
 
 
 def _all_folds(result: SweepResult) -> str:

@@ -13,19 +13,22 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import yaml
 from mlflow.exceptions import MlflowException
 
+from ..core.files import write_text
 from ..search.listeners import SweepListener
 from ..search.records import COMPLETE, FAIL, INTERRUPTED, PRUNED, RUNNING, StudyInfo, SweepResult, TrialRecord
 
+from .logged_models import MODEL, log_checkpoint
 from .mlflow_store import RENAMED, MlflowStore, curves, git_revision, latency_tags, runs_url, source_tags, spread
 
 LOGGING_GRACE_S = 60  # a live worker logs its finished trial well within this
@@ -121,6 +124,9 @@ class MlflowTracker(SweepListener):
                 if not math.isnan(test.p_better):
                     metrics["p_better_than_stock"] = test.p_better
             self.store.log(run_id, metrics, tags=tags)
+        for number, weights in result.weights.items():
+            if number in logged:
+                self.store.log(logged[number], tags={"bench.weights": weights_text(weights)})
         for number, figures in result.all_folds.items():  # cross-validated: the front on every fold
             if number in logged:
                 self._log_all_folds(logged[number], figures, result.all_folds_versus_stock.get(number))
@@ -135,7 +141,7 @@ class MlflowTracker(SweepListener):
     def _log_all_folds(self, run_id: str, figures, versus) -> None:
         """A front member's (or the stock network's) figures over every fold, on its trial's run:
         ``cv_test_dice_fg`` pooled over folds and seeds, with spread, and one per fold; the verdict
-        against the stock network over every image; the weights of the folds trained at the end."""
+        against the stock network over every image."""
         pooled = figures.pooled()
         metrics = {"cv_test_dice_fg": pooled.mean, **{f"cv_test_dice_fg/fold_{k + 1}": v
                                                       for k, v in enumerate(figures.per_fold) if not math.isnan(v)}}
@@ -146,9 +152,6 @@ class MlflowTracker(SweepListener):
         if versus is not None:
             tags["bench.cv_vs_stock"] = versus.text()
         self.store.log(run_id, metrics, tags=tags)
-        for artifact, path in figures.artifacts.items():
-            if Path(path).is_file():
-                self.store.upload(run_id, path, str(Path(artifact).parent))
 
     # ------------------------------------------------------------------------------ runs
 
@@ -265,9 +268,6 @@ class MlflowTracker(SweepListener):
             self.client.log_text(run_id, yaml.safe_dump(record.config, sort_keys=False), "architecture.yaml")
         elif record.overrides:  # the sample itself was bad (that is why the trial failed)
             self.client.log_text(run_id, "\n".join(record.overrides) + "\n", "overrides.txt")
-        for artifact, path in record.artifacts.items():
-            if Path(path).is_file():
-                self.store.upload(run_id, path, str(Path(artifact).parent))
         status = {COMPLETE: "FINISHED", PRUNED: "KILLED" if record.status == "skipped" or record.pruned else "FINISHED",
                   FAIL: "KILLED" if record.fail_reason == INTERRUPTED else "FAILED"}
         self.store.finish(run_id, status.get(record.state, "FAILED"), record.finished)
@@ -285,6 +285,41 @@ class MlflowTracker(SweepListener):
         """MLflow refuses to change a logged parameter: leave out those already there."""
         logged = self.client.get_run(run_id).data.params
         return {k: v for k, v in params.items() if k not in logged}
+
+
+def weights_text(weights: dict[str, Any]) -> str:
+    """A trial's weights decision (:mod:`bench.run.weights`) for its run: ``kept (on the front):
+    runs:/.../model`` or ``deleted (left the front when trial 9 ... was trained), 3.6 MB freed``."""
+    size = f"{weights['bytes'] / 1e6:.1f} MB"
+    if weights["kept"]:
+        return f"kept ({weights['why']}), {size}: " + ", ".join(weights["where"])
+    return f"deleted ({weights['why']}), {size} freed"
+
+
+def model_mover(tracking_uri: str, size: int) -> Callable[[TrialRecord, dict[str, Path]], Optional[list[str]]]:
+    """What moves a kept network's weight files into its trial's run: the first as the run's MLflow
+    model (:func:`bench.results.logged_models.log_checkpoint`), the others (seeds, folds) as plain
+    checkpoints under their names. It returns where each went, or None when the trial has no run here."""
+    store = MlflowStore(tracking_uri)
+
+    def move(record: TrialRecord, files: dict[str, Path]) -> Optional[list[str]]:
+        run_id = record.links.get("mlflow_run_id")
+        try:
+            run = store.client.get_run(run_id) if run_id else None
+        except MlflowException:
+            run = None
+        if run is None or run.data.tags.get("bench.trial") != str(record.number):
+            return None
+        where = []
+        for k, (name, path) in enumerate(files.items()):
+            if k == 0:
+                logged = log_checkpoint(store.client, store.uri, run.info.experiment_id, run_id, path, size)
+                where += list(logged.values()) or [f"runs:/{run_id}/{MODEL}/model.pt"]
+            else:
+                store.upload(run_id, path, str(Path(name).parent))
+                where.append(f"runs:/{run_id}/{name}")
+        return where
+    return move
 
 
 def describe_trial(record: TrialRecord) -> str:
@@ -319,13 +354,35 @@ def _log_network(store: MlflowStore, experiment_id: str, net: dict[str, Any], pa
         store.log_dataset(run_id, net["dataset"])
     store.describe(run_id, net.get("description", ""))
     store.client.log_text(run_id, yaml.safe_dump(net["config"], sort_keys=False), "architecture.yaml")
+    weights = [(folder, Path(path)) for folder, paths in net.get("artifacts", {}).items() for path in paths
+               if Path(path).name == "model.pt"]
+    moved = {}
+    for k, (folder, path) in enumerate(weights):  # the weights move into the run: one copy, in MLflow
+        if k == 0:
+            uris = log_checkpoint(store.client, store.uri, experiment_id, run_id, path, int(net["params"]["data.size"]))
+            moved[path] = next(iter(uris.values()), f"runs:/{run_id}/{MODEL}/model.pt")
+        else:
+            store.upload(run_id, path, folder or None)
+            moved[path] = f"runs:/{run_id}/{folder + '/' if folder else ''}model.pt"
+        _point_to(path.parent / "metrics.json", moved[path])
     for folder, paths in net.get("artifacts", {}).items():
         for path in paths:
-            store.upload(run_id, path, folder or None)
+            if Path(path).name != "model.pt":
+                store.upload(run_id, path, folder or None)
+    for path in moved:
+        path.unlink(missing_ok=True)
     for child in net.get("children", []):
         _log_network(store, experiment_id, child, run_id, role="fold")
     store.finish(run_id)
     return run_id
+
+
+def _point_to(metrics: Path, uri: str) -> None:
+    """Record in a run folder's ``metrics.json`` where its weights went (``model``: the URI)."""
+    if metrics.is_file():
+        record = json.loads(metrics.read_text())
+        record["model"] = uri
+        write_text(metrics, json.dumps(record, indent=1, default=str) + "\n")
 
 
 def track_networks(tracking_uri: str, experiment: str, networks: Sequence[dict[str, Any]],

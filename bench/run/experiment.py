@@ -141,8 +141,7 @@ def train_network(arch: Architecture, dataset: SegmentationData, split: Split, r
                   "device": {**describe_device(device), "deterministic": torch.are_deterministic_algorithms_enabled()},
                   "augmentation": AUGMENTATION if recipe.augment else "none",
                   "data": dataset.record(),
-                  "split": {"hash": split.hash, "file": "split.json", "mode": split.mode,
-                            "description": split.describe(),
+                  "split": {**split.to_record(), "file": "split.json",
                             "sizes": [len(split.train), len(split.val), len(split.test)]},
                   "metric_conventions": METRIC_CONVENTIONS}
         folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from ..data.split import DEFAULT_FOLDS
 from ..search.objectives import OBJECTIVES, Objective
 from ..search.records import StudyInfo
 from ..search.samplers import sampler_settings
-from ..search.space import SearchSpace, describe, load_space
+from ..search.space import KEEP_WEIGHTS, SearchSpace, describe, load_space
 from ..search.storage import JOURNAL, redact
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class SweepSettings:
     latency_table: Optional[Path] = None
     folds: Optional[int] = None
     rank_folds: int = 1
+    keep_weights: str = "front"
 
     @classmethod
     def of(cls, space: str | Path | SearchSpace, *, study: Optional[str] = None, storage: Optional[str] = None,
@@ -73,7 +74,7 @@ class SweepSettings:
            weights_dir: Optional[str | Path] = "runs/{study}/weights", device: str = "auto",
            deterministic: bool = False, latency: str = "measured",
            latency_table: Optional[str | Path] = None, folds: Optional[int] = None,
-           rank_folds: Optional[int] = None) -> "SweepSettings":
+           rank_folds: Optional[int] = None, keep_weights: Optional[str] = None) -> "SweepSettings":
         """The settings, with the space's defaults filled in and checked.
 
         Raises:
@@ -84,6 +85,9 @@ class SweepSettings:
         trials, repeats = int(trials or space.study["trials"]), int(repeats or space.study["repeats"])
         if repeats < 1 or trials < 1:
             raise BenchError(f"a sweep needs trials >= 1 and repeats >= 1, got trials {trials}, repeats {repeats}")
+        keep_weights = keep_weights or space.study["keep_weights"]
+        if keep_weights not in KEEP_WEIGHTS:
+            raise BenchError(f"keep_weights {keep_weights!r}: choose one of {', '.join(KEEP_WEIGHTS)}")
         if latency not in LATENCY_MODES:
             raise BenchError(f"latency {latency!r}: choose {' or '.join(LATENCY_MODES)}")
         if folds is not None:
@@ -99,7 +103,7 @@ class SweepSettings:
                    Path(report_dir) if report_dir is not None else None,
                    Path(str(weights_dir).format(study=name)) if weights_dir is not None else None,
                    device, deterministic, latency, Path(latency_table) if latency_table else None, folds,
-                   rank_folds if folds else 1)
+                   rank_folds if folds else 1, keep_weights)
 
     @property
     def measures(self) -> list[Objective]:
@@ -157,4 +161,4 @@ class SweepSettings:
             trials=self.trials, repeats=self.repeats, storage=redact(self.storage),
             tracking_uri=redact(self.tracking_uri or ""), space_file=str(space.source), workers=self.workers,
             vary={path: describe(dist) for path, dist in space.vary.items()}, pruner=space.pruner.to_dict(),
-            sampler_settings=sampler_settings(space, self.trials))
+            sampler_settings=sampler_settings(space, self.trials), keep_weights=self.keep_weights)

@@ -46,6 +46,7 @@ from .settings import SweepSettings
 from ..results.evidence import stock_record
 from .front_folds import cross_validate_front, networks_to_cross_validate
 from .study_data import StudyData, prepare_study_data
+from .weights import kept, release, store_kept
 from .trial import CATCH, TrialRun
 from .workers import run_workers
 
@@ -274,6 +275,7 @@ class Sweep:
                 record = optimize_one(self.study, self.trial.interruptible, CATCH)
                 self._ended.add(record.number)
                 self.listeners.trial_ended(record)
+                self._release_weights(record)
             failures += record.status == "failed"
             barren = 0 if record.counted else barren + (record.status != "skipped")
 
@@ -357,6 +359,9 @@ class Sweep:
             cross_validate_front(self.study, self.settings, self._data, networks, self.device, self.trial.keep_weights,
                                  self.listeners.noted)
             result = self._reloaded(result)
+        if self.settings.weights_dir is not None:
+            self._store_weights(result)
+            result = self._reloaded(result)
         if self.settings.report_dir is not None:
             from ..results.report import write_report
 
@@ -367,6 +372,25 @@ class Sweep:
             self.listeners.study_ended(result)
             self._closed = True
         return result
+
+    def _release_weights(self, ended: Optional[TrialRecord] = None) -> None:
+        """Delete the weights the sweep's policy no longer keeps (:mod:`bench.run.weights`)."""
+        if self.settings.weights_dir is not None:
+            release(self.study, self.records(), self.info.objectives, self.info.reference_hash,
+                    self.settings.keep_weights, ended)
+
+    def _store_weights(self, result: SweepResult) -> None:
+        """At the end: the networks the policy keeps move into their trials' MLflow runs (with
+        tracking) or stay in the weights folder; the rest are released."""
+        self._release_weights()
+        keep = kept(result.records, result.info.objectives, result.info.reference_hash, self.settings.keep_weights)
+        extra = {n: figures.artifacts for n, figures in result.all_folds.items()}
+        move = None
+        if self.settings.tracking_uri:
+            from ..results.tracking import model_mover
+
+            move = model_mover(self.settings.tracking_uri, self._data.size)
+        store_kept(self.study, result.records, keep, extra, move)
 
     def _reloaded(self, result: SweepResult) -> SweepResult:
         """The result read again from the study (what was stored since), with this run's own notes."""

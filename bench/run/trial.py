@@ -242,7 +242,7 @@ class TrialRun:
     def keep_weights(self, record: TrialRecord, runs: Sequence[SeedRun], arch: Architecture) -> dict[str, str]:
         """Each run's weights saved under ``weights_dir/trial_<n>/<fold_k/>seed_<s>/model.pt``;
         returns them as artifacts (name in the run -> path), which the MLflow tracker uploads."""
-        if self.settings.weights_dir is None:
+        if self.settings.weights_dir is None or self.settings.keep_weights == "none":
             return {}
         recipe, artifacts = self.settings.space.recipe, {}
         for run in runs:
@@ -251,7 +251,7 @@ class TrialRun:
             save_checkpoint(path, run.model, arch, {
                 "recipe": replace(recipe, seed=run.seed).to_dict(), "test": run.test,
                 "best_epoch": run.metrics["best_epoch"], "data": self.data.dataset.record(),
-                "split": {"hash": split.hash, "description": split.describe()}, "study": self.settings.study,
+                "split": split.to_record(), "study": self.settings.study,
                 "trial": record.number})
             artifacts[f"{run.label}/model.pt"] = str(path.resolve())
         return artifacts

@@ -68,6 +68,7 @@ class StudyInfo:
     vary: dict[str, str] = field(default_factory=dict)  # config path -> what is sampled, in words
     pruner: dict[str, Any] = field(default_factory=dict)  # bench.search.pruners.Pruner.to_dict()
     sampler_settings: dict[str, int] = field(default_factory=dict)  # the sampler's own, bench.search.samplers.Sampler.settings
+    keep_weights: str = "front"  # which trained networks keep their weights (bench.run.weights)
 
     def data_at(self) -> str:
         """How the networks saw the data: ``at 48 px`` (resized), or in patches at native size."""
@@ -225,6 +226,7 @@ class SweepResult:
     front_probability: dict[int, float] = field(default_factory=dict)  # trial -> P(on the front), bench.results.membership
     links: dict[str, str] = field(default_factory=dict)  # set by listeners, e.g. mlflow_runs_url
     exhausted: Optional[str] = None  # why the sweep stopped short of its trials (the space holds no more)
+    weights: dict[int, dict[str, Any]] = field(default_factory=dict)  # trial -> what became of its weights (bench.run.weights)
     all_folds: dict[int, "FoldFigures"] = field(default_factory=dict)  # cross-validated: front and stock on every fold
     all_folds_versus_stock: dict[int, "PairedComparison"] = field(default_factory=dict)  # over every fold's images
 

@@ -41,6 +41,8 @@ from typing import Any, Optional
 from ..blocks import BLOCKS
 from ..arch.config import SCHEMA, schema_at, builtin_dir, find_architecture, get_path, load_yaml, resolve_architecture
 from ..data.source import SECTION_DEFAULTS, check_data_section
+
+KEEP_WEIGHTS = ("front", "all", "none")  # which trained networks of a sweep keep their weights (bench.run.weights)
 from ..core.errors import ConfigError, did_you_mean
 from .objectives import BEFORE_TRAINING, OBJECTIVES
 from .pruners import Pruner, parse_pruner
@@ -223,7 +225,7 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
         data["size"] = None  # patches at native resolution: no resize
     study = _section(raw, "study", {"sampler": "nsga2" if len(objectives) > 1 else "tpe", "trials": 12, "seed": 0,
                                     "repeats": 1, "stock": True, "timeout": None, "pruner": "none",
-                                    "population": "auto", "startup": "auto"})
+                                    "population": "auto", "startup": "auto", "keep_weights": "front"})
     if not isinstance(data["source"], str) or not data["source"]:
         raise ConfigError("data.source", f"expected a folder or 'synthetic', got {data['source']!r}.")
     check_data_section(data)
@@ -237,6 +239,9 @@ def _validate(raw: dict, path: Path) -> SearchSpace:
     if timeout is not None and not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
                                     and math.isfinite(timeout) and timeout > 0):
         raise ConfigError("study.timeout", f"must be a positive number of seconds, got {timeout!r}.")
+    if study["keep_weights"] not in KEEP_WEIGHTS:
+        raise ConfigError("study.keep_weights", f"must be one of {', '.join(KEEP_WEIGHTS)}, got {study['keep_weights']!r} "
+                          "(front: the front's and the stock network's weights; all; none).")
     if not isinstance(study["stock"], bool):
         raise ConfigError("study.stock", f"must be true or false, got {study['stock']!r}.")
     for key in ("population", "startup"):

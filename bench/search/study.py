@@ -266,6 +266,21 @@ def front_folds(study: optuna.Study, stored: Optional[dict] = None) -> dict:
     return study.user_attrs.get("front_folds", {})
 
 
+def weights_decision(study: optuna.Study, number: int) -> Optional[dict[str, Any]]:
+    """What became of trial ``number``'s weights (None: nothing decided yet)."""
+    return study.user_attrs.get(f"weights:{number}")
+
+
+def decide_weights(study: optuna.Study, number: int, kept: bool, why: str, size: int, where: Sequence[str] = ()) -> None:
+    """Store what became of trial ``number``'s weights (``size`` bytes; ``where`` they are)."""
+    study.set_user_attr(f"weights:{number}", {"kept": kept, "why": why, "bytes": int(size), "where": list(where)})
+
+
+def weights_decisions(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """Every trial's weights decision, by trial number."""
+    return {int(key.split(":", 1)[1]): value for key, value in study.user_attrs.items() if key.startswith("weights:")}
+
+
 def records(study: optuna.Study, states: Optional[Sequence[TrialState]] = None) -> list[TrialRecord]:
     """Every trial of the study (or those in ``states``) as a record."""
     return [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False, states=states)]
