@@ -9,7 +9,6 @@ from pathlib import Path
 
 import mlflow
 import optuna
-import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
