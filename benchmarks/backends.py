@@ -8,7 +8,7 @@ from bench.arch.config import resolve_architecture
 from bench.core.errors import BenchError
 from bench.arch.latency import Candidate, Protocol, measure
 
-from .common import parser, write
+from .common import named, parser, quick_mode, write
 
 NETWORKS = ("tinyunet", "ulite", "alnet", "lmnet", "unet")
 
@@ -19,7 +19,10 @@ def main() -> None:
     p.add_argument("--networks", nargs="+", default=list(NETWORKS))
     p.add_argument("--compile", action="store_true", help="also torch.compile (slow to compile)")
     p.add_argument("--max-seconds", type=float, default=10.0)
+    quick_mode(p, "TinyU-Net at 32 px, 0.3 s per backend")
     args = p.parse_args()
+    if args.quick:
+        args.size, args.networks, args.max_seconds, args.compile = 32, ["tinyunet"], 0.3, False
     backends = ["eager", "channels_last", "onnxruntime"] + (["compile"] if args.compile else [])
     rows = []
     for name in args.networks:
@@ -35,7 +38,7 @@ def main() -> None:
             rows.append({"network": name, "backend": r.label, "median_ms": r.median_ms, "iqr_ms": r.iqr_ms,
                          "ratio_to_eager": r.ratio, "max_abs_diff": r.max_abs_diff, "n": r.n,
                          "stopped": r.stopped})
-    write("backends", rows, {"size": args.size, "protocol": "deploy form, 1 thread, batch 1, backends "
+    write(named("backends", args), rows, {"size": args.size, "protocol": "deploy form, 1 thread, batch 1, backends "
                              "of one network timed interleaved"}, args.out)
 
 

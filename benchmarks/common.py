@@ -22,6 +22,17 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def quick_mode(p: argparse.ArgumentParser, what: str) -> None:
+    """``--quick``: seconds on tiny inputs (``what``), the mode a test runs so that no benchmark rots
+    unseen; its results go to ``NAME_quick``, never over the full run's."""
+    p.add_argument("--quick", action="store_true", help=f"seconds, tiny inputs: {what}")
+
+
+def named(name: str, args: argparse.Namespace) -> str:
+    """The results' name: ``NAME``, or ``NAME_quick`` for a quick run."""
+    return name + ("_quick" if getattr(args, "quick", False) else "")
+
+
 def commit() -> str:
     """The commit the benchmark ran at, ``+changes`` when the working tree differs from it."""
     try:

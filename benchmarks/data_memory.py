@@ -69,7 +69,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2600)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--architecture", default="ulite")
+    parser.add_argument("--quick", action="store_true", help="seconds, tiny inputs: 3 images, 2 steps, TinyU-Net")
     args = parser.parse_args()
+    if args.quick:
+        args.count, args.steps, args.architecture = 3, 2, "tinyunet"
     with tempfile.TemporaryDirectory() as folder:
         write_set(Path(folder), args.count)
         subprocess.run([sys.executable, "-c", textwrap.dedent(MEASURE), folder, str(args.steps), args.architecture],

@@ -9,7 +9,7 @@ from bench.blocks import BLOCKS
 from bench.arch.config import resolve_architecture
 from bench.arch.latency import Candidate, Protocol, measure
 
-from .common import parser, write
+from .common import named, parser, quick_mode, write
 
 NETWORKS = {"alnet": [], "lmnet": [], "tinyunet+repvgg": ["encoder.block.type=repvgg"]}
 BLOCKS_TIMED = {"repvgg": {}, "multibranch_dw": {}}
@@ -19,7 +19,10 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--max-seconds", type=float, default=10.0)
+    quick_mode(p, "32 px, 0.1 s per form")
     args = p.parse_args()
+    if args.quick:
+        args.size, args.max_seconds = 32, 0.1
     protocol = Protocol(max_seconds=args.max_seconds)
     rows = []
     for label, sets in NETWORKS.items():
@@ -28,7 +31,7 @@ def main() -> None:
     for name, params in BLOCKS_TIMED.items():  # one block, 64 -> 64 channels on a 64 x 64 map
         block = BLOCKS.get(name, "benchmark").build(64, 64, params)
         rows += _pair(f"block {name} 64->64", nn.Sequential(block), 64, 64, protocol)
-    write("deploy_speedup", rows, {"size": args.size, "protocol": "eager, 1 thread, batch 1, "
+    write(named("deploy_speedup", args), rows, {"size": args.size, "protocol": "eager, 1 thread, batch 1, "
                                    "train and deploy forms timed interleaved"}, args.out)
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import parser, write
+from .common import named, parser, quick_mode, write
 
 CONFIGS = [(sampler, pruner) for sampler in ("random", "nsga2", "tpe") for pruner in ("none", "mo_asha")]
 REFERENCE = 1.1
@@ -143,16 +143,21 @@ def main() -> None:
     p.add_argument("--dsb", default="../shared/data/dsb2018_96", help="DSB 2018 folder ('' to skip)")
     p.add_argument("--dsb-size", type=int, default=64)
     p.add_argument("--dsb-budget", type=float, default=None, help="seconds per run on DSB (default: --budget)")
+    quick_mode(p, "the quick space, 6 s per run, one seed, random and NSGA-II + MO-ASHA, synthetic data")
     args = p.parse_args()
+    configs = CONFIGS
+    if args.quick:
+        args.space, args.budget, args.seeds, args.parallel, args.dsb = "quick", 6.0, 1, 1, ""
+        configs = [("random", "none"), ("nsga2", "mo_asha")]
     datasets = {"synthetic": (None, None, args.budget)}
     if args.dsb:
         datasets["dsb2018_96"] = (args.dsb, args.dsb_size, args.dsb_budget or args.budget)
     jobs = [{"space": args.space, "dataset": name, "data": data, "size": size, "sampler": sampler, "pruner": pruner,
              "seed": seed, "budget": budget}
             for name, (data, size, budget) in datasets.items() for seed in range(args.seeds)
-            for sampler, pruner in CONFIGS]
+            for sampler, pruner in configs]
     args.out.mkdir(parents=True, exist_ok=True)
-    partial = args.out / "search_efficiency_runs.jsonl"
+    partial = args.out / f"{named('search_efficiency', args)}_runs.jsonl"
     runs = []
     with multiprocessing.get_context("spawn").Pool(args.parallel) as pool:
         for run in pool.imap_unordered(one_run, jobs):
@@ -164,14 +169,14 @@ def main() -> None:
     by_dataset = {name: curves([r for r in runs if r["dataset"] == name], budget)
                   for name, (_, _, budget) in datasets.items()}
     rows = [row for name, found in by_dataset.items() for row in summarise(found, name)]
-    plot(by_dataset, args.out / "search_efficiency.png")
-    write("search_efficiency", rows, {
+    plot(by_dataset, args.out / f"{named('search_efficiency', args)}.png")
+    write(named("search_efficiency", args), rows, {
         "space": args.space, "budget_s": {name: budget for name, (_, _, budget) in datasets.items()},
         "seeds": args.seeds, "parallel": args.parallel,
         "hypervolume": f"Optuna's, objectives min-max normalised over all trained designs of the data set, "
                        f"reference point {REFERENCE} in each",
         "target": "90 % of the best final hypervolume of any run on the data set",
-        "curves": str(args.out / "search_efficiency.png")}, args.out)
+        "curves": str(args.out / f"{named('search_efficiency', args)}.png")}, args.out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import statistics
 import subprocess
 import sys
 
-from .common import parser, write
+from .common import named, parser, quick_mode, write
 
 
 def main() -> None:
@@ -15,7 +15,10 @@ def main() -> None:
     p.add_argument("--arch", default="tinyunet")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--runs", type=int, default=5)
+    quick_mode(p, "two invocations at 32 px")
     args = p.parse_args()
+    if args.quick:
+        args.size, args.runs = 32, 2
     rows = []
     for i in range(args.runs):
         done = subprocess.run([sys.executable, "-m", "bench", "profile", args.arch, "--latency",
@@ -26,7 +29,7 @@ def main() -> None:
                      "p90_ms": timed["p90_ms"], "n": timed["n"], "stopped": timed["stopped"]})
     medians = [r["median_ms"] for r in rows]
     cv = statistics.stdev(medians) / statistics.mean(medians) if len(medians) > 1 else 0.0
-    write("stability", rows, {"arch": args.arch, "size": args.size,
+    write(named("stability", args), rows, {"arch": args.arch, "size": args.size,
                               "coefficient_of_variation_of_medians": round(cv, 4),
                               "protocol": "bench profile defaults: deploy form, eager, 1 thread, batch 1"}, args.out)
 

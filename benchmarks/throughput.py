@@ -18,7 +18,7 @@ from bench.arch.config import resolve_architecture
 from bench.arch.latency import Protocol, summarize, time_interleaved
 from bench.training.losses import SegmentationLoss
 
-from .common import parser, write
+from .common import named, parser, quick_mode, write
 
 FORMATS = ("eager", "channels_last")
 
@@ -29,12 +29,15 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[64, 128])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--max-seconds", type=float, default=10.0)
+    quick_mode(p, "TinyU-Net at 32 px, batch 2, 0.5 s")
     args = p.parse_args()
+    if args.quick:
+        args.networks, args.sizes, args.batch, args.max_seconds = ["tinyunet"], [32], 2, 0.5
     rows = []
     for name in args.networks:
         for size in args.sizes:
             rows += _in_subprocess(name, size, args.batch, args.max_seconds, FORMATS)
-    write("throughput", rows, {"batch": args.batch, "threads": torch.get_num_threads(),
+    write(named("throughput", args), rows, {"batch": args.batch, "threads": torch.get_num_threads(),
                                "step": "forward, CE + Dice loss, backward, Adam step"}, args.out)
 
 

@@ -36,7 +36,7 @@ from bench.training.losses import SegmentationLoss
 from bench.training.recipe import Recipe
 from bench.training.loop import TrainingStep
 
-from .common import parser, write
+from .common import named, parser, quick_mode, write
 
 AUTHORS = "fp32 eager, PyTorch's upsampling backward"  # what the authors' code runs
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -61,7 +61,10 @@ def main() -> None:
     p.add_argument("--max-seconds", type=float, default=20.0, help="time cap per option")
     p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile options")
     p.add_argument("--target", type=float, default=1.5, help="speed-up below which the profile is shown")
+    quick_mode(p, "TinyU-Net at 32 px, batch 2, 0.5 s per option, no compile")
     args = p.parse_args()
+    if args.quick:
+        args.networks, args.size, args.batch, args.max_seconds, args.no_compile = ["tinyunet"], 32, 2, 0.5, True
     options = [o for o in OPTIONS if not (args.no_compile and "compile" in o)]
     rows, profiles = [], {}
     for name in args.networks:
@@ -73,7 +76,7 @@ def main() -> None:
             "device": describe_device(resolve_device(args.device)),
             "step": "bench.training.loop.TrainingStep: forward, CE + Dice loss, backward, Adam step",
             "best": {n: _best(rows, n) for n in args.networks}, "profiles": profiles}
-    write("training_speed", rows, meta, args.out)
+    write(named("training_speed", args), rows, meta, args.out)
 
 
 def _best(rows: list[dict], network: str) -> dict[str, Any]:

@@ -53,7 +53,8 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
             assert 0.0 < metrics["p_on_front"] <= 1.0
         label = " ".join(f"{v}" if k.endswith(".type") else f"x{v}" if k == "width_multiplier" else f"N={v}"
                          for k, v in child.data.params.items() if k.startswith(("encoder", "width")))
-        assert child.info.run_name == f"trial {tags['bench.trial']} · {label}"
+        repeat = f" (repeat of trial {tags['bench.duplicate_of']})" if "bench.duplicate_of" in tags else ""
+        assert child.info.run_name == f"trial {tags['bench.trial']} · {label}{repeat}"
         assert {"val_dice_best", "n_params", "macs", "flops", "deploy_n_params", "deploy_macs"} <= set(metrics)
         assert "params" not in metrics  # never beside MLflow's Parameters
         assert {"recipe.lr", "recipe.epochs", "data.source", "data.size", "seeds"} <= set(child.data.params)
@@ -127,8 +128,8 @@ def test_report_command_rebuilds_the_report_from_the_study(run_cli, tmp_path, mo
     result = run_cli("report", "--study", "quick", "--out", str(tmp_path / "again"))
     assert result.exit_code == 0, result.output
     assert {p.name for p in (tmp_path / "again").iterdir()} == {
-        "results.csv", "pareto.csv", "report.md", "table.md", "table.csv", "table.tex", "pareto.png", "pareto.pdf",
-        "pareto.html"}
+        "results.csv", "pareto.csv", "report.md", "table.md", "table.csv", "table.tex", "table_2col.tex",
+        "table_full.tex", "pareto.png", "pareto.pdf", "pareto.html"}
     assert (tmp_path / "again" / "pareto.csv").read_text() == (tmp_path / "reports" / "quick" / "pareto.csv").read_text()
     missing = run_cli("report", "--study", "nope")
     assert missing.exit_code == 2 and "no study 'nope'" in missing.output
@@ -282,3 +283,20 @@ def test_a_study_run_whose_set_up_fails_is_closed_failed_not_left_running(tmp_pa
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("quick").experiment_id])
     assert [(r.info.status, r.data.tags["bench.status"]) for r in runs] == [("FAILED", "failed")]
+
+
+def test_run_names_say_what_a_trial_became():
+    from bench.results.tracking import run_name
+    from bench.search.records import COMPLETE, FAIL, PRUNED, TrialRecord
+
+    sample = {"encoder.block.type": "repvgg", "width_multiplier": 0.25}
+    kinds = {
+        "trial 1 · repvgg x0.25": TrialRecord(1, state=COMPLETE, sample=sample, trained=True),
+        "trial 2 · repvgg x0.25 (not trained)": TrialRecord(2, state=PRUNED, sample=sample,
+                                                            violations={"params": 5.0}, skipped="not trained: ..."),
+        "trial 3 · repvgg x0.25 (repeat of trial 1)": TrialRecord(3, state=COMPLETE, sample=sample, duplicate_of=1),
+        "trial 4 · repvgg x0.25 (pruned)": TrialRecord(4, state=PRUNED, sample=sample, pruned={"reason": "MO-ASHA"}),
+        "trial 5 · repvgg x0.25 (failed)": TrialRecord(5, state=FAIL, sample=sample, fail_reason="ValueError: x"),
+        "trial 6 (interrupted)": TrialRecord(6, state=FAIL, fail_reason="interrupted"),
+    }
+    assert {run_name(record): name for name, record in kinds.items()} == {name: name for name in kinds}

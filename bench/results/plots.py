@@ -159,14 +159,13 @@ def _matplotlib(result: SweepResult, points: list[Point], accuracy: Objective, c
     for ax, cost in zip(axes[0], costs):
         xs, ys = staircase(points, cost.name)
         ax.step(xs, ys, where="post", color=FRONT, linewidth=1.2, alpha=0.7)
-        for p, offset in zip(points, _label_offsets(points, cost.name)):
+        for p in points:
             colour = STOCK if p.stock else FRONT if p.on_front else OTHER
             error = [[p.y - p.y_low], [p.y_high - p.y]] if p.y_low is not None else None
             ax.errorbar(p.x[cost.name], p.y, yerr=error, fmt="*" if p.stock else "o", color=colour,
                         markersize=13 if p.stock else 6, capsize=3, elinewidth=1, zorder=3, alpha=p.alpha)
-            ax.annotate(p.label, (p.x[cost.name], p.y), textcoords="offset points", xytext=offset, fontsize=7,
-                        color=colour)
         ax.set_xscale("log")
+        ax.margins(x=0.12, y=0.1)  # room for the labels of points at the edges
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -176,26 +175,78 @@ def _matplotlib(result: SweepResult, points: list[Point], accuracy: Objective, c
     info = result.info
     figure.suptitle(f"{info.study}: {info.description or info.space} — data {Path(str(info.data['source'])).name} "
                     f"{info.data_at()}", fontsize=10)
-    figure.text(0.01, -0.02, _wrap(text, 150), fontsize=8, va="top", ha="left")
     figure.tight_layout()
+    placed = [place_labels(figure, ax, points, cost.name) for ax, cost in zip(axes[0], costs)]
+    numbered = {p.record.number: p.label for found, _ in placed for p in found}
+    missing = sorted({p.record.number for _, left in placed for p in left})
+    if numbered:
+        text += " Labelled by trial number where the name does not fit: " + ", ".join(
+            f"#{n} {label}" for n, label in sorted(numbered.items())) + "."
+    if missing:
+        text += (f" Unlabelled where no label fits clear of the others: trial{'s' if len(missing) > 1 else ''} "
+                 f"{', '.join(map(str, missing))} (named in pareto.html and results.csv).")
+    figure.text(0.01, -0.02, _wrap(text, 150), fontsize=8, va="top", ha="left")
     return figure
 
 
-def _label_offsets(points: list[Point], cost: str) -> list[tuple[int, int]]:
-    """Label offsets (points): above right of a point, or below right when the label of any
-    point to its left, close in cost and at about the same height, already sits above right."""
-    above, below = (5, 5), (5, -11)
-    order = sorted(range(len(points)), key=lambda i: points[i].x[cost])
-    offsets: list[tuple[int, int]] = [above] * len(points)
-    y_span = (max(p.y for p in points) - min(p.y for p in points)) or 1.0
+LABEL_OFFSETS = [(dx * r, dy * r) for r in (1, 2, 3, 4) for dx, dy in
+                 ((6, 4), (6, -11), (-6, 4), (-6, -11), (0, 9), (0, -16), (9, -3), (-9, -3))] + [
+                 (dx, dy) for dy in (22, -29, 35, -42, 48, -55) for dx in (3, -3)]  # lifted clear of crowds
 
-    def near(a: Point, b: Point) -> bool:
-        return b.x[cost] / max(a.x[cost], 1e-12) < 1.6 and abs(b.y - a.y) < 0.06 * y_span
 
-    for i, here in enumerate(order):
-        taken = {offsets[j] for j in order[:i] if near(points[j], points[here])}
-        offsets[here] = below if above in taken and below not in taken else above
-    return offsets
+def place_labels(figure, ax, points: list[Point], cost: str) -> tuple[list[Point], list[Point]]:
+    """Label each point where its text's box, as the renderer draws it, stays inside the panel and
+    clear of every other label, marker and error bar: the stock network and the front first, the
+    rest where room is left (tried at :data:`LABEL_OFFSETS`, in points); where the name fits nowhere,
+    the trial number ``#7``. Returns the points labelled by number, and those left unlabelled."""
+    from matplotlib.text import Text
+
+    renderer = figure.canvas.get_renderer()
+    obstacles = [box for p in points for box in marks(ax, p, cost)]
+    frame = ax.get_window_extent(renderer)
+    placed, numbered, unlabelled = [], [], []
+
+    def put(p: Point, label: str) -> bool:
+        colour = STOCK if p.stock else FRONT if p.on_front else OTHER
+        for dx, dy in LABEL_OFFSETS:
+            far = abs(dx) > 12 or abs(dy) > 16  # a leader line, so that a label set apart names its point
+            text = ax.annotate(label, (p.x[cost], p.y), textcoords="offset points", xytext=(dx, dy), fontsize=7,
+                               color=colour, ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                               arrowprops={"arrowstyle": "-", "lw": 0.4, "color": colour, "alpha": 0.5,
+                                           "shrinkA": 0, "shrinkB": 4} if far else None)
+            text.update_positions(renderer)
+            box = Text.get_window_extent(text, renderer).expanded(1.04, 1.15)  # the words, not the leader line
+            if (frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+                    and not any(box.overlaps(other) for other in obstacles + placed)):
+                placed.append(box)
+                return True
+            text.remove()
+        return False
+
+    for p in sorted(points, key=lambda p: (not p.stock, not p.on_front, p.x[cost])):
+        if put(p, p.label):
+            continue
+        if put(p, f"#{p.record.number}"):  # a crowded panel: the trial number, named in the caption
+            numbered.append(p)
+        else:
+            unlabelled.append(p)
+    return numbered, unlabelled
+
+
+def marks(ax, p: Point, cost: str) -> list:
+    """Display-space boxes of a point's marker and error bar (with its caps)."""
+    from matplotlib.transforms import Bbox
+
+    x, y = ax.transData.transform((p.x[cost], p.y))
+    scale = ax.figure.dpi / 72
+    radius = (7 if p.stock else 4) * scale
+    boxes = [Bbox([[x - radius, y - radius], [x + radius, y + radius]])]
+    if p.y_low is not None:
+        _, low = ax.transData.transform((p.x[cost], p.y_low))
+        _, high = ax.transData.transform((p.x[cost], p.y_high))
+        cap = 3.5 * scale
+        boxes.append(Bbox([[x - cap, min(low, high) - 1], [x + cap, max(low, high) + 1]]))
+    return boxes
 
 
 def _plotly(result: SweepResult, points: list[Point], accuracy: Objective, costs: list[Objective], text: str):

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -52,25 +53,72 @@ def shown(record: TrialRecord, name: str) -> str:
     return fmt(record.value(name) if name in record.values else record.metrics.get(name))
 
 
-def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], title: str,
-                result: Optional[SweepResult] = None) -> Table:
-    """The front of ``records`` as a rich table: trial, design, objectives, test Dice, and with a
-    ``result`` the paired verdict against the stock network."""
+def front_rows(records: Sequence[TrialRecord], objectives: dict[str, str],
+               result: Optional[SweepResult] = None) -> tuple[list[str], list[list[str]]]:
+    """The front of ``records``, by the first objective: the headers and each member's cells (trial,
+    design, objectives, test Dice, and with a ``result`` P(front) and the paired verdict against
+    the stock network)."""
     by_number = {r.number: r for r in records}
     best = [by_number[n] for n in front_records(records, objectives)]
     versus = ["vs stock (paired)"] if result is not None and result.stock is not None else []
     sure = ["P(front)"] if result is not None and result.front_probability else []
-    table = Table("trial", "design", *objectives, "test Dice", *sure, *versus, title=title)
     first = next(iter(objectives))
+    rows = []
     for r in sorted(best, key=lambda r: r.value(first)):
         verdict = []
         if versus:
             test = result.versus_stock.get(r.number)
             verdict = ["stock" if r.number == result.stock else test.short() if test else "-"]
         chance = [f"{result.front_probability.get(r.number, 0.0):.2f}"] if sure else []
-        table.add_row(str(r.number), r.label, *(shown(r, name) for name in objectives), shown(r, "test_dice"),
-                      *chance, *verdict)
+        rows.append([str(r.number), r.label, *(shown(r, name) for name in objectives), shown(r, "test_dice"),
+                     *chance, *verdict])
+    return ["trial", "design", *objectives, "test Dice", *sure, *versus], rows
+
+
+def front_table(records: Sequence[TrialRecord], objectives: dict[str, str], title: str,
+                result: Optional[SweepResult] = None) -> Table:
+    """The front of ``records`` as a rich table (:func:`front_rows`); no cell wraps or is cut."""
+    headers, rows = front_rows(records, objectives, result)
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def front_view(records: Sequence[TrialRecord], objectives: dict[str, str], title: str, console: Console,
+               result: Optional[SweepResult] = None) -> Table | Group:
+    """The front as a table where the console is wide enough for every cell whole; else (an 80-column
+    terminal, a log file) one entry per member: its trial and whole design name on a line, its
+    figures beneath, its verdict on a line of its own."""
+    table = front_table(records, objectives, title, result)
+    if Measurement.get(console, console.options.update_width(10_000), table).maximum <= console.width:
+        return table
+    headers, rows = front_rows(records, objectives, result)
+    lines = [Text(title, style="italic")]
+    for row in rows:
+        cells = dict(zip(headers, row))
+        lines.append(Text(f"trial {cells['trial']}  {cells['design']}", style="bold"))
+        figures = [f"{h} {cells[h]}" for h in headers[2:] if h != "vs stock (paired)"]
+        lines += [Text("  " + line) for line in _packed(figures, " · ", console.width - 2)]
+        if "vs stock (paired)" in cells:
+            verdict = f"  vs stock (paired): {cells['vs stock (paired)']}"
+            lines += [Text(verdict)] if len(verdict) <= console.width else [
+                Text("  vs stock (paired):"), Text(f"    {cells['vs stock (paired)']}")]
+    return Group(*lines)
+
+
+def _packed(chunks: Sequence[str], separator: str, width: int) -> list[str]:
+    """``chunks`` joined by ``separator`` into lines of at most ``width`` characters, never split."""
+    lines = [""]
+    for chunk in chunks:
+        joined = f"{lines[-1]}{separator}{chunk}" if lines[-1] else chunk
+        if len(joined) <= width or not lines[-1]:
+            lines[-1] = joined
+        else:
+            lines.append(chunk)
+    return lines
 
 
 class SweepProgress(SweepListener):
@@ -145,9 +193,9 @@ class SweepProgress(SweepListener):
             return
         info = result.info
         seeds = f"; means of {info.repeats} seeds ± std" if info.repeats > 1 else ""
-        self.console.print(front_table(result.records, info.objectives,
-                                       f"Pareto front of {info.study!r} ({len(result.front)} on the front; "
-                                       f"{result.tally()}{seeds})", result))
+        self.console.print(front_view(result.records, info.objectives,
+                                      f"Pareto front of {info.study!r} ({len(result.front)} on the front; "
+                                      f"{result.tally()}{seeds})", self.console, result))
         if result.exhausted:
             self.console.print(result.exhausted, highlight=False)
         if result.stock is None:
@@ -184,7 +232,7 @@ class SweepProgress(SweepListener):
         complete = sum(1 for r in records if r.state == COMPLETE)
         objectives = self.info.objectives if self.info else {}
         return Group(Text(f"{complete}/{self.info.trials if self.info else '?'} trials complete"),
-                     Text(self.current), front_table(records, objectives, "best so far"))
+                     Text(self.current), front_view(records, objectives, "best so far", self.console))
 
 
 Report = Callable[[str, int, int, dict], None]  # bench.training.loop.Progress

@@ -91,7 +91,7 @@ def report_page(result: SweepResult, plotted: bool) -> str:
     seeds = (f"{info.repeats} seeds per design ({recipe['seed']} to {recipe['seed'] + info.repeats - 1})"
              if info.repeats > 1 else f"one seed per design ({recipe['seed']})")
     lines = [f"# Study {info.study}", "", info.description or f"Search space {info.space}.", "",
-             "## What was swept", ""]
+             provenance(result), "", "## What was swept", ""]
     varied = "; ".join(f"`{path}` in {what}" for path, what in info.vary.items())
     lines.append(f"- Base architecture: `{Path(info.architecture).stem}`" + (f"; varied: {varied}." if varied else "."))
     bounds = ", ".join(OBJECTIVES.get(k).bounds_text(bound) for k, bound in info.constraints.items())
@@ -146,6 +146,20 @@ def report_page(result: SweepResult, plotted: bool) -> str:
               "std and interval, status and reasons), `pareto.csv` the front, `table.tex` the front for LaTeX "
               "(booktabs)."]
     return "\n".join(lines) + "\n"
+
+
+def provenance(result: SweepResult) -> str:
+    """Which command made the study and at which commit this page was written, on what machine."""
+    import time
+
+    from ..arch.latency import environment
+    from .mlflow_store import git_revision
+
+    info, machine = result.info, environment()
+    study = f" --study {info.study}" if info.study != info.space else ""
+    return (f"`bench run --space {info.space}{study}` at commit {git_revision()}; this page written "
+            f"{time.strftime('%Y-%m-%d %H:%M')} by `bench report --study {info.study}` on {machine['cpu']} "
+            f"({machine['cpu_count']} cores), torch {machine['torch']}.")
 
 
 def _weights(result: SweepResult) -> str:

@@ -143,16 +143,50 @@ def _difference(d: float, low: float, high: float) -> str:
 
 def write_tables(table: pd.DataFrame, out_dir: Path, stem: str = "table", caption: str = "",
                  label: str = "") -> list[Path]:
-    """``table`` as ``.md`` and ``.tex`` (for people and papers) and ``.csv`` (every figure at
-    full precision) in ``out_dir``; returns the paths."""
+    """``table`` as ``.md`` (for people), ``.csv`` (every figure at full precision) and LaTeX for
+    papers in ``out_dir``: ``<stem>.tex``, the compact form within the text width of a one-column
+    article; ``<stem>_2col.tex``, the same for one column of a two-column paper (MICCAI, IEEE);
+    ``<stem>_full.tex``, every column, on a landscape page. Returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
+    paths = [out_dir / f"{stem}{suffix}" for suffix in (".md", ".csv", ".tex", "_2col.tex", "_full.tex")]
     shown = display_table(table)
     write_text(paths[0], shown.to_markdown(index=False) + "\n")
     with atomic(paths[1]) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(paths[2], latex_table(shown, caption, label or f"tab:{stem}"))
+    label = label or f"tab:{stem}"
+    compact = compact_table(shown)
+    key = " n.d.: not distinguishable (paired test)." if (compact.get("Verdict", pd.Series(dtype=str)) == "n.d.").any() \
+        else ""
+    write_text(paths[2], latex_table(compact, caption + key, label, "compact"))
+    write_text(paths[3], latex_table(compact, caption + key, label, "column"))
+    write_text(paths[4], latex_table(shown, caption, label + "-full", "full"))
     return paths
+
+
+COMPACT = (("Design", "Model"), ("Params (M)",), ("Latency ratio", "Latency (ms)"),
+           ("Test Dice (%)", "Dice mean (%)"), ("vs stock", "Verdict"))
+VERDICT_WORDS = {"better": "better", "worse": "worse", "not distinguishable": "n.d.", "reference": "ref.",
+                 "stock": "ref.", "-": "-"}
+
+
+def compact_table(shown: pd.DataFrame) -> pd.DataFrame:
+    """The columns a paper's one-column table has room for: the design, parameters, latency ratio
+    (or latency), test Dice with its spread, and the paired verdict as one word."""
+    picked = {}
+    for choices in COMPACT:
+        column = next((c for c in choices if c in shown.columns), None)
+        if column is None:
+            continue
+        values = shown[column]
+        if choices[0] == "vs stock":
+            values = values.map(lambda v: VERDICT_WORDS.get(str(v).split(" (")[0], str(v).split(" (")[0]))
+            column = "Verdict"
+        elif choices[0] == "Test Dice (%)":
+            column = "Dice (%)"
+        elif column == "Latency ratio":
+            column = "Lat. ratio"
+        picked[column] = values
+    return pd.DataFrame(picked)
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -165,14 +199,38 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def latex_table(shown: pd.DataFrame, caption: str, label: str) -> str:
-    """A ``table`` float with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``): text
-    columns left, figures right, every cell escaped."""
+LATEX_FORMS = {  # form -> (float, size, packages)
+    "compact": ("table", r"\small", "booktabs,tabularx"),
+    "column": ("table", r"\footnotesize", "booktabs,tabularx"),
+    "full": ("sidewaystable", r"\small", "booktabs,rotating,graphicx"),
+}
+
+
+def latex_table(shown: pd.DataFrame, caption: str, label: str, form: str = "compact") -> str:
+    """A booktabs table float, every cell escaped, text columns left and figures right. ``compact``
+    and ``column``: the first column wraps (``tabularx``) so that the table spans exactly the line
+    width of a one-column article or of one column of a two-column paper; ``full``: every column, on
+    a landscape page (``sidewaystable``), scaled to the page width where it would not fit."""
     numeric = [all(str(v)[:1] in "0123456789+-." for v in shown[c] if str(v) not in ("", "-")) for c in shown.columns]
-    spec = "".join("r" if n else "l" for n in numeric)
-    lines = [r"% needs \usepackage{booktabs}", r"\begin{table}[htbp]", r"\centering", r"\small",
-             rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}", rf"\begin{{tabular}}{{{spec}}}",
-             r"\toprule", " & ".join(latex_escape(c) for c in shown.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(latex_escape(v) for v in row) + r" \\" for row in shown.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    float_env, size, packages = LATEX_FORMS[form]
+    head = " & ".join(latex_escape(c) for c in shown.columns) + r" \\"
+    wrap = form != "full"  # a design name may break after its underscores, to fit a narrow column
+    body = [" & ".join([_breakable(latex_escape(row[0])) if wrap else latex_escape(row[0])]
+                       + [latex_escape(v) for v in row[1:]]) + r" \\" for row in shown.itertuples(index=False)]
+    lines = [rf"% needs \usepackage{{{packages}}}", rf"\begin{{{float_env}}}[htbp]", r"\centering", size,
+             rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}"]
+    if form == "full":
+        spec = "".join("r" if n else "l" for n in numeric)
+        lines += [r"\resizebox{\linewidth}{!}{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", head, r"\midrule",
+                  *body, r"\bottomrule", r"\end{tabular}}"]
+    else:
+        spec = "@{}>{\\raggedright\\arraybackslash}X" + "".join("r" if n else "l" for n in numeric[1:]) + "@{}"
+        lines += [r"\setlength{\tabcolsep}{3pt}", rf"\begin{{tabularx}}{{\linewidth}}{{{spec}}}", r"\toprule", head,
+                  r"\midrule", *body, r"\bottomrule", r"\end{tabularx}"]
+    lines.append(rf"\end{{{float_env}}}")
     return "\n".join(lines) + "\n"
+
+
+def _breakable(cell: str) -> str:
+    """An escaped cell that LaTeX may break after each underscore (``multibranch_dw``)."""
+    return cell.replace(r"\_", r"\_\allowbreak{}")

@@ -216,7 +216,7 @@ class MlflowTracker(SweepListener):
         """The child run of a finished trial (created now if the trial never started one):
         named by its design, its sample, recipe, data and seeds as parameters, curves, values and
         metrics, the resolved architecture and the weights; FINISHED, or FAILED / KILLED."""
-        name = f"trial {record.number}" + (f" · {record.label}" if record.sample else "")
+        name = run_name(record)
         tags = {"bench.trial": str(record.number), "bench.state": record.state, "bench.status": record.status,
                 "bench.trained": str(record.trained), "bench.config_hash": record.config_hash,
                 "bench.seeds": ",".join(map(str, dict.fromkeys(run.seed for run in record.seeds))), "mlflow.runName": name,
@@ -285,6 +285,18 @@ class MlflowTracker(SweepListener):
         """MLflow refuses to change a logged parameter: leave out those already there."""
         logged = self.client.get_run(run_id).data.params
         return {k: v for k, v in params.items() if k not in logged}
+
+
+def run_name(record: TrialRecord) -> str:
+    """A trial's run name, which says in the runs table what the run is: ``trial 4 · repvgg x0.25``,
+    with `` (not trained)``, `` (repeat of trial 2)``, `` (pruned)``, `` (failed)`` or `` (skipped)``
+    where it is not a trained network (MLflow's own states are only finished, failed and killed)."""
+    name = f"trial {record.number}" + (f" · {record.label}" if record.sample else "")
+    kind = {"not trained": "not trained", "pruned": "pruned", "failed": "failed", "skipped": "skipped",
+            "duplicate": f"repeat of trial {record.duplicate_of}"}.get(record.status)
+    if record.fail_reason == INTERRUPTED:
+        kind = "interrupted"
+    return f"{name} ({kind})" if kind else name
 
 
 def weights_text(weights: dict[str, Any]) -> str:
