@@ -24,7 +24,6 @@ from ..search.records import TrialRecord
 from ..search.study import decide_weights, weights_decision
 
 
-
 def kept(records: Sequence[TrialRecord], objectives: dict[str, str], reference_hash: str,
          policy: str) -> dict[int, str]:
     """The trained networks ``policy`` keeps now, each with why: the stock network's and the front's
