@@ -102,7 +102,8 @@ def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_t
         assert (first["seed"], second["seed"]) == (0, 1) and first["split"]["hash"] == second["split"]["hash"]
     markdown = (tmp_path / "table.md").read_text()
     assert markdown.startswith("| Model") and " ± " in markdown and "Verdict" in markdown
-    assert "\\begin{tabular}" in (tmp_path / "table.tex").read_text()
+    assert "\\begin{tabularx}" in (tmp_path / "table.tex").read_text()
+    assert "\\begin{tabular}" in (tmp_path / "table_full.tex").read_text()
     assert table["Verdict"][0] == "reference"
     test = table.iloc[1]  # the verdict follows from its own figures, by the stated rule
     assert table["Verdict"][1] == ("not distinguishable" if test["p (Holm)"] >= 0.05 else

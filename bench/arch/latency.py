@@ -21,7 +21,6 @@ import copy
 import gc
 import json
 import math
-import os
 import platform
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from ..core.device import describe_device, resolve_device, synchronize
 from ..core.errors import BenchError
 from ..core.files import write_text
 from .runtimes import check_backend, prepare
+from ..core.machine import cpu_count, cpu_model
 
 FORMS = ("train", "deploy")
 Clock = Callable[[], float]
@@ -196,21 +196,7 @@ def environment() -> dict[str, Optional[str]]:
     except ImportError:
         ort_version = None
     return {"torch": str(torch.__version__), "onnxruntime": ort_version,
-            "python": platform.python_version(), "cpu": cpu_model(), "cpu_count": str(_cpu_count())}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            "python": platform.python_version(), "cpu": cpu_model(), "cpu_count": str(cpu_count())}
 
 
 @dataclass(frozen=True)

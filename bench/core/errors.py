@@ -38,6 +38,9 @@ class ConfigError(BenchError):
         self.path, self.message, self.file, self.line, self.hint = path, message, file, line, hint
         super().__init__(self._render())
 
+    def __reduce__(self):  # raised in a worker process, it must reach the parent whole
+        return (ConfigError, (self.path, self.message, self.file, self.line, self.hint))
+
     def located(self, file: Optional[Path | str], line: Optional[int]) -> "ConfigError":
         """The same error, with a location added where it had none."""
         return ConfigError(

@@ -15,13 +15,15 @@ import copy
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import torch
 from torch import nn
 
-from ..arch.config import Architecture, architecture_from_config
 from ..core.errors import BenchError
+
+if TYPE_CHECKING:  # types only: tracking imports this module without loading the builders
+    from ..arch.config import Architecture
 
 MODEL = "model"  # the artifact name of a run's (first) network: runs:/<id>/model
 DEPLOY = "model_deploy"
@@ -89,7 +91,7 @@ def _params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _log(client, tracking_uri: str, experiment_id: str, run_id: str, model: nn.Module, name: str, arch: Architecture,
+def _log(client, tracking_uri: str, experiment_id: str, run_id: str, model: nn.Module, name: str, arch: "Architecture",
          record: dict[str, Any], size: int, deployed: bool) -> str:
     import mlflow
     from mlflow.models import infer_signature
@@ -141,7 +143,7 @@ def is_model_uri(reference: str) -> bool:
     return reference.startswith(("runs:/", "models:/"))
 
 
-def load_logged(uri: str, tracking_uri: Optional[str] = None) -> tuple[nn.Module, Architecture, dict[str, Any]]:
+def load_logged(uri: str, tracking_uri: Optional[str] = None) -> tuple[nn.Module, "Architecture", dict[str, Any]]:
     """The network, architecture and record of an MLflow model bench logged (``runs:/<id>/model``,
     ``models:/<name>/<version>``, ``models:/m-...``), or of a bench checkpoint logged as an artifact
     (``runs:/<id>/seed_1/model.pt``).
@@ -167,5 +169,7 @@ def load_logged(uri: str, tracking_uri: Optional[str] = None) -> tuple[nn.Module
         except MlflowException as exc:
             raise BenchError(f"{uri}: {str(exc).splitlines()[0][:300]} (tracking URI {mlflow.get_tracking_uri()}; "
                              "give --tracking-uri where the run was logged).") from None
+    from ..arch.config import architecture_from_config
+
     arch = architecture_from_config(stored["config"], uri, stored.get("name"))
     return ExportedNetwork(graph), arch, stored.get("record") or {}

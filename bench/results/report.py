@@ -151,15 +151,16 @@ def report_page(result: SweepResult, plotted: bool) -> str:
 def provenance(result: SweepResult) -> str:
     """Which command made the study and at which commit this page was written, on what machine."""
     import time
+    from importlib.metadata import version
 
-    from ..arch.latency import environment
+    from ..core.machine import cpu_count, cpu_model
     from .mlflow_store import git_revision
 
-    info, machine = result.info, environment()
+    info = result.info
     study = f" --study {info.study}" if info.study != info.space else ""
     return (f"`bench run --space {info.space}{study}` at commit {git_revision()}; this page written "
-            f"{time.strftime('%Y-%m-%d %H:%M')} by `bench report --study {info.study}` on {machine['cpu']} "
-            f"({machine['cpu_count']} cores), torch {machine['torch']}.")
+            f"{time.strftime('%Y-%m-%d %H:%M')} by `bench report --study {info.study}` on {cpu_model()} "
+            f"({cpu_count()} cores), torch {version('torch')}.")
 
 
 def _weights(result: SweepResult) -> str:

@@ -16,7 +16,6 @@ from ..training.runs import SeedRun
 
 if TYPE_CHECKING:
     from ..core.stats import Estimate, PairedComparison
-    from ..results.folds import FoldFigures
 
 RUNNING, WAITING, COMPLETE, PRUNED, FAIL = "RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL"
 DIED = "its worker stopped without recording a reason (killed, or its heartbeats stopped)"
@@ -227,7 +226,7 @@ class SweepResult:
     links: dict[str, str] = field(default_factory=dict)  # set by listeners, e.g. mlflow_runs_url
     exhausted: Optional[str] = None  # why the sweep stopped short of its trials (the space holds no more)
     weights: dict[int, dict[str, Any]] = field(default_factory=dict)  # trial -> what became of its weights (bench.run.weights)
-    all_folds: dict[int, "FoldFigures"] = field(default_factory=dict)  # cross-validated: front and stock on every fold
+    all_folds: dict[int, Any] = field(default_factory=dict)  # cross-validated: front and stock on every fold (bench.results.folds.FoldFigures)
     all_folds_versus_stock: dict[int, "PairedComparison"] = field(default_factory=dict)  # over every fold's images
 
     HYPERVOLUME = ("objectives min-max normalised over the trained designs (0 best, 1 worst), "
