@@ -298,6 +298,54 @@ def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, t
     assert proxies.loc["synflow", "spearman_final_val_dice"] == pytest.approx(1.0)  # rises with d, as Dice does
 
 
+def test_a_report_keeps_its_replays_and_a_later_one_replays_only_what_is_missing(tiny_space, tmp_path,
+                                                                                   monkeypatch):
+    import bench.results.table_report as table_report
+    from bench.results.replay_cache import ReplayCache
+    from bench.results.table_analyses import Strategy
+
+    table = hand_made_table(tiny_space)
+    settings = dict(draws=2, samplers=("random",))
+    table_report.write_table_report(table, tiny_space, tmp_path / "a", table_report.ReportSettings(2, **settings))
+    kept = ReplayCache(tmp_path / "a" / "replays", table)
+    assert sorted(kept.load(Strategy("random", "mo_asha", 4), table_report_horizon(table, 4))) == [0, 1]
+
+    replayed = []
+    real = table_report.replay_strategy
+    monkeypatch.setattr(table_report, "replay_strategy",
+                        lambda *a, **k: replayed.append((a[2].label, a[4])) or real(*a, **k))
+    table_report.write_table_report(table, tiny_space, tmp_path / "a", table_report.ReportSettings(3, **settings))
+    # only seed 2, of each of the 4 strategies (random, with and without MO-ASHA, 1 and 4 workers)
+    assert sorted(replayed) == sorted((s.label, 2) for s in (Strategy("random", p, w) for p in ("none", "mo_asha")
+                                                              for w in (1, 4)))
+    monkeypatch.setattr(table_report, "replay_strategy", real)
+    table_report.write_table_report(table, tiny_space, tmp_path / "cold", table_report.ReportSettings(3, **settings))
+    for name in ("strategies.csv", "time_to_90.csv"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "cold" / name).read_text()
+
+
+def test_kept_replays_of_another_table_or_budget_are_not_used(tiny_space, tmp_path):
+    from bench.results.replay_cache import ReplayCache
+    from bench.results.table_analyses import Strategy, replay_strategy
+
+    table, strategy = hand_made_table(tiny_space), Strategy("random", "none", 1)
+    cache = ReplayCache(tmp_path, table)
+    kept = cache.add(strategy, 0, replay_strategy(table, tiny_space, strategy, 8, 0, max_seconds=300.0).summary())
+    assert cache.load(strategy, 300.0)[0] == kept and kept.curve and kept.seconds > 0
+    assert cache.load(strategy, 200.0) == {}
+    other = hand_made_table(tiny_space, seeds=2)
+    assert ReplayCache(tmp_path, other).load(strategy, 300.0) == {}
+    cache.path(strategy).write_text(cache.path(strategy).read_text() + "{not json\n")
+    assert list(cache.load(strategy, 300.0)) == [0]  # a damaged line is skipped
+
+
+def table_report_horizon(table, workers: int) -> float:
+    from bench.results.table_report import ReportSettings, _job_seconds
+
+    whole = float(table.frame.apply(_job_seconds, axis=1).groupby(table.frame["design"]).mean().sum())
+    return ReportSettings().budget * whole / workers
+
+
 def test_bench_replay_prints_what_a_replay_found(tiny_space, tmp_path, run_cli):
     path = write_table(hand_made_table(tiny_space), tmp_path / "t.parquet")
     result = run_cli("replay", "--table", str(path), "--space", str(tiny_space.source), "--sampler", "random",

@@ -24,7 +24,7 @@ from scipy import stats
 from ..core.stats import BETTER, SAME, WORSE, compare_paired
 from ..search.benchmark_table import BenchmarkTable
 from ..search.pruners import parse_pruner
-from ..search.replay import Components, ReplayResult, replay
+from ..search.replay import Components, ReplayCurve, ReplayResult, replay
 from ..search.space import SearchSpace
 
 
@@ -184,9 +184,15 @@ def run_strategy(table: BenchmarkTable, space: SearchSpace, strategy: Strategy, 
                  components: Components = Components(), max_seconds: float = math.inf) -> list[ReplayResult]:
     """``repetitions`` replays of ``strategy`` (seeds 0, 1, ...) for ``trials`` designs or
     ``max_seconds`` of simulated time each."""
-    pruner = parse_pruner(strategy.pruner, space.objectives, table.epochs)
-    return [replay(table, space, strategy.sampler, pruner, trials, strategy.workers, seed, components, max_seconds)
+    return [replay_strategy(table, space, strategy, trials, seed, components, max_seconds)
             for seed in range(repetitions)]
+
+
+def replay_strategy(table: BenchmarkTable, space: SearchSpace, strategy: Strategy, trials: int, seed: int,
+                    components: Components = Components(), max_seconds: float = math.inf) -> ReplayResult:
+    """One replay of ``strategy`` with ``seed``."""
+    pruner = parse_pruner(strategy.pruner, space.objectives, table.epochs)
+    return replay(table, space, strategy.sampler, pruner, trials, strategy.workers, seed, components, max_seconds)
 
 
 def iqm(values: Sequence[float]) -> float:
@@ -206,7 +212,7 @@ def iqm_interval(values: Sequence[float], resamples: int = 2000, seed: int = 0) 
     return float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
-def strategy_curves(results: dict[Strategy, list[ReplayResult]], times: Sequence[float]) -> pd.DataFrame:
+def strategy_curves(results: dict[Strategy, list[ReplayCurve]], times: Sequence[float]) -> pd.DataFrame:
     """Per strategy and time: IQM of the share of the true front's hypervolume found, and its
     bootstrap 95 % interval over the repetitions."""
     rows = []
@@ -219,7 +225,7 @@ def strategy_curves(results: dict[Strategy, list[ReplayResult]], times: Sequence
     return pd.DataFrame(rows)
 
 
-def time_to_share(results: dict[Strategy, list[ReplayResult]], share: float = 0.9) -> pd.DataFrame:
+def time_to_share(results: dict[Strategy, list[ReplayCurve]], share: float = 0.9) -> pd.DataFrame:
     """Per strategy: the IQM (and interval) over repetitions of the simulated time until ``share``
     of the true hypervolume was found (a repetition that never got there counts as its end time),
     and how many got there."""

@@ -25,7 +25,8 @@ from ..search.replay import replay  # noqa: E402
 from ..search.study import STALL  # noqa: E402
 from ..search.space import SearchSpace  # noqa: E402
 from ..search.table_front import true_front  # noqa: E402
-from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, run_strategy,  # noqa: E402
+from .replay_cache import FOLDER as REPLAYS, ReplayCache  # noqa: E402
+from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, replay_strategy,  # noqa: E402
                              strategy_curves, time_to_share, variance_by_epoch, verdict_calibration)
 
 SAMPLERS = ("random", "nsga2", "tpe", "gp")
@@ -135,14 +136,19 @@ def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: 
                 written: list[Path]) -> list[str]:
     designs = table.frame["design"].nunique()
     whole = float(table.frame.apply(_job_seconds, axis=1).groupby(table.frame["design"]).mean().sum())
-    results, horizons = {}, {}
-    for workers in WORKERS:
-        horizons[workers] = settings.budget * whole / workers
-        for sampler in settings.samplers:
-            for pruner in PRUNERS:
-                reps = settings.repetitions_of.get(sampler, settings.repetitions)
-                strategy = Strategy(sampler, pruner, workers)
-                results[strategy] = run_strategy(table, space, strategy, designs, reps, max_seconds=horizons[workers])
+    horizons = {workers: settings.budget * whole / workers for workers in WORKERS}
+    wanted = {Strategy(sampler, pruner, workers): settings.repetitions_of.get(sampler, settings.repetitions)
+              for workers in WORKERS for sampler in settings.samplers for pruner in PRUNERS}
+    cache = ReplayCache(out / REPLAYS, table)
+    kept = {strategy: cache.load(strategy, horizons[strategy.workers]) for strategy in wanted}
+    # repetition by repetition across strategies, so a report cut short keeps every strategy alike
+    for seed in range(max(wanted.values())):
+        for strategy, reps in wanted.items():
+            if seed < reps and seed not in kept[strategy]:
+                horizon = horizons[strategy.workers]
+                kept[strategy][seed] = cache.add(strategy, seed, replay_strategy(
+                    table, space, strategy, designs, seed, max_seconds=horizon).summary())
+    results = {strategy: [kept[strategy][seed] for seed in range(reps)] for strategy, reps in wanted.items()}
     curves = pd.concat([strategy_curves({s: r for s, r in results.items() if s.workers == w},
                                         list(np.linspace(0, horizons[w], 60))) for w in WORKERS])
     written.append(_csv(curves, out / "strategies.csv"))
@@ -158,7 +164,9 @@ def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: 
              f"every design once with one seed ({whole / 3600:.2f} h), divided by the workers "
              f"({', '.join(f'{w} w: {h / 3600:.2f} h' for w, h in horizons.items())}). Share of the true front's "
              "hypervolume (fixed normalisation and reference) against simulated time: interquartile mean with "
-             "bootstrap 95 % intervals over the repetitions. A design counts once it has trained to the end.", "",
+             "bootstrap 95 % intervals over the repetitions. A design counts once it has trained to the end. "
+             f"Every replay's curve is kept in `{REPLAYS}/` (one file per strategy, a line per repetition): a later "
+             "report with more repetitions or samplers replays only what is missing.", "",
              "![strategies](strategies.png)", "",
              "Simulated hours to 90 % of the true front's hypervolume (a repetition that never got there counts "
              "with the budget's end):", "", reach.pipe(_markdown), ""]

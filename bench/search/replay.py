@@ -72,19 +72,20 @@ class ReplayTrial:
 
 
 @dataclass
-class ReplayResult:
-    """A replay's trials, and the share of the table's true-front hypervolume found over
-    simulated time: ``curve`` holds (seconds, share) after every completed trial."""
+class ReplayCurve:
+    """What the analyses read of a replay: ``curve`` holds (seconds, share of the table's
+    true-front hypervolume) after every completed trial; ``seconds`` is when the last trial
+    ended. Small enough to keep on disk (:mod:`bench.results.replay_cache`)."""
 
-    trials: list[ReplayTrial]
     curve: list[tuple[float, float]] = field(default_factory=list)
     true_hypervolume: float = 0.0
     missing: int = 0  # draws of designs the table does not hold (a table not fully built)
     budget: float = math.inf  # the simulated seconds it was given
+    ended: float = 0.0
 
     @property
     def seconds(self) -> float:
-        return max((t.end for t in self.trials if not math.isnan(t.end)), default=0.0)
+        return self.ended
 
     def share_at(self, seconds: float) -> float:
         """The share of the true front's hypervolume found by ``seconds`` of simulated time."""
@@ -98,6 +99,21 @@ class ReplayResult:
     def time_to(self, share: float) -> float:
         """Simulated seconds until ``share`` of the true hypervolume was found (inf: never)."""
         return next((t for t, s in self.curve if s >= share - 1e-12), math.inf)
+
+
+@dataclass
+class ReplayResult(ReplayCurve):
+    """A replay's trials, and its curve."""
+
+    trials: list[ReplayTrial] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return max((t.end for t in self.trials if not math.isnan(t.end)), default=0.0)
+
+    def summary(self) -> ReplayCurve:
+        """The curve without the trials."""
+        return ReplayCurve(list(self.curve), self.true_hypervolume, self.missing, self.budget, self.seconds)
 
 
 class _EpochView:
@@ -137,7 +153,7 @@ def replay(table: BenchmarkTable, space: SearchSpace, sampler: str, pruner: Prun
                                 sampler=sampler_named(sampler).make(study_space, seed, trials),
                                 pruner=pruner.optuna_pruner(epochs))
     records: list[TrialRecord] = []
-    result = ReplayResult([], true_hypervolume=true_hv, budget=max_seconds)
+    result = ReplayResult(trials=[], true_hypervolume=true_hv, budget=max_seconds)
     by_design: dict[int, int] = {}  # design -> the trial that trained it
     events: list[tuple[float, int, int, int]] = []  # (time, order, trial number, epoch; 0 = setup done)
     running: dict[int, tuple[optuna.Trial, Any, TrialRecord]] = {}
