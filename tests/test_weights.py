@@ -130,3 +130,10 @@ def test_keep_weights_none_writes_no_weights(tmp_path):
     Sweep("quick", storage=f"sqlite:///{tmp_path}/optuna.db", tracking_uri=None, weights_dir=tmp_path / "weights",
           trials=2, keep_weights="none").run()
     assert not list(tmp_path.rglob("model.pt"))
+
+
+def test_weights_decisions_come_in_trial_order_not_in_the_order_of_their_names():
+    study = optuna.create_study()
+    for number in (0, 14, 2, 5, 10):
+        study.set_user_attr(f"weights:{number}", {"kept": True})
+    assert list(weights_decisions(study)) == [0, 2, 5, 10, 14]

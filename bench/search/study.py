@@ -277,8 +277,10 @@ def decide_weights(study: optuna.Study, number: int, kept: bool, why: str, size:
 
 
 def weights_decisions(study: optuna.Study) -> dict[int, dict[str, Any]]:
-    """Every trial's weights decision, by trial number."""
-    return {int(key.split(":", 1)[1]): value for key, value in study.user_attrs.items() if key.startswith("weights:")}
+    """Every trial's weights decision, by trial number, in trial order (the study keeps its
+    attributes in the order of their names, where "weights:10" comes before "weights:2")."""
+    return dict(sorted((int(key.split(":", 1)[1]), value) for key, value in study.user_attrs.items()
+                       if key.startswith("weights:")))
 
 
 def records(study: optuna.Study, states: Optional[Sequence[TrialState]] = None) -> list[TrialRecord]:
