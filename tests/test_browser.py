@@ -1,6 +1,6 @@
 """The MLflow UI as a person sees it: a quick sweep, `bench ui`, and the address `bench ui` prints
 loaded in headless Chromium (Debian's package): the runs table with the trials named by their
-designs, not MLflow's GenAI overview. A screenshot is kept in the test's temp folder."""
+designs and the figure columns of bench's saved view shown, not MLflow's GenAI overview. A screenshot is kept in the test's temp folder."""
 from __future__ import annotations
 
 import html
@@ -73,8 +73,13 @@ def test_bench_ui_opens_the_study_on_its_runs_table_with_design_named_trials(tmp
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
+    (tmp_path / "runs.html").write_text(dom)
     text = visible_text(dom)
     assert "Run Name" in text and "study quick" in text  # the runs table
+    headers = {visible_text(cell).strip() for cell in re.findall(r'<[^>]*role="columnheader".*?</div>\s*</div>', dom,
+                                                                    flags=re.S)}
+    for column in ("val_dice_best", "n_params", "p_on_front"):  # the saved view's figure columns, unpicked
+        assert any(column in header for header in headers), (column, headers)
     for label in labels:  # every trial, by its design, without unfolding the study's run
         assert label in text, (label, text[:2000])
     assert (tmp_path / "runs.png").stat().st_size > 10_000

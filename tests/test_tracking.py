@@ -2,6 +2,7 @@
 and a logged front equal to the front computed independently from the children's metrics."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
     client = MlflowClient(f"sqlite:///{tmp_path}/runs/mlflow.db")
     experiment = client.get_experiment_by_name("quick")
     url = (f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
-           "&orderByKey=metrics.%60val_dice_best%60&orderByAsc=false")
-    assert url in result.output  # the address that opens the runs table
+           "&viewStateShareKey=bench")
+    assert url in result.output  # the address that opens the runs table on the saved view
+    view = json.loads(experiment.tags["mlflow.sharedViewState.bench"])  # MLflow's "Share" form
+    assert view == {"orderByKey": "metrics.`val_dice_best`", "orderByAsc": False,
+                    "selectedColumns": ["metrics.`val_dice_best`", "metrics.`n_params`", "metrics.`p_on_front`"]}
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     parents = [r for r in runs if r.data.tags.get("bench.role") == "study"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -12,6 +12,7 @@ give the spread over the seeds.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import subprocess
 import time
@@ -105,15 +106,30 @@ def latency_tags(record: dict[str, Any], prefix: str = "latency.") -> dict[str, 
     return {f"{prefix}{k}": str(v) for k, v in flat.items() if v is not None}
 
 
-def runs_url(tracking_uri: str, experiment_id: str, ui: str = UI, order_by: str = "val_dice_best") -> str:
+VIEW = "bench"  # the share key of the runs-table view bench saves on its experiments
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW}"
+
+
+def figure_view(columns: Sequence[str], order_by: str) -> dict[str, str]:
+    """An experiment tag holding a saved view of its runs table, in the form of MLflow's "Share"
+    button (a ``mlflow.sharedViewState.<key>`` tag opened by ``?viewStateShareKey=<key>``): the
+    metrics ``columns`` shown without picking them, sorted by ``order_by``, best first."""
+    state = {"orderByKey": f"metrics.`{order_by}`", "orderByAsc": False,
+             "selectedColumns": [f"metrics.`{c}`" for c in columns]}
+    return {VIEW_TAG: json.dumps(state)}
+
+
+def runs_url(tracking_uri: str, experiment_id: str, ui: str = UI, order_by: str = "val_dice_best",
+             view: bool = False) -> str:
     """The address of an experiment's runs table: the tracking server itself, or ``ui`` (where
     ``bench ui`` serves a local store). ``workflowType=machine_learning`` opens the runs, not
     MLflow's GenAI overview (a per-browser switch that otherwise wins over experiment tags);
     sorting by a metric (best first) lists the nested trial runs flat, where they are seen
-    without unfolding their parent."""
+    without unfolding their parent. ``view``: open the saved :func:`figure_view` instead (it
+    holds the sort; MLflow ignores a shared view when the address also sorts)."""
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else ui
-    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-            f"&orderByKey=metrics.%60{order_by}%60&orderByAsc=false")
+    page = f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return f"{page}&viewStateShareKey={VIEW}" if view else f"{page}&orderByKey=metrics.%60{order_by}%60&orderByAsc=false"
 
 
 def experiment_urls(tracking_uri: str, ui: str, name: Optional[str] = None, limit: int = 20) -> list[tuple[str, str]]:
@@ -124,7 +140,7 @@ def experiment_urls(tracking_uri: str, ui: str, name: Optional[str] = None, limi
     found = client.search_experiments(order_by=["creation_time DESC"], max_results=limit,
                                       filter_string=f"name = '{name}'" if name else None)
     return [(e.name, runs_url(tracking_uri, e.experiment_id, ui, "val_dice_best" if "bench.study" in e.tags
-                              else "test_dice_mean")) for e in found if e.name != "Default"]
+                              else "test_dice_mean", VIEW_TAG in e.tags)) for e in found if e.name != "Default"]
 
 
 def source_tags() -> dict[str, str]:
@@ -216,6 +232,11 @@ class MlflowStore:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             return self.client.get_experiment_by_name(name).experiment_id, False
+
+    def save_view(self, experiment_id: str, columns: Sequence[str], order_by: str) -> None:
+        """Save :func:`figure_view` on the experiment (again on every run: the latest columns win)."""
+        for key, value in figure_view(columns, order_by).items():
+            self.client.set_experiment_tag(experiment_id, key, value)
 
     def create_run(self, experiment_id: str, name: str, tags: dict[str, str], parent: Optional[str] = None,
                    start: Optional[datetime.datetime] = None) -> str:

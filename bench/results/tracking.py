@@ -33,6 +33,9 @@ from .mlflow_store import RENAMED, MlflowStore, curves, git_revision, latency_ta
 
 LOGGING_GRACE_S = 60  # a live worker logs its finished trial well within this
 ENDED = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+# the runs table of `bench train` / `compare` opens on these (a sweep's on its objectives)
+COMPARED_COLUMNS = ("test_dice_mean", "test_dice_mean_std", "val_dice_best", "n_params", "flops", "latency_ms",
+                    "latency_ratio")
 
 
 class MlflowTracker(SweepListener):
@@ -52,6 +55,8 @@ class MlflowTracker(SweepListener):
     def study_started(self, info: StudyInfo, past) -> None:
         self.info = info
         self.experiment_id, created = self.store.experiment(info.study, {"bench.study": info.study})
+        self.store.save_view(self.experiment_id, [*(RENAMED.get(o, o) for o in info.objectives), "p_on_front"],
+                             RENAMED.get("val_dice", "val_dice"))
         parent = self._find_parent()
         if parent is None and not created:  # the worker that created the experiment is creating it
             deadline = time.monotonic() + self.parent_wait_s
@@ -205,7 +210,7 @@ class MlflowTracker(SweepListener):
             if Path(path).name == "pareto.png":
                 self.store.upload(self.parent, path)  # at the top, where the UI previews images
         self.store.finish(self.parent, ENDED.get(result.status, "FINISHED"))
-        result.links["mlflow_runs_url"] = runs_url(self.store.uri, self.experiment_id)
+        result.links["mlflow_runs_url"] = runs_url(self.store.uri, self.experiment_id, view=True)
 
     def logged_trials(self) -> dict[int, str]:
         runs = self.client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.parent}'",
@@ -407,6 +412,7 @@ def track_networks(tracking_uri: str, experiment: str, networks: Sequence[dict[s
     Returns the runs-table URL and the networks' run ids."""
     store = MlflowStore(tracking_uri)
     experiment_id, _ = store.experiment(experiment, {"bench.experiment": experiment})
+    store.save_view(experiment_id, COMPARED_COLUMNS, "test_dice_mean")
     parent_id = None
     if parent is not None:
         parent_id = store.create_run(experiment_id, parent["name"], {"bench.role": "comparison", **source_tags()})
@@ -419,4 +425,4 @@ def track_networks(tracking_uri: str, experiment: str, networks: Sequence[dict[s
         for path in parent.get("artifacts", []):
             store.upload(parent_id, path)
         store.finish(parent_id)
-    return runs_url(store.uri, experiment_id, order_by="test_dice_mean"), ids
+    return runs_url(store.uri, experiment_id, order_by="test_dice_mean", view=True), ids
