@@ -1,7 +1,9 @@
-"""What a figure was measured on, without loading torch: the CPU model and its cores."""
+"""What a figure was measured on, without loading torch: the CPU model, its cores, and the
+commit of the code."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 
@@ -24,3 +26,13 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def git_revision() -> str:
+    """The commit of this checkout of bench, or ``unknown`` (an installed copy, no git)."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5)
+        return done.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

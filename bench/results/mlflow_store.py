@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
@@ -28,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from .. import __version__
 from ..core.defaults import DEFAULT_ARTIFACTS
 from ..core.errors import BenchError
+from ..core.machine import git_revision
 from ..search.storage import CONNECT_TIMEOUT_S, damaged, redact, sqlite_file, store_lock
 
 UI = "http://127.0.0.1:5000"  # where `bench ui` serves a local store by default
@@ -35,15 +35,6 @@ RENAMED = {"params": "n_params", "val_dice": "val_dice_best"}  # objective -> ML
 
 for _noisy in ("mlflow", "alembic"):  # their INFO lines (database migrations) are not for our users
     logging.getLogger(_noisy).setLevel(logging.WARNING)
-
-
-def git_revision() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5)
-        return done.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def check_tracking(tracking_uri: str) -> None:

@@ -154,7 +154,7 @@ def provenance(result: SweepResult) -> str:
     from importlib.metadata import version
 
     from ..core.machine import cpu_count, cpu_model
-    from .mlflow_store import git_revision
+    from ..core.machine import git_revision
 
     info = result.info
     study = f" --study {info.study}" if info.study != info.space else ""

@@ -23,6 +23,7 @@ import torch
 
 from ..arch.config import Architecture, resolve_architecture
 from ..core.errors import BenchError
+from ..core.machine import cpu_model, git_revision
 from ..core.files import write_text
 from ..core.stats import RULE, PairedComparison, adjust, compare_paired
 from ..data.dataset import SegmentationData
@@ -160,7 +161,7 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
         folds.to_csv(out_dir / "folds.csv", index=False)
         paths.append(out_dir / "folds.csv")
     write_text(out_dir / "comparison.json", json.dumps({
-        "seeds": reference.seeds, "split": split.hash, "split_description": describe_splits(splits),
+        "commit": git_revision(), "cpu": cpu_model(), "torch": torch.__version__, "seeds": reference.seeds, "split": split.hash, "split_description": describe_splits(splits),
         "folds": [{"fold": s.fold[0] + 1, "split": s.hash, "test": list(s.test)} for s in splits] if len(splits) > 1 else None,
         "data": dataset.source, "size": size,
         "protocol": dataset.protocol.to_dict(),

@@ -362,6 +362,7 @@ class Sweep:
         if self.settings.weights_dir is not None:
             self._store_weights(result)
             result = self._reloaded(result)
+        result.seconds = time.perf_counter() - started  # so that the report says how long the sweep took
         if self.settings.report_dir is not None:
             from ..results.report import write_report
 
