@@ -51,3 +51,68 @@ def test_the_reports_index_lists_every_report_and_the_readme_links_only_committe
         assert shown in index or str(report.parent.relative_to(ROOT / "reports")) + "/" in index, shown
     for link in re.findall(r"\]\((reports/[^)#]+)\)", (ROOT / "README.md").read_text()):
         assert (ROOT / link).exists(), f"README links to {link}, which is not committed"
+
+
+# words that mark a measured figure (a rule's own constants, such as "10 s cap", are not)
+MEASURED = re.compile(r"images/s|Kendall|simulated hours|\d\.\d+x\b|\d+ min \d+ s|\bin under \d+ minutes\b|"
+                      r"\bcalled better in\b")
+CITED = re.compile(r"\b(reports/[\w./-]*\w)")
+FIGURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?: ?(%))?(?![\w.])")
+
+
+def readme_units(text: str) -> list[str]:
+    """The README cut into units that make one claim: a paragraph or a list item, with the indented
+    lines, code and tables that continue it (code blocks left out: their numbers are options)."""
+    text = re.sub(r"```.*?```", "\n\n", text, flags=re.S)
+    units: list[list[str]] = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if lines[0].startswith(("  ", "|")) and units:
+            units[-1].append(lines.pop(0))  # an indented or table block continues the claim above
+        elif lines:
+            units.append([lines.pop(0)])
+        for line in lines:
+            if re.match(r"[-*] ", line) or line.startswith("#") or units[-1][-1].startswith("#"):
+                units.append([line])
+            else:
+                units[-1].append(line)
+    return ["\n".join(unit) for unit in units]
+
+
+def figures_of(paths: list[str]) -> list[float]:
+    found = []
+    for path in paths:
+        target = ROOT / path
+        files = [target] if target.is_file() else sorted(target.rglob("*")) if target.is_dir() else []
+        for f in files:
+            if f.suffix in (".md", ".csv", ".json"):
+                found += [float(n) for n, _ in FIGURE.findall(f.read_text())]
+    return found
+
+
+def quoted_as(figure: str, percent: bool, found: list[float]) -> bool:
+    """Whether a report holds ``figure`` as the README rounds it (a share may be a percentage)."""
+    digits = len(figure.split(".")[1]) if "." in figure else 0
+    tolerance = 0.5 * 10 ** -digits + 1e-9
+    scales = (1.0, 100.0) if percent else (1.0,)
+    return any(abs(f * s - float(figure)) <= tolerance for f in found for s in scales)
+
+
+def test_every_figure_the_readme_quotes_from_a_measurement_is_in_the_committed_report_it_cites():
+    problems = []
+    for unit in readme_units((ROOT / "README.md").read_text()):
+        cited = CITED.findall(unit)
+        if MEASURED.search(unit) and not cited:
+            problems.append(f"measured figures without a report: {unit[:160]!r}")
+            continue
+        if not cited:
+            continue
+        found = figures_of(cited)
+        # commands and links hold options, "95 % interval" names a method and "torch 2.13" a version
+        prose = re.sub(r"`[^`]*`|\[[^\]]*\]\([^)]*\)|95 % (?:[\w-]+ )?interval|(?:torch|Python)\s+\d+\.\d+", "", unit)
+        for figure, percent in FIGURE.findall(prose):
+            if ("." in figure or percent) and not quoted_as(figure, bool(percent), found):
+                problems.append(f"{figure}{' %' if percent else ''} is in none of {cited}: {unit[:120]!r}")
+    assert not problems, "\n".join(problems)
