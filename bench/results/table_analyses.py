@@ -180,14 +180,6 @@ class Strategy:
         return f"{self.sampler}" + (f" + {self.pruner}" if self.pruner != "none" else "") + f", {self.workers} w"
 
 
-def run_strategy(table: BenchmarkTable, space: SearchSpace, strategy: Strategy, trials: int, repetitions: int,
-                 components: Components = Components(), max_seconds: float = math.inf) -> list[ReplayResult]:
-    """``repetitions`` replays of ``strategy`` (seeds 0, 1, ...) for ``trials`` designs or
-    ``max_seconds`` of simulated time each."""
-    return [replay_strategy(table, space, strategy, trials, seed, components, max_seconds)
-            for seed in range(repetitions)]
-
-
 def replay_strategy(table: BenchmarkTable, space: SearchSpace, strategy: Strategy, trials: int, seed: int,
                     components: Components = Components(), max_seconds: float = math.inf) -> ReplayResult:
     """One replay of ``strategy`` with ``seed``."""
