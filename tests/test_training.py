@@ -114,6 +114,8 @@ def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_t
     assert paired["reference"] == "tinyunet" and paired["candidate"] == "ulite" and paired["seeds"] == 2
     assert paired["n"] + paired["dropped"] == len(runs["ulite"][0]["test_dice_fg_per_image"])
     assert f"ulite against tinyunet, paired over {paired['n']} test images" in " ".join(result.output.split())
+    # off a terminal (80 columns) the table is whole or one entry per network: never a verdict cut or wrapped
+    assert any(table["Verdict"][1] in line for line in result.output.splitlines()) and "…" not in result.output
     splits = {r["split"]["hash"] for pair in runs.values() for r in pair}
     assert len(splits) == 1  # the same split for every network and seed
     assert list(table["Latency ratio"])[0] == 1.0  # timed together, tinyunet the reference

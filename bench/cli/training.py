@@ -178,7 +178,7 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     """
     from ..core.device import resolve_device
     from ..run.compare import compare as compare_networks, distinct_architectures
-    from ..results.progress import training_progress
+    from ..results.progress import fitting_view, training_progress
     from ..core.stats import RULE
     from ..results.tables import display_table
 
@@ -198,11 +198,14 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     dataset = result.dataset
     shown = display_table(result.table).set_index("Model").T  # a figure per row: fits a terminal
     seeds = ", ".join(map(str, result.seeds))
-    rich_table = Table("", *shown.columns, title=f"{dataset.source} ({dataset.protocol.describe()}), recipe {recipe}, "
-                       f"{chosen.epochs} epochs, seeds {seeds}, {describe_splits(result.splits)}")
+    title = (f"{dataset.source} ({dataset.protocol.describe()}), recipe {recipe}, {chosen.epochs} epochs, seeds "
+             f"{seeds}, {describe_splits(result.splits)}")
+    rich_table = Table("", *shown.columns, title=title)
     for figure, row in shown.iterrows():
         rich_table.add_row(figure, *row)
-    console.print(rich_table)
+    entries = [(name, {str(figure): " ".join(str(value).split()) for figure, value in shown[name].items()})
+               for name in shown.columns]
+    console.print(fitting_view(rich_table, title, entries, console, "Verdict"))
     if result.folds is not None:
         folds = Table("fold", "network", "images", "test Dice (fg)", "verdict", title="per fold, and pooled")
         for row in result.folds.itertuples():

@@ -92,20 +92,27 @@ def front_view(records: Sequence[TrialRecord], objectives: dict[str, str], title
     """The front as a table where the console is wide enough for every cell whole; else (an 80-column
     terminal, a log file) one entry per member: its trial and whole design name on a line, its
     figures beneath, its verdict on a line of its own."""
-    table = front_table(records, objectives, title, result)
+    headers, rows = front_rows(records, objectives, result)
+    entries = [(f"trial {row[0]}  {row[1]}", dict(zip(headers[2:], row[2:]))) for row in rows]
+    return fitting_view(front_table(records, objectives, title, result), title, entries, console, "vs stock (paired)")
+
+
+def fitting_view(table: Table, title: str, entries: Sequence[tuple[str, dict[str, str]]], console: Console,
+                 verdict: str) -> Table | Group:
+    """``table`` where the console is wide enough for every cell whole; else one entry per row of
+    ``entries`` (name, figures by heading): the whole name on a line, the figures packed beneath
+    without splitting one, and the ``verdict`` figure on a line of its own."""
     if Measurement.get(console, console.options.update_width(10_000), table).maximum <= console.width:
         return table
-    headers, rows = front_rows(records, objectives, result)
     lines = [Text(title, style="italic")]
-    for row in rows:
-        cells = dict(zip(headers, row))
-        lines.append(Text(f"trial {cells['trial']}  {cells['design']}", style="bold"))
-        figures = [f"{h} {cells[h]}" for h in headers[2:] if h != "vs stock (paired)"]
+    for name, cells in entries:
+        lines.append(Text(name, style="bold"))
+        figures = [f"{h} {v}" for h, v in cells.items() if h != verdict and v]
         lines += [Text("  " + line) for line in _packed(figures, " · ", console.width - 2)]
-        if "vs stock (paired)" in cells:
-            verdict = f"  vs stock (paired): {cells['vs stock (paired)']}"
-            lines += [Text(verdict)] if len(verdict) <= console.width else [
-                Text("  vs stock (paired):"), Text(f"    {cells['vs stock (paired)']}")]
+        if cells.get(verdict):
+            said = f"  {verdict}: {cells[verdict]}"
+            lines += [Text(said)] if len(said) <= console.width else [Text(f"  {verdict}:"),
+                                                                       Text(f"    {cells[verdict]}")]
     return Group(*lines)
 
 
