@@ -14,6 +14,7 @@ rebuilt from what the folder records.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -79,7 +80,10 @@ OURS = {"lesion IoU": "iou_mean_fg", "IoU": "iou_mean_fg", "mDice": "dice_mean",
 def compare_command(record: dict[str, Any], networks: list[str]) -> str:
     """The ``bench compare`` command that made a comparison, from its ``comparison.json``."""
     recipe, seeds = record["recipe"], record["seeds"]
-    words = ["bench compare", *networks, "--data", record["data"], "--size", str(record["size"]),
+    data = record["data"]
+    if Path(data).is_dir():  # as a user in the repository root types it, not this machine's absolute path
+        data = os.path.relpath(data)
+    words = ["bench compare", *networks, "--data", data, "--size", str(record["size"]),
              "--epochs", str(recipe["epochs"]), "--repeats", str(len(seeds))]
     if seeds[0] != 0:
         words += ["--seed", str(seeds[0])]
