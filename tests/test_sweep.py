@@ -368,3 +368,43 @@ def test_a_resumed_study_refuses_other_repeats(tmp_path):
     quick(tmp_path, trials=1).run()
     with pytest.raises(BenchError, match=r"trains each design 1 time\(s\); --repeats 2 would mix"):
         quick(tmp_path, trials=2, repeats=2).run()
+
+
+def _take_waiting_trials(url: str, name: str, start: float, taken) -> None:
+    from bench.search.storage import make_storage
+
+    study = optuna.load_study(study_name=name, storage=make_storage(url, heartbeat=10, grace=60))
+    while time.time() < start:
+        time.sleep(0.001)
+    mine = []
+    while True:
+        trial = study.ask()
+        if "job" not in trial.user_attrs:  # the queue is empty: ask made a new trial
+            break
+        mine.append(trial.user_attrs["job"])
+    taken.put(mine)
+
+
+def test_workers_on_one_sqlite_file_never_take_the_same_waiting_trial(tmp_path):
+    # SQLite ignores SELECT ... FOR UPDATE: without serialised transactions two workers both
+    # took a waiting trial, and the second failed with "Cannot tell a COMPLETE trial"
+    import multiprocessing
+
+    from bench.search.storage import make_storage
+
+    url, name, jobs, workers = f"sqlite:///{tmp_path / 'queue.db'}", "queue", 60, 4
+    study = optuna.create_study(study_name=name, storage=make_storage(url, heartbeat=10, grace=60))
+    for job in range(jobs):
+        study.enqueue_trial({}, user_attrs={"job": job})
+    context = multiprocessing.get_context("fork")
+    taken = context.Queue()
+    start = time.time() + 3
+    processes = [context.Process(target=_take_waiting_trials, args=(url, name, start, taken)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    shares = [taken.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    every = sorted(job for share in shares for job in share)
+    assert every == list(range(jobs)), f"taken twice: {sorted({j for j in every if every.count(j) > 1})}"
+    assert sum(1 for share in shares if share) > 1  # the workers really competed

@@ -24,6 +24,7 @@ from ..core.errors import BenchError
 
 JOURNAL = "journal:"
 CONNECT_TIMEOUT_S = 10
+SQLITE_BUSY_S = 60  # every transaction takes the write lock (serialise_sqlite): wait for the others' turn
 T = TypeVar("T")
 FailedTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -36,7 +37,42 @@ def redact(url: str) -> str:
 def _engine_kwargs(url: str) -> dict:
     if url.startswith(("postgresql", "mysql")):
         return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_S}}
     return {}
+
+
+def serialise_sqlite(engine: sqlalchemy.engine.Engine) -> None:
+    """Make every transaction on a SQLite ``engine`` take the database's write lock when it begins.
+
+    Optuna hands a waiting trial to one worker by reading its state and setting it to RUNNING
+    in one transaction, relying on ``SELECT ... FOR UPDATE``, which SQLite ignores; and Python's
+    sqlite3 driver only begins a transaction at the first write. So two workers could both read
+    WAITING and both run the trial (the second then fails with "Cannot tell a COMPLETE trial").
+    ``BEGIN IMMEDIATE`` makes the read and the write one step (SQLAlchemy's recipe for pysqlite).
+    """
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _driver_leaves_transactions_to_us(dbapi_connection, connection_record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_with_the_write_lock(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners would keep the driver's own transactions
+
+
+class SerialSQLiteStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage on a SQLite file, with transactions serialised (:func:`serialise_sqlite`),
+    also in a process it is pickled to."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        serialise_sqlite(self.engine)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        serialise_sqlite(self.engine)
 
 
 def sqlite_file(url: str) -> Optional[Path]:
@@ -121,11 +157,13 @@ def make_storage(url: str, heartbeat: int, grace: int,
 
         return optuna.storages.JournalStorage(JournalFileBackend(url[len(JOURNAL):]))
 
+    kind = SerialSQLiteStorage if sqlite_file(url) is not None else optuna.storages.RDBStorage
+
     def connect() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5, and essential here
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat,
-                                              grace_period=grace, heartbeat_stale_trial_callback=failed_trial_callback)
+            return kind(url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat,
+                        grace_period=grace, heartbeat_stale_trial_callback=failed_trial_callback)
 
     with store_lock(url):
         try:
