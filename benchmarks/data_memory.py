@@ -1,8 +1,9 @@
 """Peak resident memory of a dataset the size of ISIC 2018 at 256 px.
 
 Writes N synthetic 1024 x 768 JPEG images with 0/255 PNG masks (ISIC 2018 task 1 has 2,594
-images, most larger than 1000 px), then, in a fresh process, loads them at 256 px and trains
-a network for some steps; prints peak RSS after imports, after loading, and after training.
+images, most larger than 1000 px), then, in a fresh process, loads them at 256 px (``--size``)
+and trains a network for some steps; prints peak RSS after imports, after loading, and after
+training.
 
     python -m benchmarks.data_memory --count 2600 --steps 20
 """
@@ -35,8 +36,9 @@ def peak():
 torch.set_num_threads(2)
 print(f"after imports: {peak():.0f} MB", flush=True)
 started = time.perf_counter()
-data = load_folder(Path(sys.argv[1]), Protocol(size=256))
-print(f"after loading {len(data.stems)} images at 256 px ({time.perf_counter() - started:.0f} s): {peak():.0f} MB; "
+size = int(sys.argv[4])
+data = load_folder(Path(sys.argv[1]), Protocol(size=size))
+print(f"after loading {len(data.stems)} images at {size} px ({time.perf_counter() - started:.0f} s): {peak():.0f} MB; "
       f"images hold {sum(i.numel() for i in data.images) / 2**20:.0f} MiB as uint8", flush=True)
 model = build_model(resolve_architecture(sys.argv[3]), seed=0)
 optimizer, loss_fn, g = torch.optim.Adam(model.parameters()), SegmentationLoss("ce_dice", 2), torch.Generator()
@@ -69,13 +71,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2600)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--architecture", default="ulite")
-    parser.add_argument("--quick", action="store_true", help="seconds, tiny inputs: 3 images, 2 steps, TinyU-Net")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--quick", action="store_true", help="seconds: 3 images at 64 px, 2 steps, TinyU-Net")
     args = parser.parse_args()
     if args.quick:
-        args.count, args.steps, args.architecture = 3, 2, "tinyunet"
+        args.count, args.steps, args.architecture, args.size = 3, 2, "tinyunet", 64
     with tempfile.TemporaryDirectory() as folder:
         write_set(Path(folder), args.count)
-        subprocess.run([sys.executable, "-c", textwrap.dedent(MEASURE), folder, str(args.steps), args.architecture],
+        subprocess.run([sys.executable, "-c", textwrap.dedent(MEASURE), folder, str(args.steps), args.architecture,
+                        str(args.size)],
                        check=True)
 
 

@@ -10,7 +10,7 @@ Optuna trial RUNNING, and close the study's parent run KILLED (``bench.status`` 
 created yet (no parent run) or had already been closed FINISHED before the signal came. Every
 child starts with the default disposition of both signals, whatever this process inherited.
 
-``--quick`` runs 6 signals and 2 at the exit (the test suite runs it)."""
+``--quick`` runs 3 signals and 1 at the exit (the test suite runs it)."""
 from __future__ import annotations
 
 import os
@@ -128,9 +128,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="6 signals and 2 at the exit")
+    p.add_argument("--quick", action="store_true", help="3 signals and 1 at the exit")
     args = p.parse_args()
-    count = 6 if args.quick else args.signals
+    count = 3 if args.quick else args.signals
     started = time.perf_counter()
     whole = start(Path(tempfile.mkdtemp(prefix="bench-stress-whole-")), args.epochs)
     whole.communicate(timeout=600)
@@ -138,7 +138,7 @@ def main() -> None:
     span = alone * 1.1  # two at a time run a little slower
     moments = [(i, span * (i + 0.5) / count, signal.SIGINT if i % 2 == 0 else signal.SIGTERM, None)
                for i in range(count)]
-    exits = 2 if args.quick else args.exit_probes  # after the command's last line: while it exits
+    exits = 1 if args.quick else args.exit_probes  # after the command's last line: while it exits
     moments += [(count + k, 0.15 * k / max(1, exits - 1), signal.SIGINT if k % 2 == 0 else signal.SIGTERM, EXIT_LINE)
                 for k in range(exits)]
     random.Random(args.seed).shuffle(moments)  # neighbours in time do not share a slot
