@@ -143,13 +143,14 @@ def main() -> None:
     p.add_argument("--dsb", default="../shared/data/dsb2018_96", help="DSB 2018 folder ('' to skip)")
     p.add_argument("--dsb-size", type=int, default=64)
     p.add_argument("--dsb-budget", type=float, default=None, help="seconds per run on DSB (default: --budget)")
+    p.add_argument("--no-synthetic", action="store_true", help="DSB 2018 only")
     quick_mode(p, "the quick space, 6 s per run, one seed, random and NSGA-II, synthetic data")
     args = p.parse_args()
     configs = CONFIGS
     if args.quick:
         args.space, args.budget, args.seeds, args.parallel, args.dsb = "quick", 6.0, 1, 1, ""
         configs = [("random", "none"), ("nsga2", "none")]  # the quick space trains one epoch: nothing to prune
-    datasets = {"synthetic": (None, None, args.budget)}
+    datasets = {} if args.no_synthetic and args.dsb else {"synthetic": (None, None, args.budget)}
     if args.dsb:
         datasets["dsb2018_96"] = (args.dsb, args.dsb_size, args.dsb_budget or args.budget)
     jobs = [{"space": args.space, "dataset": name, "data": data, "size": size, "sampler": sampler, "pruner": pruner,
