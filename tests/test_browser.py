@@ -80,6 +80,9 @@ def test_bench_ui_opens_the_study_on_its_runs_table_with_design_named_trials(tmp
                                                                     flags=re.S)}
     for column in ("val_dice_best", "n_params", "p_on_front"):  # the saved view's figure columns, unpicked
         assert any(column in header for header in headers), (column, headers)
+    [header] = [tag for tag in re.findall(r"<div [^>]*>", dom)
+                if 'role="columnheader"' in tag and 'col-id="attributes.`Run Name`"' in tag]
+    assert re.search(r"width: 380px", header), header  # the saved view's width: MLflow's 190 px cut the designs
     for label in labels:  # every trial, by its design, without unfolding the study's run
         assert label in text, (label, text[:2000])
     assert (tmp_path / "runs.png").stat().st_size > 10_000

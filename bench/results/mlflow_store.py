@@ -99,14 +99,19 @@ def latency_tags(record: dict[str, Any], prefix: str = "latency.") -> dict[str, 
 
 VIEW = "bench"  # the share key of the runs-table view bench saves on its experiments
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW}"
+RUN_NAME_COLUMN = "attributes.`Run Name`"  # the runs table's column id of run names (MLflow 3's UI)
+RUN_NAME_WIDTH = 380  # px: "trial 12 · cmrf N=8 x0.5 + …" whole (MLflow's 190 cuts design names)
 
 
 def figure_view(columns: Sequence[str], order_by: str) -> dict[str, str]:
     """An experiment tag holding a saved view of its runs table, in the form of MLflow's "Share"
     button (a ``mlflow.sharedViewState.<key>`` tag opened by ``?viewStateShareKey=<key>``): the
-    metrics ``columns`` shown without picking them, sorted by ``order_by``, best first."""
+    metrics ``columns`` shown without picking them, sorted by ``order_by``, best first, and run
+    names wide enough to read the designs."""
     state = {"orderByKey": f"metrics.`{order_by}`", "orderByAsc": False,
-             "selectedColumns": [f"metrics.`{c}`" for c in columns]}
+             "selectedColumns": [f"metrics.`{c}`" for c in columns],
+             # MLflow applies saved widths to the columns its saved order names
+             "columnOrder": [RUN_NAME_COLUMN], "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH}}
     return {VIEW_TAG: json.dumps(state)}
 
 
