@@ -28,6 +28,7 @@ from bench.arch.assemble import build_model
 from bench.arch.config import resolve_architecture
 from bench.arch.latency import environment
 from bench.arch.profile import profile_model
+from bench.core.stats import PairedComparison, too_few_images
 
 from .common import commit, named, parser, quick_mode
 
@@ -190,6 +191,8 @@ def section(folder: Path, record: dict[str, Any], costs: dict[str, dict[str, flo
              (folder / "table.md").read_text().strip(), "",
              "### Against U-Net, and against the papers", "",
              pd.DataFrame(paper_differences(record)).to_markdown(index=False), "",
+             *([warning, ""] if (warning := too_few_images(
+                 [PairedComparison.from_dict(test) for test in record["paired"]])) else []),
              pd.DataFrame(claims_rows(record, costs)).to_markdown(index=False), ""]
     return lines
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from bench.core.stats import (BETTER, SAME, WORSE, adjust, compare_paired, estimate, hierarchical_bootstrap, holm,
-                         mean_over_runs)
+                         mean_over_runs, wilcoxon_p)
 
 
 def test_estimate_of_three_seeds_uses_the_t_distribution():
@@ -172,3 +172,27 @@ def test_the_verdict_calibration_benchmark_quick_mode_shows_the_seed_test_at_wor
     rows = json.loads((tmp_path / "verdict_calibration.json").read_text())["rows"]
     null = next(r for r in rows if r["seeds"] == 3 and r["true_gain"] == 0)
     assert null["false_verdicts"] <= 0.15 and null["false_verdicts_previous_rule"] >= 0.25
+
+
+def test_the_smallest_reachable_p_is_the_exact_wilcoxon_floor_times_holm():
+    from bench.core.stats import smallest_p
+
+    assert smallest_p(6) == 2 / 64 and smallest_p(6, family=4) == 0.125
+    assert smallest_p(1) == 1.0 and smallest_p(0) == 1.0
+    # the floor is what scipy's exact test gives when every image goes one way
+    assert wilcoxon_p(np.arange(1.0, 7.0)) == pytest.approx(smallest_p(6))
+
+
+def test_too_few_test_images_for_any_verdict_are_named_with_the_count_that_would_do():
+    from bench.core.stats import PairedComparison, too_few_images
+
+    def judged(n: int, family: int) -> PairedComparison:
+        return PairedComparison("unet", "tinyunet", n, 0, -0.05, -0.06, -0.04, 2 / 2 ** n, SAME, 3,
+                                p_adjusted=min(1.0, family * 2 / 2 ** n), family=family)
+
+    warning = too_few_images([judged(6, 4)] * 4)
+    assert warning.startswith("No verdict is possible here: with 6 paired test images the Wilcoxon test's p is at "
+                              "least 0.125 after Holm over 4 tests (alpha 0.05)")
+    assert "Score at least 8 images" in warning and "--folds 5" in warning
+    assert too_few_images([judged(8, 4)] * 4) is None  # 4 x 2/256 < 0.05: a verdict can be reached
+    assert too_few_images([judged(5, 1)]) is not None and too_few_images([judged(6, 1)]) is None

@@ -179,7 +179,7 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
     from ..core.device import resolve_device
     from ..run.compare import compare as compare_networks, distinct_architectures
     from ..results.progress import fitting_view, training_progress
-    from ..core.stats import RULE
+    from ..core.stats import RULE, too_few_images
     from ..results.tables import display_table
 
     where, speed = resolve_device(device), speed_overrides(options)
@@ -219,6 +219,9 @@ def compare(architectures: Sequence[str], data: Optional[str], recipe: str, epoc
                       f"{repeats} seed(s) (foreground Dice): {test.text()}", highlight=False)
     if len(result.versus) > 1:
         console.print(RULE, highlight=False)
+        warning = too_few_images(result.versus[1:])
+        if warning:
+            console.print(f"[yellow]{warning}[/]", highlight=False)
     over = f"{len(result.splits)} folds x {repeats} seed(s)" if len(result.splits) > 1 else f"{repeats} seed(s)"
     console.print(f"latency: timed interleaved in one session, ratio to {archs[0].name}; cells are mean ± std over "
                   f"{over}; wrote {', '.join(map(str, result.paths))}", highlight=False)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -145,6 +145,30 @@ RULE = ("A verdict needs one-sided tests in the direction of the mean difference
         "seeds a Welch t-test of the seeds' means; their joint p-value (the largest, two-sided), Holm-adjusted "
         "over the comparisons shown together, must be below 0.05. P(better) is the bootstrap share in which the "
         "candidate's mean is higher. With one seed, seed variance is not seen.")
+
+
+def smallest_p(images: int, family: int = 1) -> float:
+    """The smallest p-value a verdict on ``images`` paired images can reach, judged in a family of
+    ``family``: the exact two-sided Wilcoxon signed-rank test gives at best 2 / 2^n (every
+    difference of one sign), and Holm multiplies the smallest p by the family's size."""
+    return min(1.0, family * 2.0 / 2.0 ** images) if images > 0 else 1.0
+
+
+def too_few_images(comparisons: Sequence["PairedComparison"], alpha: float = ALPHA) -> Optional[str]:
+    """A warning when the compared images are too few for any verdict whatever the networks do,
+    with the fix; None when a verdict is possible."""
+    judged = [c for c in comparisons if c.n > 0]
+    if not judged:
+        return None
+    fewest = min(judged, key=lambda c: c.n)
+    floor = smallest_p(fewest.n, fewest.family)
+    if floor < alpha:
+        return None
+    needed = next(n for n in range(fewest.n, 64) if smallest_p(n, fewest.family) < alpha)
+    return (f"No verdict is possible here: with {fewest.n} paired test images the Wilcoxon test's p is at least "
+            f"{floor:.3g}{f' after Holm over {fewest.family} tests' if fewest.family > 1 else ''} (alpha {alpha:g}), "
+            f"whatever the networks do. Score at least {needed} images: a larger test split, or folds (--folds 5 "
+            "scores every image once).")
 
 
 def compare_paired(reference: Sequence, candidate: Sequence, *, reference_name: str = "reference",
