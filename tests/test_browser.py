@@ -83,6 +83,9 @@ def test_bench_ui_opens_the_study_on_its_runs_table_with_design_named_trials(tmp
     [header] = [tag for tag in re.findall(r"<div [^>]*>", dom)
                 if 'role="columnheader"' in tag and 'col-id="attributes.`Run Name`"' in tag]
     assert re.search(r"width: 380px", header), header  # the saved view's width: MLflow's 190 px cut the designs
+    figures = [tag for tag in re.findall(r"<div [^>]*>", dom) if 'role="columnheader"' in tag and 'col-id="metrics.' in tag]
+    leftmost = min(figures, key=lambda tag: int(re.search(r"left: (\d+)px", tag).group(1)))  # ag-grid places by style
+    assert "val_dice_best" in leftmost, figures  # the view's first figure first, not MLflow's alphabetical order
     for label in labels:  # every trial, by its design, without unfolding the study's run
         assert label in text, (label, text[:2000])
     assert (tmp_path / "runs.png").stat().st_size > 10_000

@@ -24,7 +24,9 @@ def test_sweep_is_tracked_in_mlflow_as_a_user_of_its_ui_expects(run_cli, tmp_pat
     view = json.loads(experiment.tags["mlflow.sharedViewState.bench"])  # MLflow's "Share" form
     assert view == {"orderByKey": "metrics.`val_dice_best`", "orderByAsc": False,
                     "selectedColumns": ["metrics.`val_dice_best`", "metrics.`n_params`", "metrics.`p_on_front`"],
-                    "columnOrder": ["attributes.`Run Name`"], "columnWidths": {"attributes.`Run Name`": 380}}
+                    "columnOrder": ["attributes.`Run Name`", "metrics.`val_dice_best`", "metrics.`n_params`",
+                                    "metrics.`p_on_front`"],
+                    "columnWidths": {"attributes.`Run Name`": 380}}
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     parents = [r for r in runs if r.data.tags.get("bench.role") == "study"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

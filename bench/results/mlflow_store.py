@@ -110,8 +110,10 @@ def figure_view(columns: Sequence[str], order_by: str) -> dict[str, str]:
     names wide enough to read the designs."""
     state = {"orderByKey": f"metrics.`{order_by}`", "orderByAsc": False,
              "selectedColumns": [f"metrics.`{c}`" for c in columns],
-             # MLflow applies saved widths to the columns its saved order names
-             "columnOrder": [RUN_NAME_COLUMN], "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH}}
+             # MLflow applies saved widths to the columns its saved order names; the figures follow
+             # the run names in the order given (else MLflow sorts them by name, the first one last)
+             "columnOrder": [RUN_NAME_COLUMN, *(f"metrics.`{c}`" for c in columns)],
+             "columnWidths": {RUN_NAME_COLUMN: RUN_NAME_WIDTH}}
     return {VIEW_TAG: json.dumps(state)}
 
 
