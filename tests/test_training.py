@@ -82,7 +82,14 @@ def test_class_count_that_disagrees_with_the_masks(run_cli):
     assert "Use --classes 2 (or 1, for a single sigmoid output)" in result.output
 
 
-def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_that_match_profile(run_cli, tmp_path):
+def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_that_match_profile(run_cli, tmp_path,
+                                                                                                   monkeypatch):
+    import itertools
+
+    from bench.run import compare as compare_module
+
+    revisions = itertools.count()  # a commit made while a compare trains is not the code that trained
+    monkeypatch.setattr(compare_module, "git_revision", lambda: f"revision-{next(revisions)}")
     result = run_cli("compare", "tinyunet", "ulite", "--size", "32", "--epochs", "1", "--repeats", "2",
                      "--max-seconds", "1", "--out", str(tmp_path), "--no-tracking")
     assert result.exit_code == 0, result.output
@@ -114,6 +121,8 @@ def test_compare_with_repeats_writes_mean_std_cells_a_paired_verdict_and_costs_t
     assert paired["reference"] == "tinyunet" and paired["candidate"] == "ulite" and paired["seeds"] == 2
     assert paired["n"] + paired["dropped"] == len(runs["ulite"][0]["test_dice_fg_per_image"])
     assert f"ulite against tinyunet, paired over {paired['n']} test images" in " ".join(result.output.split())
+    assert comparison["commit"] == "revision-0"
+    assert ("No verdict is possible here" in " ".join(result.output.split())) == (2 / 2 ** paired["n"] >= 0.05)
     # off a terminal (80 columns) the table is whole or one entry per network: never a verdict cut or wrapped
     assert any(table["Verdict"][1] in line for line in result.output.splitlines()) and "…" not in result.output
     splits = {r["split"]["hash"] for pair in runs.values() for r in pair}

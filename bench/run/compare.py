@@ -131,6 +131,7 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
     ``progress(name, seed)`` gives a context manager yielding a training run's progress callback
     (or None); ``timing()`` one held while the networks are timed.
     """
+    revision = git_revision()  # the code that trains: a commit made during a long compare is not it
     archs = distinct_architectures(architectures)
     source = data if isinstance(data, DataSource) else data_source(data)
     chosen = recipe if isinstance(recipe, Recipe) else get_recipe(recipe, seed=seed)
@@ -161,7 +162,8 @@ def compare(architectures: Sequence[str | Architecture], data: DataSource | str 
         folds.to_csv(out_dir / "folds.csv", index=False)
         paths.append(out_dir / "folds.csv")
     write_text(out_dir / "comparison.json", json.dumps({
-        "commit": git_revision(), "cpu": cpu_model(), "torch": torch.__version__, "seeds": reference.seeds, "split": split.hash, "split_description": describe_splits(splits),
+        "commit": revision, "cpu": cpu_model(), "torch": torch.__version__, "seeds": reference.seeds,
+        "split": split.hash, "split_description": describe_splits(splits),
         "folds": [{"fold": s.fold[0] + 1, "split": s.hash, "test": list(s.test)} for s in splits] if len(splits) > 1 else None,
         "data": dataset.source, "size": size,
         "protocol": dataset.protocol.to_dict(),
