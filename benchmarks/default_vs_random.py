@@ -79,6 +79,7 @@ def main() -> None:
 
         latency_table.BLOCK_PROTOCOL = latency_table.NETWORK_PROTOCOL = Protocol(
             warmup=1, min_repeats=3, max_repeats=5, max_seconds=0.02)
+        space = dataclasses.replace(space, recipe=dataclasses.replace(space.recipe, epochs=2))  # trials in seconds
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
