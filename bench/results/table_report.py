@@ -135,8 +135,8 @@ def _table_section(table: BenchmarkTable, designs: pd.DataFrame, objectives: dic
 def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: ReportSettings,
                 written: list[Path]) -> list[str]:
     designs = table.frame["design"].nunique()
-    whole = _whole_seconds(table)
     horizons = replay_horizons(table, settings.budget)
+    whole = horizons[1] / settings.budget  # one worker's time to train every design once
     wanted = {Strategy(sampler, pruner, workers): settings.repetitions_of.get(sampler, settings.repetitions)
               for workers in WORKERS for sampler in settings.samplers for pruner in PRUNERS}
     cache = ReplayCache(out / REPLAYS, table)
@@ -184,11 +184,8 @@ def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: 
 def replay_horizons(table: BenchmarkTable, budget: float) -> dict[int, float]:
     """Simulated seconds of every replay, by simulated workers: ``budget`` of the time one worker
     takes to train every design once with one seed, divided by the workers."""
-    return {workers: budget * _whole_seconds(table) / workers for workers in WORKERS}
-
-
-def _whole_seconds(table: BenchmarkTable) -> float:
-    return float(table.frame.apply(_job_seconds, axis=1).groupby(table.frame["design"]).mean().sum())
+    whole = float(table.frame.apply(_job_seconds, axis=1).groupby(table.frame["design"]).mean().sum())
+    return {workers: budget * whole / workers for workers in WORKERS}
 
 
 def _job_seconds(row: pd.Series) -> float:
