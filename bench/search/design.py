@@ -2,7 +2,7 @@
 
 Sweeps compute every before-training objective from a :class:`Design` (see
 :mod:`bench.search.objectives`): its cost record (parameters, MACs and paper-FLOPs of the train and
-deploy forms, kept in the machine's cost cache), its counted peak memory, and its latency, each
+deploy forms) and its counted peak memory, both kept in the machine's cost cache, and its latency, each
 measured once, when first asked.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch import nn
 
 from ..arch.assemble import build_checked
 from ..arch.config import Architecture
-from ..arch.cost_cache import cached_profile
+from ..arch.cost_cache import cached_forward_peak_memory, cached_profile
 from ..arch.latency import Latency, Protocol, measure_latency
-from ..arch.memory import PeakMemory, forward_peak_memory
+from ..arch.memory import PeakMemory
 from ..arch.profile import CostProfile
 
 
@@ -47,8 +47,9 @@ class Design:
 
     @cached_property
     def memory(self) -> PeakMemory:
-        """Counted peak memory of one forward pass of the deploy form."""
-        return forward_peak_memory(self.model, self.in_channels, self.size)
+        """Counted peak memory of one forward pass of the deploy form (counted once per machine,
+        like :attr:`cost`)."""
+        return cached_forward_peak_memory(self.model, self.arch.hash, self.in_channels, self.size)
 
     @cached_property
     def latency(self) -> Latency:
