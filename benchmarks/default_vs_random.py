@@ -77,7 +77,7 @@ def main() -> None:
         from bench.arch import latency_table
         from bench.arch.latency import Protocol
 
-        latency_table.BLOCK_PROTOCOL = latency_table.NETWORK_PROTOCOL = Protocol(
+        latency_table.BLOCK_PROTOCOL = Protocol(
             warmup=1, min_repeats=3, max_repeats=5, max_seconds=0.02)
         space = dataclasses.replace(space, recipe=dataclasses.replace(space.recipe, epochs=2))  # trials in seconds
     rows = []
@@ -90,7 +90,7 @@ def main() -> None:
         build_latency_table(space, args.size, latency)
         latency.save(folder / "latency.json")
         stock = resolve_architecture(space.architecture)
-        latency.add_blocks(stock, args.size)  # the reference: not a design of the space
+        latency.add([stock], args.size, [stock])  # the reference: not a design of the space, nor of its widths
         stock_ms = latency.predict(stock, args.size, plan_architecture(stock)).ms
         for k in range(args.runs):
             seed = 100 + k

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from bench.arch.latency import Protocol
 from bench.arch.latency_table import LatencyTable
 from bench.core.cache import JsonCache
 from bench.core.errors import BenchError
-from bench.search.block_cover import build_latency_table, sample_architecture
+from bench.search.block_cover import block_cover, build_latency_table, calibration_designs, sample_architecture
 from bench.search.design import Design
 from bench.search.enumeration import enumerate_samples
 from bench.search.objectives import OBJECTIVES
@@ -71,16 +70,19 @@ def test_a_design_counted_by_one_sweep_is_not_counted_again_by_the_next(tmp_path
     samples = [{"encoder.block.type": "cmrf", "encoder.block.cmrf.N": 2, "width_multiplier": 0.125},
                {"encoder.block.type": "double_conv", "width_multiplier": 0.125}]
     first = quick_sweep(tmp_path, "first", samples).run()
-    assert len(list((tmp_path / ".bench-cache" / "costs").glob("*.json"))) == 2
+    for kind in ("costs", "memory"):
+        assert len(list((tmp_path / ".bench-cache" / kind).glob("*.json"))) == 2
 
     def counting(*args, **kwargs):
         raise AssertionError("counted again")
 
     monkeypatch.setattr(cost_cache, "profile_model", counting)
+    monkeypatch.setattr(cost_cache, "forward_peak_memory", counting)
     second = quick_sweep(tmp_path, "second", samples).run()
     for a, b in zip(first.records[:2], second.records[:2]):
         assert b.state == "COMPLETE" and b.config_hash == a.config_hash
         assert {**b.cost, "architecture": None} == {**a.cost, "architecture": None}
+        assert b.memory == a.memory and b.memory["total_bytes"] > 0
         assert b.cost["architecture"] == b.config["name"]  # under the second trial's own name
 
 
@@ -116,7 +118,6 @@ FAST = Protocol(warmup=1, min_repeats=3, max_repeats=5, max_seconds=0.02)  # tes
 def timed_space(tmp_path, monkeypatch) -> Path:
     """The quick space with a latency objective, and block timing cut short."""
     monkeypatch.setattr(latency_table, "BLOCK_PROTOCOL", FAST)
-    monkeypatch.setattr(latency_table, "NETWORK_PROTOCOL", FAST)
     space = tmp_path / "timed.yaml"
     space.write_text(QUICK.read_text().replace("objectives: {val_dice: maximize, params: minimize}",
                                                "objectives: {val_dice: maximize, params: minimize, latency_ms: minimize}"))
@@ -139,23 +140,57 @@ def latency_calls(monkeypatch) -> list[str]:
     return calls
 
 
-def test_a_prediction_is_the_sum_of_the_blocks_and_the_constant_and_builds_nothing(timed_space, monkeypatch):
+def test_a_prediction_is_the_scaled_sum_of_the_blocks_and_the_constant_and_builds_nothing(timed_space, monkeypatch):
     space = load_space(str(timed_space))
     table = LatencyTable()
+    sessions = []
+    timed = latency_table._time
+    monkeypatch.setattr(latency_table, "_time", lambda runs, protocol: sessions.append(set(runs)) or timed(runs, protocol))
     archs = build_latency_table(space, 32, table)
     assert {a.hash for a in archs} == {sample_architecture(space, s).hash for s in enumerate_samples(space)
                                        if _plans(sample_architecture(space, s))}  # six designs: all of them
+    # blocks and whole networks in one session: the machine's drift between sessions would set them apart
+    assert len(sessions) == 1 and sessions[0] == set(table.blocks) | {f"network {a.hash}" for a in archs}
+    assert sorted(table.calibration) == ["tinyunet@32/16-32-64-128", "tinyunet@32/8-16-32-64"]  # one constant per width
     arch = archs[0]
     plan = plan_architecture(arch)
     monkeypatch.setattr(latency_table, "build_plan", lambda plan: pytest.fail("built"))
     predicted = table.predict(arch, 32)
     blocks = sum(table.blocks[latency_table.block_key(p, 32)] for p in plan.placements())
-    assert predicted.blocks == pytest.approx(blocks) and predicted.constant == table.constants["tinyunet@32"]
-    assert predicted.ms == pytest.approx(blocks + predicted.constant)
-    calibration = table.calibration["tinyunet@32"]
-    assert predicted.constant == pytest.approx(statistics.median(c["measured_ms"] - c["blocks_ms"] for c in calibration))
+    assert predicted.blocks == pytest.approx(blocks) and predicted.scale == table.scales["tinyunet@32"]
+    assert predicted.constant == table.constants[latency_table.constant_key(arch, 32)]
+    assert predicted.ms == pytest.approx(predicted.scale * blocks + predicted.constant)
     with pytest.raises(BenchError, match="not in the latency table.*bench latency-table build --space SPACE --size 64"):
         table.predict(arch, 64)
+
+
+def test_the_scale_and_constants_are_fitted_on_the_calibration_networks():
+    table = LatencyTable(calibration={
+        "net@48/4-8": [{"design": f"a{i}", "blocks_ms": b, "measured_ms": 1.2 * b + 0.5} for i, b in enumerate((3, 5, 9))],
+        "net@48/8-16": [{"design": f"b{i}", "blocks_ms": b, "measured_ms": 1.2 * b - 1.0} for i, b in enumerate((10, 14))],
+        "other@48/4-8": [{"design": "c", "blocks_ms": 2.0, "measured_ms": 3.0}]})
+    table._fit("net@48")
+    assert table.scales["net@48"] == pytest.approx(1.2) and table.constants["net@48/4-8"] == pytest.approx(0.5)
+    assert table.constants["net@48/8-16"] == pytest.approx(-1.0)
+    table._fit("other@48")  # one network for one constant: blocks at face value
+    assert table.scales["other@48"] == 1.0 and table.constants["other@48/4-8"] == pytest.approx(1.0)
+
+
+def test_calibration_networks_are_drawn_per_encoder_width_among_designs_that_plan():
+    space = load_space("lightweight")  # CMRF with N = 8 does not fit the narrowest width: such draws are skipped
+    drawn = calibration_designs(space, 48, block_cover(space, 48), 3, seed=0)
+    widths = [latency_table.constant_key(a, 48) for a in drawn]
+    assert len(drawn) == 9 and len({a.hash for a in drawn}) == 9
+    assert sorted(set(widths)) == ["tinyunet@48/16-32-64-128", "tinyunet@48/32-64-128-256", "tinyunet@48/8-16-32-64"]
+    assert all(widths.count(w) == 3 for w in widths)
+    assert [a.hash for a in drawn] == [a.hash for a in calibration_designs(space, 48, block_cover(space, 48), 3, seed=0)]
+
+
+def test_a_latency_table_of_an_older_version_is_refused_with_the_command_that_builds_it_again(tmp_path):
+    path = tmp_path / "table.json"
+    LatencyTable(version=1).save(path)
+    with pytest.raises(BenchError, match=r"version 1, this bench reads version 2.*bench latency-table build"):
+        LatencyTable.load(path)
 
 
 def test_a_latency_table_is_refused_on_another_machine_description(tmp_path, timed_space, run_cli):

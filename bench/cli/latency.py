@@ -29,9 +29,10 @@ def _path(table: Optional[str]) -> Path:
 @click.option("--size", type=SIZE, default=None, help="Input size in pixels (default: the space's data.size).")
 @click.option("--table", default=None, help="Table file (default: this machine's, in the bench cache folder).")
 def build(space_ref: str, size: Optional[int], table: Optional[str]) -> None:
-    """Time every block SPACE can place (alone, on the input it meets in the network, interleaved),
-    and the constant of its architecture family from whole networks; blocks already in the table
-    are not timed again."""
+    """Time every block SPACE can place (alone, on the input it meets in the network) and 12 random
+    designs of each of its encoder widths whole, all interleaved in one session; fit the scale of
+    its architecture family and a constant per width on the whole networks. Blocks already in the
+    table are not timed again."""
     from ..arch.latency_table import LatencyTable
     from ..search.block_cover import build_latency_table
     from ..search.space import load_space
@@ -48,16 +49,17 @@ def build(space_ref: str, size: Optional[int], table: Optional[str]) -> None:
 
     archs = build_latency_table(space, size, found, progress=progress)
     found.save(path)
-    family = next(iter(found.calibration)) if len(found.calibration) == 1 else None
+    networks = sum(len(kept) for kept in found.calibration.values())
     console.print(f"{path}: {len(found.blocks)} blocks; {len(archs)} designs of {space.name} cover its blocks at "
-                  f"{size} px; constants {', '.join(f'{k} {v:.3f} ms' for k, v in found.constants.items())}"
-                  + (f" (from {len(found.calibration[family])} networks)" if family else ""))
+                  f"{size} px; fitted on {networks} whole networks: "
+                  + "; ".join(f"scale {k} {v:.3f}" for k, v in found.scales.items()) + "; constants "
+                  + ", ".join(f"{k} {v:.3f} ms" for k, v in found.constants.items()))
 
 
 @latency_table.command("show")
 @click.option("--table", default=None, help="Table file (default: this machine's).")
 def show(table: Optional[str]) -> None:
-    """What a table holds: the machine it describes, its blocks and constants."""
+    """What a table holds: the machine it describes, its blocks, scales and constants."""
     from ..arch.latency_table import LatencyTable
 
     path = _path(table)
@@ -66,5 +68,7 @@ def show(table: Optional[str]) -> None:
     found = LatencyTable.load(path, check_machine=False)
     console.print(f"{path}\nmachine: " + ", ".join(f"{k} {v}" for k, v in found.machine.items()))
     console.print(f"{len(found.blocks)} blocks, {sum(found.blocks.values()):.2f} ms in all")
+    for key, value in found.scales.items():
+        console.print(f"scale {key}: {value:.3f} x the blocks")
     for key, value in found.constants.items():
         console.print(f"constant {key}: {value:.3f} ms (from {len(found.calibration.get(key, []))} networks)")

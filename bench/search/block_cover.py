@@ -12,9 +12,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import optuna
+
 from ..arch.assemble import Plan, plan_architecture
 from ..arch.config import Architecture, resolve_architecture
-from ..arch.latency_table import LatencyTable, block_key, constant_key, cover
+from ..arch.latency_table import LatencyTable, block_key, constant_key
 from ..core.errors import BenchError
 from .enumeration import entry_values, one_at_a_time
 from .space import SearchSpace
@@ -81,16 +83,46 @@ def block_cover(space: SearchSpace, size: int) -> list[Architecture]:
     return found
 
 
-def build_latency_table(space: SearchSpace, size: int, table: LatencyTable, calibration: int = 12,
+def random_designs(space: SearchSpace, size: int, count: int, seed: int, excluded: frozenset[str] = frozenset(),
+                   accept: Callable[[Architecture], bool] = lambda arch: True) -> list[Architecture]:
+    """Up to ``count`` distinct designs of ``space`` drawn at random (seeded) that plan, are not in
+    ``excluded`` (config hashes) and that ``accept`` takes; fewer when the space holds fewer."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    found: dict[str, Architecture] = {}
+    for _ in range(200 * count):
+        arch = resolve_architecture(space.architecture, sample_overrides(study.ask(), space))
+        if arch.hash in excluded or arch.hash in found:
+            continue
+        try:
+            plan_architecture(arch)
+        except BenchError:  # a combination whose contract fails
+            continue
+        if not accept(arch):
+            continue
+        found[arch.hash] = arch
+        if len(found) == count:
+            break
+    return list(found.values())
+
+
+def build_latency_table(space: SearchSpace, size: int, table: LatencyTable, calibration: int = 12, seed: int = 0,
                         progress: Callable[[int, int, int], None] = lambda done, total, added: None) -> list[Architecture]:
-    """Time into ``table`` every block ``space`` can place at ``size`` that it lacks, then set the
-    constant of the space's architecture family from ``calibration`` whole networks of the cover
-    (spread over it). Returns the covering architectures."""
+    """Time into ``table`` every block ``space`` can place at ``size`` that it lacks, with
+    ``calibration`` random designs of each encoder width of the space timed whole beside them
+    (for the scale and constants, :meth:`LatencyTable.add`). Returns the covering architectures."""
     archs = block_cover(space, size)
-    cover(archs, size, table, progress)
-    step = max(1, len(archs) // calibration)
-    table.calibrate(archs[::step][:calibration], size)
+    table.add(archs, size, calibration_designs(space, size, archs, calibration, seed), progress)
     return archs
+
+
+def calibration_designs(space: SearchSpace, size: int, archs: list[Architecture], count: int,
+                        seed: int = 0) -> list[Architecture]:
+    """``count`` random designs of ``space`` for each encoder width that ``archs`` place
+    (:func:`bench.arch.latency_table.constant_key`)."""
+    found = []
+    for key in dict.fromkeys(constant_key(a, size) for a in archs):
+        found += random_designs(space, size, count, seed, accept=lambda a, key=key: constant_key(a, size) == key)
+    return found
 
 
 def check_latency_table(path: Path, space: SearchSpace, size: int) -> LatencyTable:
