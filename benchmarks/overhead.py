@@ -8,7 +8,8 @@ A trial runs in three modes: ``measured`` (latency timed per design, costs count
 before cheap trials), ``predicted`` (latency from the machine's block table, costs counted: a
 design the machine has not seen) and ``predicted+cached`` (costs from the machine's cost cache
 too: a design seen before). The bare loop and the three modes alternate per design, in an order
-that rotates, so that drift of the machine touches all alike. The per-trial fixed cost is a
+that rotates, so that drift of the machine touches all alike; every design runs ``--rounds`` times
+(3) in each mode, each time in a study of its own (in one study it would be a repeat, not trained). The per-trial fixed cost is a
 trial's wall time less its training (training, validation and test scoring). The study trains no
 stock network first (it would take the first enqueued slot and shift every design by one); a trial
 that did not train the design asked for stops the benchmark. Designs never trained (over a budget,
@@ -17,7 +18,7 @@ should a space set one) stay out of the medians and are listed apart.
 Worker start: a fresh process importing the sweep code, timed apart (paid once per worker: a
 worker takes trials until the study is done).
 
-    python -m benchmarks.overhead                  # 64 px, 1 and 3 epochs, CMRF N in 2 4 8 16
+    python -m benchmarks.overhead                  # 64 px, 1 and 3 epochs, CMRF N in 2 4 8 16, 3 rounds
     python -m benchmarks.overhead --quick          # 32 px, 1 epoch, one design
 """
 from __future__ import annotations
@@ -139,20 +140,22 @@ def measure(epochs: int, args, watch: Stopwatch, tmp: Path) -> list[dict]:
         table = LatencyTable()
         build_latency_table(load_space(str(space_file)), args.size, table)
         table.save(table_path)
-    sweeps = {mode: Sweep(str(space_file), study=f"overhead-{epochs}-{mode.replace('+', '-')}", storage=f"sqlite:///{tmp}/optuna.db",
-                          tracking_uri=f"sqlite:///{tmp}/mlflow.db", weights_dir=None,
-                          latency="measured" if mode == "measured" else "predicted", latency_table=table_path)
-              for mode in MODES}
+    # a study per mode and round: a design trained before in a study would be a repeat, not trained
+    sweeps = {(mode, r): Sweep(str(space_file), study=f"overhead-{epochs}-{mode.replace('+', '-')}-{r}",
+                               storage=f"sqlite:///{tmp}/optuna.db", tracking_uri=f"sqlite:///{tmp}/mlflow.db",
+                               weights_dir=None, latency="measured" if mode == "measured" else "predicted",
+                               latency_table=table_path)
+              for mode in MODES for r in range(args.rounds)}
     for sweep in sweeps.values():
         sweep.open()
-    data, recipe = sweeps["measured"].trial.data, sweeps["measured"].space.recipe
-    space = sweeps["measured"].space
+    first = sweeps[MODES[0], 0]
+    data, recipe, space = first.trial.data, first.space.recipe, first.space
     classes = resolve_architecture(space.architecture).config["classes"]
     warm = resolve_architecture(space.architecture, [f"encoder.block.N={args.configs[0]}"])
     bare_loop(build_model(warm, seed=0), data, recipe, classes)  # first-use costs, untimed
     watch.take()
     rows = []
-    for i, n in enumerate(args.configs):
+    for i, (r, n) in enumerate((r, n) for r in range(args.rounds) for n in args.configs):
         def bare() -> dict:
             start = time.perf_counter()
             arch = resolve_architecture(space.architecture, [f"encoder.block.N={n}"])
@@ -160,12 +163,13 @@ def measure(epochs: int, args, watch: Stopwatch, tmp: Path) -> list[dict]:
             return {"wall": time.perf_counter() - start, **watch.take()}
 
         def harness(mode: str) -> dict:
-            sweep = sweeps[mode]
-            cache = tmp / ("cache-warm" if mode == "predicted+cached" else f"cache-cold-{epochs}-{n}-{mode}")
+            sweep = sweeps[mode, r]
+            cache = tmp / ("cache-warm" if mode == "predicted+cached" else f"cache-cold-{epochs}-{n}-{mode}-{r}")
             os.environ[CACHE_ENV] = str(cache)
             if mode == "predicted+cached":  # this design was counted before on this machine
                 arch = resolve_architecture(space.architecture, [f"encoder.block.N={n}"])
-                bench.search.design.Design.build(arch, data.size).cost
+                design = bench.search.design.Design.build(arch, data.size)
+                design.cost, design.memory
                 watch.take()
             sweep.study.enqueue_trial({"encoder.block.N": n})
             start = time.perf_counter()
@@ -183,7 +187,7 @@ def measure(epochs: int, args, watch: Stopwatch, tmp: Path) -> list[dict]:
         for mode in MODES:
             h = done[mode]
             training = h.get("training", 0.0)
-            rows.append({"epochs": epochs, "N": n, "mode": mode, "harness_s": h["wall"], "bare_s": bare_s,
+            rows.append({"epochs": epochs, "round": r, "N": n, "mode": mode, "harness_s": h["wall"], "bare_s": bare_s,
                          "ratio": h["wall"] / bare_s, "training_s": training, "fixed_s": h["wall"] - training,
                          "counting_s": h.get("counting", 0.0), "latency_s": h.get("latency", 0.0),
                          "mlflow_s": h.get("mlflow", 0.0)})
@@ -196,14 +200,15 @@ def main() -> None:
     p.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
     p.add_argument("--count", type=int, default=96, help="synthetic images (60 %% train)")
     p.add_argument("--configs", nargs="+", type=int, default=[2, 4, 8, 16], help="CMRF N of each trial")
-    p.add_argument("--quick", action="store_true", help="32 px, 1 epoch, 24 images, N = 2")
+    p.add_argument("--rounds", type=int, default=3, help="times each design runs in each mode (and bare)")
+    p.add_argument("--quick", action="store_true", help="32 px, 1 epoch, 24 images, N = 2, one round")
     args = p.parse_args()
     if args.quick:
-        args.size, args.epochs, args.count, args.configs = 32, [1], 24, [2]
+        args.size, args.epochs, args.count, args.configs, args.rounds = 32, [1], 24, [2], 1
     out = args.out.resolve()
     watch = Stopwatch()
     watch.wrap(bench.arch.cost_cache, "profile_model", "counting")
-    watch.wrap(bench.search.design, "forward_peak_memory", "counting")
+    watch.wrap(bench.arch.cost_cache, "forward_peak_memory", "counting")
     watch.wrap(bench.search.design, "measure_latency", "latency")
     watch.wrap(bench.run.trial, "train_seeds", "training")
     watch.wrap(MlflowTracker, "trial_started", "mlflow")
@@ -228,11 +233,13 @@ def main() -> None:
             trained = [r for r in mine if r["training_s"] > 0]  # a design over the budget trains nothing
             summary[f"{epochs} epochs, {mode}"] = {
                 "median_ratio": round(statistics.median(r["ratio"] for r in trained), 4) if trained else None,
+                "total_ratio": (round(sum(r["harness_s"] for r in trained) / sum(r["bare_s"] for r in trained), 4)
+                                if trained else None),
                 "median_fixed_s": round(statistics.median(r["fixed_s"] for r in trained), 3) if trained else None,
-                "designs_trained": len(trained),
+                "trials_trained": len(trained),
                 "not_trained_s": [round(r["harness_s"], 3) for r in mine if r["training_s"] == 0]}
     write("overhead" + ("_quick" if args.quick else ""), rows,
-          {"size": args.size, "images": args.count, "threads": torch.get_num_threads(),
+          {"size": args.size, "images": args.count, "rounds": args.rounds, "threads": torch.get_num_threads(),
            "worker_start_s": round(worker_start_seconds(1 if args.quick else 3), 2), "summary": summary,
            "targets": "ratio <= 1.02 at 3 epochs, <= 1.10 at 1 epoch"}, out)
 
