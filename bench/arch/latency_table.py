@@ -1,7 +1,7 @@
 """Latency predicted from measured blocks (the idea of nn-Meter and HW-NAS-Bench's tables): every
 block a space can place is timed once per machine, alone, on the input it meets in the network;
 a network's latency is predicted as ``scale x (sum of its blocks) + constant``, the scale per
-architecture family and input size, the constant also per encoder widths (what the blocks do not
+architecture family and input size, the constant also per encoder width (what the blocks do not
 hold: skip fusion, the network's own calls, and how well a network of that width keeps its data
 in cache), both fitted on whole networks timed beside the blocks. A prediction needs only the
 wiring plan: nothing is built, nothing is timed.
@@ -69,7 +69,7 @@ def family_key(arch: Architecture, size: int) -> str:
 
 def constant_key(arch: Architecture, size: int, plan: Optional[Plan] = None) -> str:
     """The constant's key: the family and input size, and the output widths of the encoder stages
-    (``tinyunet@48/4-8-16-32``)."""
+    (``tinyunet@48/8-16-32-64``)."""
     plan = plan or plan_architecture(arch)
     widths = "-".join(str(stage[-1].out_channels) for stage in plan.encoder if stage)
     return f"{family_key(arch, size)}/{widths}"

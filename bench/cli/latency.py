@@ -45,7 +45,7 @@ def build(space_ref: str, size: Optional[int], table: Optional[str]) -> None:
 
     def progress(done: int, total: int, added: int) -> None:
         if done == total or done % 20 == 0:
-            console.print(f"{done}/{total} designs covered, {added} blocks timed, {time.perf_counter() - started:.0f} s")
+            console.print(f"{done}/{total} designs prepared, {added} blocks to time, {time.perf_counter() - started:.0f} s")
 
     archs = build_latency_table(space, size, found, progress=progress)
     found.save(path)
