@@ -9,8 +9,9 @@ before cheap trials), ``predicted`` (latency from the machine's block table, cos
 design the machine has not seen) and ``predicted+cached`` (costs from the machine's cost cache
 too: a design seen before). The bare loop and the three modes alternate per design, in an order
 that rotates, so that drift of the machine touches all alike; every design runs ``--rounds`` times
-(3) in each mode, each time in a study of its own (in one study it would be a repeat, not trained). The per-trial fixed cost is a
-trial's wall time less its training (training, validation and test scoring). The study trains no
+(3) in each mode, each time in a study of its own (in one study it would be a repeat, not
+trained). The per-trial fixed cost is a trial's wall time less its training (training, validation
+and test scoring). The study trains no
 stock network first (it would take the first enqueued slot and shift every design by one); a trial
 that did not train the design asked for stops the benchmark. Designs never trained (over a budget,
 should a space set one) stay out of the medians and are listed apart.
