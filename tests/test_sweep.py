@@ -285,6 +285,37 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_does_not_block_the
     assert [r.state for r in result.records[1:]] == ["COMPLETE"]
 
 
+KILLED_AFTER_ITS_WORKER_WAS_SAVED = """
+import os, signal, sys
+from optuna.storages import _heartbeat
+# Optuna's heartbeat thread loses the race to the objective's first write every time: it records nothing
+_heartbeat.HeartbeatThread.start = _heartbeat.HeartbeatThread.join = lambda self: None
+from bench.run.sweep import Sweep
+from bench.search.listeners import SweepListener
+
+class KilledThere(SweepListener):
+    def trial_started(self, record):  # the trial's worker is saved: reap() leaves it to the heartbeats
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Sweep("quick", storage=sys.argv[1], trials=1, heartbeat=1, tracking_uri=None, listeners=[KilledThere()]).run()
+"""
+
+
+def test_a_worker_killed_before_its_heartbeat_thread_wrote_does_not_block_the_study(tmp_path):
+    # CI once hung here: the heartbeat thread had not yet written when the worker was killed, and
+    # reap() skips a trial whose worker is saved, so neither Optuna nor bench ever failed it.
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_ITS_WORKER_WAS_SAVED, storage], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (orphan,) = optuna.load_study(study_name="quick", storage=storage).trials
+    assert orphan.state == TrialState.RUNNING and orphan.user_attrs.get("worker")
+    result = quick(tmp_path, trials=1, heartbeat=1, timeout=60).run()  # without a heartbeat: waits out the timeout
+    assert result.record(orphan.number).state == "FAIL"
+    assert [r.state for r in result.records[1:]] == ["COMPLETE"]
+    assert result.exhausted is None
+
+
 def untimed(record) -> str:
     """Everything a trial found except wall-clock figures, as text."""
     import json

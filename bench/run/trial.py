@@ -31,7 +31,7 @@ from ..search.listeners import Listeners
 from ..search.objectives import OBJECTIVES, Objective
 from ..search.records import INTERRUPTED, TrialRecord
 from ..search.study import (WORKER, RecordWriter, TrialEpochs, TrialPruned, ahead, sample_overrides, sampler_seed,
-                            set_constraint, trained_by)
+                            record_first_heartbeat, set_constraint, trained_by)
 from ..training.checkpoint import save_checkpoint
 from ..training.runs import SeedRun, pooled_scores
 from ..training.seeds import TrainingStopped, train_seeds
@@ -68,7 +68,8 @@ class TrialRun:
             # the trial's MLflow run is known to its record once it exists; a signal that came
             # meanwhile, or while Optuna created the trial, is raised at the end of this block
             with interrupts.deferred():
-                save(record)  # the worker first: reap() leaves a trial with a worker to the heartbeats
+                record_first_heartbeat(trial)  # before the worker: reap() leaves a trial with one to the heartbeats
+                save(record)
                 self.listeners.trial_started(record)
                 save(record)
             if ahead(self.study, trial.number) >= self.settings.trials:  # other workers got there first

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import optuna
 import sqlalchemy
 from optuna import TrialPruned
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from ..arch.config import get_path
@@ -371,6 +372,18 @@ def trained_by(study: optuna.Study, config_hash: str, number: int, grace: Option
             return None
         on_reaped(reap(study, grace))
         time.sleep(poll)
+
+
+def record_first_heartbeat(trial: optuna.Trial) -> None:
+    """Record ``trial``'s heartbeat now, in this thread, where its storage has heartbeats.
+
+    Optuna's heartbeat thread writes the first one concurrently with the objective; a worker
+    killed after the objective saved its worker (which makes :func:`reap` leave the trial to the
+    heartbeats) but before that thread wrote would hold its trial RUNNING for ever. Called
+    before the worker is saved, it makes "worker saved" imply "a heartbeat is recorded"."""
+    storage = getattr(getattr(trial, "study", None), "_storage", None)  # None: a FixedTrial, no storage
+    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
+        storage.record_heartbeat(trial._trial_id)
 
 
 def reap(study: optuna.Study, grace: float) -> list[int]:
