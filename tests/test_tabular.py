@@ -324,6 +324,37 @@ def test_a_report_keeps_its_replays_and_a_later_one_replays_only_what_is_missing
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "cold" / name).read_text()
 
 
+def test_replays_in_two_worker_processes_keep_the_same_figures_as_in_one(tiny_space, tmp_path):
+    from bench.results.replay_cache import ReplayCache
+    from bench.results.table_analyses import Strategy
+    from bench.results.table_report import ReportSettings, write_table_report
+
+    table = hand_made_table(tiny_space)
+    for jobs, folder in ((1, "one"), (2, "two")):
+        write_table_report(table, tiny_space, tmp_path / folder,
+                           ReportSettings(3, draws=2, samplers=("random", "nsga2"), jobs=jobs))
+    for name in ("strategies.csv", "time_to_90.csv"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+    strategy = Strategy("nsga2", "mo_asha", 4)
+    one, two = (ReplayCache(tmp_path / f / "replays", table).load(strategy, table_report_horizon(table, 4))
+                for f in ("one", "two"))
+    assert sorted(two) == [0, 1, 2] and two == one
+
+
+def test_a_replay_failing_in_a_worker_process_is_raised_here_and_keeps_what_ended(tiny_space, tmp_path):
+    from bench.results.replay_cache import ReplayCache
+    from bench.results.replay_jobs import ReplayJob, run_replays
+    from bench.results.table_analyses import Strategy
+
+    table = hand_made_table(tiny_space)
+    cache = ReplayCache(tmp_path, table)
+    good, bad = Strategy("random", "none", 1), Strategy("no_such_sampler", "none", 1)
+    jobs = [ReplayJob(good, 0, 300.0), ReplayJob(bad, 0, 300.0)]
+    with pytest.raises(ConfigError, match="no_such_sampler"):
+        list(run_replays(table, tiny_space, jobs, 8, cache, processes=2))
+    assert sorted(cache.load(good, 300.0)) in ([], [0]) and cache.load(bad, 300.0) == {}
+
+
 def test_kept_replays_of_another_table_or_budget_are_not_used(tiny_space, tmp_path):
     from bench.results.replay_cache import ReplayCache
     from bench.results.table_analyses import Strategy, replay_strategy

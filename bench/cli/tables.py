@@ -179,9 +179,11 @@ def _table_and_space(table_path: str, space_ref: Optional[str]):
 @click.option("--draws", type=click.IntRange(min=1), default=200, show_default=True,
               help="3-seed verdicts drawn per pair of calibration designs.")
 @click.option("--samplers", default="random,nsga2,tpe,gp", show_default=True, help="Samplers to replay.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes replaying what replays/ lacks, side by side (the figures do not depend on it).")
 def table_report(table_path: str, space_ref: Optional[str], out: str, repetitions: int,
                  repetitions_of: tuple[str, ...],
-                 budget: float, draws: int, samplers: str) -> None:
+                 budget: float, draws: int, samplers: str, jobs: int) -> None:
     """The five analyses of a table (variance, fidelity, verdict calibration, proxies, search
     strategies) as a report: README.md with PNG plots and CSV tables."""
     from ..results.table_report import ReportSettings, write_table_report
@@ -196,7 +198,7 @@ def table_report(table_path: str, space_ref: Optional[str], out: str, repetition
         counts[name.strip()] = int(count)
     settings = ReportSettings(repetitions, budget, draws, tuple(s.strip() for s in samplers.split(",") if s.strip()),
                               counts, _command(table_path, space_ref, out, repetitions, repetitions_of, budget, draws,
-                                               samplers), _commit())
+                                               samplers), _commit(), jobs)
     for path in write_table_report(table, space, Path(out), settings):
         console.print(f"wrote {path}")
 

@@ -26,6 +26,7 @@ from ..search.study import STALL  # noqa: E402
 from ..search.space import SearchSpace  # noqa: E402
 from ..search.table_front import true_front  # noqa: E402
 from .replay_cache import FOLDER as REPLAYS, ReplayCache  # noqa: E402
+from .replay_jobs import ReplayJob, run_replays  # noqa: E402
 from .table_analyses import (Strategy, fidelity_by_epoch, proxy_correlations, replay_strategy,  # noqa: E402
                              strategy_curves, time_to_share, variance_by_epoch, verdict_calibration)
 
@@ -45,6 +46,7 @@ class ReportSettings:
     repetitions_of: dict[str, int] = field(default_factory=dict)  # fewer for samplers whose replays are slow
     command: str = ""
     commit: Optional[str] = None
+    jobs: int = 1  # processes replaying what the replay cache lacks (the figures do not depend on it)
 
 
 def write_table_report(table: BenchmarkTable, space: SearchSpace, out: Path,
@@ -142,12 +144,10 @@ def _strategies(table: BenchmarkTable, space: SearchSpace, out: Path, settings: 
     cache = ReplayCache(out / REPLAYS, table)
     kept = {strategy: cache.load(strategy, horizons[strategy.workers]) for strategy in wanted}
     # repetition by repetition across strategies, so a report cut short keeps every strategy alike
-    for seed in range(max(wanted.values())):
-        for strategy, reps in wanted.items():
-            if seed < reps and seed not in kept[strategy]:
-                horizon = horizons[strategy.workers]
-                kept[strategy][seed] = cache.add(strategy, seed, replay_strategy(
-                    table, space, strategy, designs, seed, max_seconds=horizon).summary())
+    missing = [ReplayJob(strategy, seed, horizons[strategy.workers]) for seed in range(max(wanted.values()))
+               for strategy, reps in wanted.items() if seed < reps and seed not in kept[strategy]]
+    for job, curve in run_replays(table, space, missing, designs, cache, settings.jobs, replay_strategy):
+        kept[job.strategy][job.seed] = curve
     results = {strategy: [kept[strategy][seed] for seed in range(reps)] for strategy, reps in wanted.items()}
     curves = pd.concat([strategy_curves({s: r for s, r in results.items() if s.workers == w},
                                         list(np.linspace(0, horizons[w], 60))) for w in WORKERS])
