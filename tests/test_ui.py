@@ -40,7 +40,11 @@ def test_ui_serves_on_localhost_and_sigterm_to_it_alone_stops_every_process_it_s
             time.sleep(0.5)
         assert not group_alive(server.pid), "a process of the MLflow server outlived it"
         with socket.socket() as s:
-            s.bind(("127.0.0.1", port))  # the port is free again
+            # as a server binds (uvicorn does): this passes over the closed connections' TIME_WAIT
+            # entries on the port (a plain bind failed on them in CI) and fails while any socket listens
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen()  # the port is free again
     finally:
         if group_alive(server.pid):
             os.killpg(server.pid, signal.SIGKILL)
