@@ -341,18 +341,22 @@ def test_replays_in_two_worker_processes_keep_the_same_figures_as_in_one(tiny_sp
     assert sorted(two) == [0, 1, 2] and two == one
 
 
-def test_a_replay_failing_in_a_worker_process_is_raised_here_and_keeps_what_ended(tiny_space, tmp_path):
+def test_a_replay_failing_in_a_worker_process_is_raised_here_and_no_worker_is_left(tiny_space, tmp_path):
+    import multiprocessing
+
     from bench.results.replay_cache import ReplayCache
     from bench.results.replay_jobs import ReplayJob, run_replays
     from bench.results.table_analyses import Strategy
 
+    def not_here(*args, **kwargs):
+        raise AssertionError("replayed in this process: with 2 processes the workers replay")
+
     table = hand_made_table(tiny_space)
-    cache = ReplayCache(tmp_path, table)
     good, bad = Strategy("random", "none", 1), Strategy("no_such_sampler", "none", 1)
     jobs = [ReplayJob(good, 0, 300.0), ReplayJob(bad, 0, 300.0)]
-    with pytest.raises(ConfigError, match="no_such_sampler"):
-        list(run_replays(table, tiny_space, jobs, 8, cache, processes=2))
-    assert sorted(cache.load(good, 300.0)) in ([], [0]) and cache.load(bad, 300.0) == {}
+    with pytest.raises(ConfigError, match="unknown sampler 'no_such_sampler'"):
+        list(run_replays(table, tiny_space, jobs, 8, ReplayCache(tmp_path, table), processes=2, replay=not_here))
+    assert multiprocessing.active_children() == []
 
 
 def test_kept_replays_of_another_table_or_budget_are_not_used(tiny_space, tmp_path):
