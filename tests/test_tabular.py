@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,6 +170,14 @@ def test_a_replay_is_deterministic_for_a_seed_and_differs_across_seeds(tiny_spac
     assert [(t.design, t.seed) for t in runs[0].trials] != [(t.design, t.seed) for t in runs[2].trials]
 
 
+def test_a_replay_records_the_real_seconds_it_spent_by_each_trained_design_apart_from_simulated_time(tiny_space):
+    table = hand_made_table(tiny_space)
+    result = replay(table, tiny_space, "random", parse_pruner("none", tiny_space.objectives, 4), trials=6, seed=3)
+    wall = result.wall_seconds
+    assert len(wall) == len(result.curve) == 6 and 0 < wall[0] and wall == sorted(wall)
+    assert wall[-1] < 10 < result.seconds  # simulated seconds are the table's (over 100 here), not the replay's
+
+
 def test_replayed_time_is_the_sum_of_the_recorded_steps_and_a_step_switched_off_saves_exactly_its_time(tiny_space):
     table = hand_made_table(tiny_space)
     pruner = parse_pruner("none", tiny_space.objectives, 4)
@@ -279,6 +288,7 @@ def test_verdict_calibration_finds_a_large_gain_from_3_seeds_and_calls_no_differ
 
 
 def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, tmp_path):
+    from bench.results import table_report
     from bench.results.table_report import ReportSettings, write_table_report
 
     table = hand_made_table(tiny_space, seeds=4)
@@ -294,6 +304,10 @@ def test_the_report_of_a_table_writes_every_analysis_in_quick_mode(tiny_space, t
                     "## 4. Zero-cost proxies", "## 5. Search strategies", "## Replay speed"):
         assert heading in text
     assert "a design against itself (0 designs, disjoint draws of 3 seeds each, no difference by construction): no design has the 6 seeds" in text
+    assert re.search(r"^- nsga2: \d+\.\d\d s for 6 designs: \d+\.\d\d s a design over the first 6, \d+\.\d\d s a "
+                     r"design over all$", text, re.M), text.split("## Replay speed")[1]
+    mean_job = table.frame.apply(table_report._job_seconds, axis=1).mean()
+    assert f"against the {mean_job:.1f} s a job of the table takes on average" in text
     proxies = pd.read_csv(tmp_path / "report" / "proxies.csv").set_index("score")
     assert proxies.loc["synflow", "spearman_final_val_dice"] == pytest.approx(1.0)  # rises with d, as Dice does
 
@@ -327,6 +341,7 @@ def test_a_report_keeps_its_replays_and_a_later_one_replays_only_what_is_missing
 def test_replays_in_two_worker_processes_keep_the_same_figures_as_in_one(tiny_space, tmp_path):
     from bench.results.replay_cache import ReplayCache
     from bench.results.table_analyses import Strategy
+    from bench.results import table_report
     from bench.results.table_report import ReportSettings, write_table_report
 
     table = hand_made_table(tiny_space)
