@@ -341,7 +341,6 @@ def test_a_report_keeps_its_replays_and_a_later_one_replays_only_what_is_missing
 def test_replays_in_two_worker_processes_keep_the_same_figures_as_in_one(tiny_space, tmp_path):
     from bench.results.replay_cache import ReplayCache
     from bench.results.table_analyses import Strategy
-    from bench.results import table_report
     from bench.results.table_report import ReportSettings, write_table_report
 
     table = hand_made_table(tiny_space)

@@ -202,8 +202,8 @@ def _replay_speed(table: BenchmarkTable, space: SearchSpace, samplers: Sequence[
     job = float(table.frame.apply(_job_seconds, axis=1).mean())
     lines = ["## Replay speed", "", f"Wall time of one replay of 200 designs (or until {STALL} draws add none), "
              f"1 worker, no pruner, on this machine (load average {load:.1f} on {os.cpu_count()} cores "
-             "when measured). Nearly all of it is the sampler's own compute, which the simulated time leaves out: "
-             "a live sweep adds it to every trial, against the "
+             "when measured). It includes the sampler's own compute, which the simulated time leaves out and a "
+             "live sweep adds to every trial, against the "
              f"{job:.1f} s a job of the table takes on average.", ""]
     for sampler in samplers:
         started = time.perf_counter()
